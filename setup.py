@@ -1,0 +1,5 @@
+"""Setup shim; the metadata lives in setup.cfg."""
+
+from setuptools import setup
+
+setup()
