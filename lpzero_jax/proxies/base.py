@@ -42,6 +42,14 @@ def _compiled_forward(family, model_config: Hashable):
     return jax.jit(forward)
 
 
+@functools.lru_cache(maxsize=8)
+def _compiled_forward_backward(family, model_config: Hashable):
+    from lpzero_jax.inputs import forward_backward
+
+    model = family.build_model(model_config)
+    return jax.jit(lambda params, batch: forward_backward(model, params, batch))
+
+
 class ArchContext:
     """Everything about one architecture that proxies may need, computed on first use."""
 
@@ -102,6 +110,13 @@ class ArchContext:
             fn = _compiled_forward(self.family, self.model_config)
             return fn(self.params, self.device_batch())[1]
         return self._stage("forward", build)
+
+    def backward(self):
+        """(loss, intermediates, grads, d loss / d word embeddings) of the family's proxy loss."""
+        def build():
+            fn = _compiled_forward_backward(self.family, self.model_config)
+            return fn(self.params, self.device_batch())
+        return self._stage("backward", build)
 
     def proxy_inputs(self):
         """The compact six inputs (CompactInputs), from the run's loader (disk cache) if given."""
