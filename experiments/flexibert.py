@@ -10,7 +10,7 @@ from ml_collections import ConfigDict, config_dict
 def get_config() -> ConfigDict:
     c = ConfigDict()
     c.family = "flexibert"
-    c.mode = "rank"
+    c.mode = "search"
     c.workdir = "runs/flexibert"
     c.seed = 42  # model init and mini-batch sampling
 
@@ -24,6 +24,22 @@ def get_config() -> ConfigDict:
     c.vocab_path = config_dict.placeholder(str)  # BERT uncased vocab.txt (else found in packages)
     c.batch_size = 128  # paper: 128 for BERT
     c.seq_len = 128
+
+    # search mode (paper Section 4.1 settings)
+    c.search = ConfigDict()
+    c.search.population = 80
+    c.search.generations = 1000
+    c.search.pool_ratio = 0.1
+    c.search.crossover_rate = 0.5
+    c.search.mutation_rate = 0.5
+    c.search.n_unary = 2
+    c.search.sample_archs = 50  # S, drawn with config.seed; the rest are held out
+    c.search.rps = True
+    c.search.baselines = "random"  # comma list of: random, no_rps (same evaluation budget)
+    c.search.layer_reduce = "mean"  # how per-layer values become one score: mean or sum
+    c.search.evaluator = "program"  # "program" (compile once, genomes as data) or "compiled"
+    c.search.checkpoint_every = 25
+    c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
 
     # rank mode
     c.proxies = "params,attention_confidence"

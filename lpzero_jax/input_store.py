@@ -67,3 +67,24 @@ class InputStore:
             ctx.family, ctx.model_config, ctx.params, ctx.batch, self.sample_size, self.sample_seed)
         computed.save(self.path(ctx.arch.arch_id))
         return computed
+
+
+def collect_inputs(store: InputStore, family, archs, config, batch, label: str = "inputs"):
+    """CompactInputs of every arch (loaded or extracted, with progress); returns (list, seconds)."""
+    import time
+
+    from lpzero_jax.proxies.base import ArchContext
+
+    out = []
+    t0 = time.perf_counter()
+    for i, arch in enumerate(archs):
+        cached = store.has(arch.arch_id)
+        t = time.perf_counter()
+        out.append(store(ArchContext(family, arch, config, batch)))
+        if not cached:
+            logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, i + 1,
+                         len(archs), arch.arch_id, time.perf_counter() - t,
+                         time.perf_counter() - t0)
+    if store.hits:
+        logging.info("%s: %d architectures loaded from %s", label, store.hits, store.dir)
+    return out, time.perf_counter() - t0

@@ -74,30 +74,37 @@ class CompactInputs:
 
 @dataclasses.dataclass
 class StackedInputs:
-    """Inputs of several architectures padded to common shapes: values [N, L, T, K], counts [N, L, T]."""
+    """Inputs of several architectures padded to common shapes.
+
+    values[name] [N, L, T, K] f32, counts[name] [N, L, T] i32, layer_mask [N, L]: the layers each
+    architecture really has (J, a single model-wide tensor, counts as present at each of them).
+    """
 
     values: Dict[str, np.ndarray]
     counts: Dict[str, np.ndarray]
+    layer_mask: np.ndarray
 
     @property
     def num_archs(self) -> int:
-        return next(iter(self.values.values())).shape[0]
+        return self.layer_mask.shape[0]
 
     def take(self, index: Sequence[int]) -> "StackedInputs":
         index = np.asarray(index)
         return StackedInputs({k: v[index] for k, v in self.values.items()},
-                             {k: c[index] for k, c in self.counts.items()})
+                             {k: c[index] for k, c in self.counts.items()}, self.layer_mask[index])
 
 
 def stack_inputs(items: Sequence[CompactInputs]) -> StackedInputs:
     """Pads every architecture's inputs to the largest L and T and stacks them on a new axis 0."""
+    if not items:
+        raise ValueError("no architectures to stack")
     values, counts = {}, {}
     for name in INPUT_NAMES:
         l_max = max(x.values[name].shape[0] for x in items)
         t_max = max(x.values[name].shape[1] for x in items)
         k = items[0].values[name].shape[2]
         v = np.zeros((len(items), l_max, t_max, k), np.float32)
-        c = np.zeros((len(items), l_max, t_max), np.int64)
+        c = np.zeros((len(items), l_max, t_max), np.int32)
         for i, x in enumerate(items):
             lv, tv, kv = x.values[name].shape
             if kv != k:
@@ -105,7 +112,12 @@ def stack_inputs(items: Sequence[CompactInputs]) -> StackedInputs:
             v[i, :lv, :tv] = x.values[name]
             c[i, :lv, :tv] = x.counts[name]
         values[name], counts[name] = v, c
-    return StackedInputs(values, counts)
+    l_max = max(values[n].shape[1] for n in LAYERWISE)
+    layer_mask = np.zeros((len(items), l_max), bool)
+    for n in LAYERWISE:
+        present = counts[n].sum(axis=-1) > 0
+        layer_mask[:, :present.shape[1]] |= present
+    return StackedInputs(values, counts, layer_mask)
 
 
 # ------------------------------------------------------------------------------------------------

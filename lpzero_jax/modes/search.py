@@ -1,0 +1,168 @@
+"""`search` mode: LPZero's proxy search (Algorithm 1) on a sample of S architectures.
+
+Writes DIR/search.json (best genome, its fitness on the sample, rho/tau on all and held-out archs,
+candidates evaluated and pruned per rule, seconds split into extraction / compilation / evaluation,
+peak RSS), DIR/history.csv (generation, best fitness, population mean) and DIR/evolution.png
+(best-so-far for evolution, and for the baselines that were run). The search checkpoints to
+DIR/search_checkpoint.json every few generations; rerunning with the same workdir resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import resource
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+from absl import logging
+
+from lpzero_jax import evaluation, report
+from lpzero_jax.families import get_family
+from lpzero_jax.input_store import InputStore, collect_inputs
+from lpzero_jax.inputs import stack_inputs
+from lpzero_jax.modes.base import register_mode
+from lpzero_jax.expression.genome import parse_genome
+from lpzero_jax.search.checkpoint import load_json, save_json
+from lpzero_jax.search.evolution import EvolutionConfig, SearchState, evolve
+from lpzero_jax.search.fitness import FitnessEvaluator
+from lpzero_jax.search.random_search import random_search
+
+
+def evolution_config(config) -> EvolutionConfig:
+    s = config.search
+    return EvolutionConfig(population=s.population, generations=s.generations,
+                           pool_ratio=s.pool_ratio, crossover_rate=s.crossover_rate,
+                           mutation_rate=s.mutation_rate, n_unary=s.n_unary, seed=config.seed)
+
+
+def _run_evolution(evaluator, cfg, path: Path, every: int, label: str) -> SearchState:
+    """Evolution with checkpoints at `path` (resumed if the file exists)."""
+    saved = load_json(path)
+    state = None
+    if saved is not None:
+        if saved.get("config") != dict(vars(cfg)):
+            raise ValueError(f"{path} was written by a search with other settings "
+                             f"({saved.get('config')}); use another workdir or delete it")
+        state = SearchState.from_dict(saved["state"])
+        evaluator.restore(saved["evaluator"])
+        logging.info("%s: resuming at generation %d from %s", label, state.generation, path)
+
+    def checkpoint(s: SearchState) -> None:
+        if s.generation % every == 0 or s.generation == cfg.generations:
+            save_json(path, {"config": dict(vars(cfg)), "state": s.to_dict(),
+                             "evaluator": evaluator.state()})
+
+    state = evolve(evaluator, cfg, state, on_generation=checkpoint)
+    checkpoint(state)
+    return state
+
+
+def score_archs(evaluator: FitnessEvaluator, genome, inputs: List, truth) -> Dict[str, float]:
+    """Rank correlations of a genome's scores over the given architectures' inputs."""
+    scores = np.concatenate([evaluator.scores(genome, stack_inputs(inputs[i:i + 50]))
+                             for i in range(0, len(inputs), 50)])
+    return evaluation.rank_correlations(scores, truth)
+
+
+def run(config, workdir: Path) -> dict:
+    workdir = Path(workdir)
+    s = config.search
+    family = get_family(config.family)
+    archs = family.load_benchmark(config)
+    sample_idx, held_idx = evaluation.sample_split(len(archs), s.sample_archs, config.seed)
+    truth = np.array([a.score for a in archs])
+    logging.info("search: %s, %d archs (S=%d sampled, %d held out), G=%d, p=%d, RPS %s",
+                 config.family, len(archs), len(sample_idx), len(held_idx), s.generations,
+                 s.population, "on" if s.rps else "off")
+    started = time.perf_counter()
+    batch = family.make_batch(config)
+    store = InputStore(config, workdir)
+    sample_inputs, extract_seconds = collect_inputs(store, family, [archs[i] for i in sample_idx],
+                                                    config, batch, "sample inputs")
+    stacked = stack_inputs(sample_inputs)
+    cfg = evolution_config(config)
+    runs = {}
+
+    evaluator = FitnessEvaluator(stacked, truth[sample_idx], use_rps=s.rps, layer_reduce=s.layer_reduce,
+                                 backend=s.evaluator, n_unary=s.n_unary)
+    state = _run_evolution(evaluator, cfg, workdir / "search_checkpoint.json", s.checkpoint_every,
+                           "evolution")
+    runs["evolution" if s.rps else "evolution_no_rps"] = [
+        {"evaluated": h["evaluated"], "best_fitness": h["best_fitness"]} for h in state.history]
+    budget = evaluator.evaluated
+
+    baselines = {}
+    for name in [b.strip() for b in s.baselines.split(",") if b.strip()]:
+        if name == "random":
+            ev = FitnessEvaluator(stacked, truth[sample_idx], use_rps=s.rps, layer_reduce=s.layer_reduce,
+                                 backend=s.evaluator, n_unary=s.n_unary)
+            best, rho, hist = random_search(ev, budget, cfg.n_unary, config.seed)
+            runs["random"] = hist
+            baselines["random"] = {"best_genome": best, "fitness": rho, "evaluated": ev.evaluated}
+        elif name == "no_rps" and s.rps:
+            ev = FitnessEvaluator(stacked, truth[sample_idx], use_rps=False, layer_reduce=s.layer_reduce,
+                                  backend=s.evaluator, n_unary=s.n_unary)
+            st = _run_evolution(ev, cfg, workdir / "search_checkpoint_no_rps.json", s.checkpoint_every,
+                                "evolution without RPS")
+            runs["evolution_no_rps"] = [{"evaluated": h["evaluated"], "best_fitness": h["best_fitness"]}
+                                        for h in st.history]
+            baselines["no_rps"] = {"best_genome": st.history[-1]["best_genome"],
+                                   "fitness": st.history[-1]["best_fitness"], "evaluated": ev.evaluated}
+        elif name != "no_rps":
+            raise ValueError(f"unknown baseline {name!r}; known: random, no_rps")
+    search_seconds = time.perf_counter() - started - extract_seconds
+
+    best_text = state.history[-1]["best_genome"]
+    best = parse_genome(best_text)
+    result = {
+        "family": config.family,
+        "best_genome": best_text,
+        "fitness_on_sample": state.history[-1]["best_fitness"],
+        "sample_arch_ids": [archs[i].arch_id for i in sample_idx],
+        "candidates_evaluated": evaluator.evaluated,
+        "candidates_pruned": evaluator.pruned.total(),
+        "pruned_per_rule": {k: v for k, v in evaluator.pruned.counts.items() if v},
+        "generations": state.generation,
+        "population": cfg.population,
+        "baselines": baselines,
+    }
+    held_seconds = 0.0
+    if s.evaluate_all:
+        others, held_seconds = collect_inputs(store, family, [archs[i] for i in held_idx], config,
+                                              batch, "held-out inputs")
+        by_index = dict(zip(held_idx.tolist(), others))
+        by_index.update(zip(sample_idx.tolist(), sample_inputs))
+        all_inputs = [by_index[i] for i in range(len(archs))]
+        result["all"] = score_archs(evaluator, best, all_inputs, truth)
+        result["held_out"] = score_archs(evaluator, best, others, truth[held_idx])
+        for name, b in baselines.items():
+            if b["best_genome"]:
+                g = parse_genome(b["best_genome"])
+                b["held_out"] = score_archs(evaluator, g, others, truth[held_idx])
+    result["seconds"] = {
+        "input_extraction_sample": extract_seconds,
+        "input_extraction_held_out": held_seconds,
+        "compilation": evaluator.compile_seconds,
+        "evaluation": evaluator.eval_seconds,
+        "search_total": search_seconds,
+        "total": time.perf_counter() - started,
+    }
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    save_json(workdir / "search.json", result)
+    with open(workdir / "history.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["generation", "best_fitness", "population_mean", "best_genome", "evaluated"])
+        for h in state.history:
+            w.writerow([h["generation"], h["best_fitness"], h["population_mean"], h["best_genome"],
+                        h["evaluated"]])
+    report.plot_search_curves(runs, workdir / "evolution.png")
+    logging.info("best genome %s: fitness %.4f on the sample%s", best_text, result["fitness_on_sample"],
+                 "" if "held_out" not in result else
+                 f"; held-out rho {result['held_out']['spearman_rho']:.4f} "
+                 f"tau {result['held_out']['kendall_tau']:.4f}")
+    return result
+
+
+register_mode("search")(run)

@@ -1,0 +1,1 @@
+"""Proxy search: fitness, Algorithm 1 (evolution), random search, checkpoints."""

@@ -1,0 +1,29 @@
+"""Atomic JSON checkpoints for long searches (write to a temp file, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+
+def save_json(path: Path, payload: dict) -> None:
+    """Writes `payload` so that an interruption leaves either the old or the new file, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_json(path: Path) -> Optional[dict]:
+    """The checkpoint at `path`, or None if there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with open(path) as f:
+        return json.load(f)
