@@ -19,6 +19,7 @@ def get_config() -> ConfigDict:
     c.benchmark_file = config_dict.placeholder(str)  # default: <data_root>/flexibert/BERT_benchmark.json
     c.num_archs = 0  # first N benchmark entries; 0 = all 500
     c.arch_reading = "benchmark"  # or "pytorch_reference" (hidden 256, FFN 1024 as the reference code)
+    c.proxy_loss = "tied_lm"  # loss behind G and J; "sum_output" = the reference's (degenerate) one
     c.corpus = "wikitext-2/valid.txt"  # relative to data_root
     c.corpus_file = config_dict.placeholder(str)  # an explicit corpus path instead
     c.vocab_path = config_dict.placeholder(str)  # BERT uncased vocab.txt (else found in packages)

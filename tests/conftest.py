@@ -29,7 +29,7 @@ def tiny_config(**overrides):
 
     c = ConfigDict(dict(family="flexibert", seed=0, data_root=None, benchmark_file=None, num_archs=0,
                         arch_reading="benchmark", corpus="wikitext-2/valid.txt", corpus_file=None,
-                        vocab_path=None, batch_size=2, seq_len=16, proxies="params",
+                        vocab_path=None, batch_size=2, seq_len=16, proxies="params", proxy_loss="tied_lm",
                         inputs=dict(sample_size=256, sample_seed=0, cache_dir=None)))
     c.update(overrides)
     return c

@@ -52,6 +52,11 @@ class Family:
         """Whether the parameter at `path` is one of the weight matrices W (and its gradient G)."""
         raise NotImplementedError
 
+    def stages(self, model_config: Hashable):
+        """The model cut into compile-once stages (lpzero_jax.staged.Stages), or None to compile
+        the whole model per architecture."""
+        return None
+
     # --- shared -------------------------------------------------------------------------------
     def init_rule(self, path, shape, rng):
         """Family-specific initial value of a leaf, or None for the default N(0, init_std)/0/1."""

@@ -20,6 +20,7 @@ from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.benchmarks.flexibert import DEFAULT_FILE, load_flexibert
 from lpzero_jax.families.base import FAMILIES, Family
+from lpzero_jax.models import flexibert as flexibert_model
 from lpzero_jax.models.flexibert import FlexiBert, FlexiBertConfig, LayerConfig
 from lpzero_jax.paths import resolve_data_file
 
@@ -28,7 +29,20 @@ REFERENCE_HIDDEN_SIZE = 256
 REFERENCE_INTERMEDIATE_SIZE = 1024
 
 
-def flexibert_config(arch_config: dict, reading: str = "benchmark") -> FlexiBertConfig:
+LM_FRACTION = 0.15  # share of positions carrying the tied-LM loss (BERT's masking rate)
+
+
+def lm_positions(batch_size: int, seq_len: int, seed: int) -> np.ndarray:
+    """[B, M] sorted positions (never [CLS]/[SEP]) where the tied-LM proxy loss is taken."""
+    m = max(1, int(round(LM_FRACTION * (seq_len - 2))))
+    rng = np.random.default_rng([seed, 1])
+    rows = [np.sort(rng.choice(np.arange(1, seq_len - 1), size=m, replace=False))
+            for _ in range(batch_size)]
+    return np.stack(rows).astype(np.int32)
+
+
+def flexibert_config(arch_config: dict, reading: str = "benchmark",
+                     proxy_loss: str = "tied_lm") -> FlexiBertConfig:
     """Benchmark entry config -> FlexiBertConfig under the given reading (see module doc)."""
     if reading not in ARCH_READINGS:
         raise ValueError(f"unknown arch_reading {reading!r}; expected one of {ARCH_READINGS}")
@@ -42,7 +56,7 @@ def flexibert_config(arch_config: dict, reading: str = "benchmark") -> FlexiBert
                     num_feed_forward=l["num_feed_forward"])
         for l in arch_config["encoder_layers"])
     hidden = arch_config["hidden_size"] if faithful else REFERENCE_HIDDEN_SIZE
-    return FlexiBertConfig(hidden_size=hidden, layers=layers)
+    return FlexiBertConfig(hidden_size=hidden, layers=layers, proxy_loss=proxy_loss)
 
 
 class FlexiBertFamily(Family):
@@ -54,7 +68,8 @@ class FlexiBertFamily(Family):
         return load_flexibert(path, num if num and num > 0 else None)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> FlexiBertConfig:
-        return flexibert_config(arch.config, config.get("arch_reading", "benchmark"))
+        return flexibert_config(arch.config, config.get("arch_reading", "benchmark"),
+                                config.get("proxy_loss", "tied_lm"))
 
     def build_model(self, model_config: FlexiBertConfig) -> FlexiBert:
         return FlexiBert(model_config)
@@ -63,7 +78,11 @@ class FlexiBertFamily(Family):
         corpus = resolve_data_file(config.corpus, config.get("data_root"), config.get("corpus_file"))
         ids = text.bert_batch(corpus, config.batch_size, config.seq_len, config.seed,
                               config.get("vocab_path"))
-        return {"input_ids": ids, "token_type_ids": np.zeros_like(ids)}
+        return {"input_ids": ids, "token_type_ids": np.zeros_like(ids),
+                "lm_positions": lm_positions(config.batch_size, config.seq_len, config.seed)}
+
+    def stages(self, model_config: FlexiBertConfig):
+        return flexibert_model.stages(model_config)
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         # every kernel inside an encoder layer: operation projections, output projections, FFN

@@ -63,6 +63,7 @@ class FlexiBertConfig:
     layer_norm_eps: float = 1e-12
     conv_head_ratio: int = 2
     pad_token_id: int = 0
+    proxy_loss: str = "tied_lm"  # or "sum_output" (the reference's backward(ones_like(output)))
 
 
 def _dense(features: int, name: str, use_bias: bool = True) -> nn.Dense:
@@ -217,29 +218,35 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """One FlexiBERT layer: token-mixing operation, (output projection), FFN, residual norms."""
+    """One FlexiBERT layer: token-mixing operation, (output projection), FFN, residual norms.
 
-    config: FlexiBertConfig
+    Its fields are only what the layer depends on, so equal layers of different architectures are
+    equal modules (and share compiled code in staged extraction).
+    """
+
+    hidden_size: int
     layer: LayerConfig
+    layer_norm_eps: float = 1e-12
+    conv_head_ratio: int = 2
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        c, lc = self.config, self.layer
+        hidden, eps, lc = self.hidden_size, self.layer_norm_eps, self.layer
         if lc.operation_type == "SA":
-            mixed = SelfAttention(c.hidden_size, lc.num_operation_heads,
+            mixed = SelfAttention(hidden, lc.num_operation_heads,
                                   weighted=lc.operation_parameter == "WMA", name="operation")(x)
-            mixed = ResidualOutput(c.hidden_size, c.layer_norm_eps, name="operation_output")(mixed, x)
+            mixed = ResidualOutput(hidden, eps, name="operation_output")(mixed, x)
         elif lc.operation_type == "DSC":
-            mixed = DynamicConvolution(c.hidden_size, lc.num_operation_heads, int(lc.operation_parameter),
-                                       c.conv_head_ratio, name="operation")(x)
-            mixed = ResidualOutput(c.hidden_size, c.layer_norm_eps, name="operation_output")(mixed, x)
+            mixed = DynamicConvolution(hidden, lc.num_operation_heads, int(lc.operation_parameter),
+                                       self.conv_head_ratio, name="operation")(x)
+            mixed = ResidualOutput(hidden, eps, name="operation_output")(mixed, x)
         elif lc.operation_type == "LT":
-            mixed = LinearTransform(c.hidden_size, lc.num_operation_heads, str(lc.operation_parameter),
+            mixed = LinearTransform(hidden, lc.num_operation_heads, str(lc.operation_parameter),
                                     name="operation")(x)
         else:
             raise ValueError(f"unknown operation_type {lc.operation_type!r}")
         h = FeedForward(lc.feed_forward_dimension, lc.num_feed_forward, name="intermediate")(mixed)
-        return ResidualOutput(c.hidden_size, c.layer_norm_eps, name="output")(h, mixed)
+        return ResidualOutput(hidden, eps, name="output")(h, mixed)
 
 
 def _embedding_init(pad_row: Optional[int]):
@@ -255,8 +262,15 @@ class FlexiBert(nn.Module):
 
     embed(input_ids) -> word embeddings [B, S, 128]: the input the Jacobian J is taken against.
     __call__(word_embeds, token_type_ids=None) -> last hidden states [B, S, hidden_size].
-    proxy_loss(word_embeds, batch) -> sum of the last hidden states (the reference's
-        `output.backward(ones_like(output))`): the loss behind G and J.
+    proxy_loss(word_embeds, batch) -> the scalar loss behind G and J:
+      "tied_lm" (default): token cross-entropy at the positions `batch["lm_positions"]` [B, M]
+        through a parameter-free decoder tied to the input side (transposed embeddings_project,
+        then the transposed word embedding table), as BERT/ELECTRA tie their MLM decoder.
+      "sum_output": sum of the last hidden states, the reference's
+        `output.backward(ones_like(output))`. Beware: the final LayerNorm makes this sum
+        independent of its input (sum_i of a normalised vector is 0), so every weight gradient is
+        floating-point noise (~1e-9, measured against the PyTorch reference); kept only to
+        reproduce the reference.
     """
 
     config: FlexiBertConfig
@@ -272,12 +286,14 @@ class FlexiBert(nn.Module):
         self.embeddings_norm = nn.LayerNorm(epsilon=c.layer_norm_eps)
         self.embeddings_project = (_dense(c.hidden_size, "embeddings_project")
                                    if c.embedding_size != c.hidden_size else None)
-        self.layers = [EncoderLayer(c, lc, name=f"layer_{i}") for i, lc in enumerate(c.layers)]
+        self.layers = [EncoderLayer(c.hidden_size, lc, c.layer_norm_eps, c.conv_head_ratio,
+                                    name=f"layer_{i}") for i, lc in enumerate(c.layers)]
 
     def embed(self, input_ids: jax.Array) -> jax.Array:
         return self.word_embeddings(input_ids)
 
-    def __call__(self, word_embeds: jax.Array, token_type_ids: Optional[jax.Array] = None) -> jax.Array:
+    def prelude(self, word_embeds: jax.Array, token_type_ids: Optional[jax.Array] = None) -> jax.Array:
+        """Word embeddings -> input of layer 0 (+ position and type embeddings, norm, projection)."""
         b, s, _ = word_embeds.shape
         if token_type_ids is None:
             token_type_ids = jnp.zeros((b, s), jnp.int32)
@@ -286,13 +302,44 @@ class FlexiBert(nn.Module):
         x = self.embeddings_norm(x)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
+        return x
+
+    def __call__(self, word_embeds: jax.Array, token_type_ids: Optional[jax.Array] = None) -> jax.Array:
+        x = self.prelude(word_embeds, token_type_ids)
         for layer in self.layers:
             x = layer(x)
         return x
 
     def proxy_loss(self, word_embeds: jax.Array, batch: dict) -> jax.Array:
-        return jnp.sum(self(word_embeds, batch.get("token_type_ids")))
+        return self.head_loss(self(word_embeds, batch.get("token_type_ids")), batch)
+
+    def head_loss(self, hidden: jax.Array, batch: dict) -> jax.Array:
+        """The proxy loss from the last hidden states (see the class docstring)."""
+        if self.config.proxy_loss == "sum_output":
+            return jnp.sum(hidden)
+        if self.config.proxy_loss != "tied_lm":
+            raise ValueError(f"unknown proxy_loss {self.config.proxy_loss!r}")
+        positions = batch["lm_positions"]
+        h = jnp.take_along_axis(hidden, positions[..., None], axis=1)  # [B, M, hidden]
+        if self.embeddings_project is not None:
+            h = h @ self.embeddings_project.variables["params"]["kernel"].T  # back to 128
+        logits = self.word_embeddings.attend(h)  # [B, M, vocab]
+        labels = jnp.take_along_axis(batch["input_ids"], positions, axis=1)
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, labels[..., None], axis=-1))
 
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`): embed + forward."""
         return self(self.embed(input_ids))
+
+
+def stages(config: FlexiBertConfig):
+    """The model cut into separately compiled stages (see lpzero_jax/staged.py): the embedding side
+    and head as a layer-less FlexiBert (shared by every architecture of the same hidden size and
+    loss), and one EncoderLayer per layer (shared by every equal layer of any architecture)."""
+    from lpzero_jax.staged import Stages
+
+    outer = FlexiBert(dataclasses.replace(config, layers=()))
+    layers = [(EncoderLayer(config.hidden_size, lc, config.layer_norm_eps, config.conv_head_ratio),
+               f"layer_{i}") for i, lc in enumerate(config.layers)]
+    return Stages(outer=outer, layers=layers, prelude_args=("token_type_ids",))

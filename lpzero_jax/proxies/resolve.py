@@ -23,10 +23,26 @@ def split_proxy_list(spec: str) -> list:
 
 
 def resolve_proxies(spec: str, config=None) -> Dict[str, ProxyFn]:
-    """'params,attention_confidence' or 'all' -> {name: fn}, in the given order."""
+    """'params,attention_confidence,add(abs(G),log(W))' or 'all' -> {name: fn}, in the given order.
+
+    Names are looked up in PROXIES; anything shaped like `op(...)` is parsed as a genome (a syntax
+    error names the problem). A genome proxy's column is the canonical genome text.
+    """
     import lpzero_jax.proxies  # noqa: F401  (registers the built-in proxies)
+    from lpzero_jax.expression.genome import looks_like_genome
+    from lpzero_jax.proxies.genome import genome_proxy
 
     names = PROXIES.names() if spec.strip() == "all" else split_proxy_list(spec)
     if not names:
         raise ValueError("config.proxies is empty")
-    return {name: PROXIES.get(name) for name in names}
+    layer_reduce = "mean"
+    if config is not None and "search" in config:
+        layer_reduce = config.search.get("layer_reduce", "mean")
+    out = {}
+    for name in names:
+        if looks_like_genome(name):
+            fn = genome_proxy(name, layer_reduce)
+            out[str(fn.genome)] = fn
+        else:
+            out[name] = PROXIES.get(name)
+    return out

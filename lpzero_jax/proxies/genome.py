@@ -1,0 +1,26 @@
+"""Any genome (searched, published, or typed by hand) as a proxy over an architecture's compact inputs.
+
+The paper's Appendix B proxies are registered by name: lpzero_flexibert, lpzero_gpt2, lpzero_llama.
+"""
+
+from __future__ import annotations
+
+from lpzero_jax.expression import PUBLISHED, compile_genome, parse_genome
+from lpzero_jax.inputs import stack_inputs
+from lpzero_jax.proxies.base import ArchContext, ProxyFn, register_proxy
+
+
+def genome_proxy(text: str, layer_reduce: str = "mean") -> ProxyFn:
+    """A proxy function scoring one architecture with the genome `text`."""
+    genome = parse_genome(text)
+
+    def proxy(ctx: ArchContext) -> float:
+        scores = compile_genome(genome, layer_reduce)
+        return float(scores(stack_inputs([ctx.proxy_inputs()]))[0])
+
+    proxy.genome = genome
+    return proxy
+
+
+for _name, _text in PUBLISHED.items():
+    register_proxy(_name)(genome_proxy(_text))

@@ -1,0 +1,178 @@
+"""Staged extraction of the six proxy inputs: compile per *layer*, not per architecture.
+
+Compiling one forward+backward program per architecture costs seconds each, and a benchmark's
+architectures are mostly unique. Their layers are not: the 500 FlexiBERT architectures have 1522
+layers but only 96 distinct ones. So a family may cut its model into stages:
+
+  outer   a module with `embed(input_ids)`, `prelude(word_embeds, *args)` (word embeddings -> input
+          of the first layer) and `head_loss(hidden, batch)`; it carries no layers, so it is shared
+          by every architecture with the same embedding side and head;
+  layers  (module, params key) per layer, each module holding only what its layer depends on.
+
+The forward pass runs stage by stage, each stage a jitted function returning its output, its
+compacted intermediates and its VJP closure (residuals included); the backward pass feeds the loss
+gradient back through those closures. Each distinct stage is compiled once and reused by every
+architecture containing it. The results equal the whole-model path (`inputs.py`, tested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lpzero_jax import inputs as proxy_inputs
+from lpzero_jax.models.init import path_names
+
+
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """outer: the layer-less model (embed / prelude / head_loss); layers: (module, params key);
+    prelude_args: batch keys passed to `prelude` after the word embeddings."""
+
+    outer: nn.Module
+    layers: List[Tuple[nn.Module, str]]
+    prelude_args: Tuple[str, ...] = ()
+
+
+def module_key(module: nn.Module) -> Hashable:
+    """A hashable identity of a module's configuration (type and dataclass fields)."""
+    fields = tuple((f.name, getattr(module, f.name)) for f in dataclasses.fields(module)
+                   if f.name not in ("parent", "name"))
+    return type(module).__module__, type(module).__qualname__, fields
+
+
+def _compact_layer(tensors: Sequence[jax.Array], sample_size: int, seed: int):
+    """One layer's tensors -> (rows [T, K], counts [T]) with the shared sampling rule."""
+    values, counts = proxy_inputs.compact_tensors([list(tensors)], sample_size, seed)
+    return values[0], counts[0]
+
+
+def _kernels(tree, is_proxy_weight) -> List[jax.Array]:
+    """Leaves of a layer's params (or grads) that are proxy weights, in flatten order."""
+    return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+            if is_proxy_weight(("layer_0",) + path_names(path))]
+
+
+def _by_name(inter, name: str) -> List[jax.Array]:
+    return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(inter)[0]
+            if name in path_names(path)]
+
+
+_COMPILED: Dict[Hashable, Any] = {}
+
+
+def _cached(key: Hashable, build):
+    """Process-wide cache of jitted stage functions (modules themselves are not hashable)."""
+    if key not in _COMPILED:
+        _COMPILED[key] = build()
+    return _COMPILED[key]
+
+
+def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight, sample_size: int, seed: int):
+    return _cached(("layer_fwd", key, is_proxy_weight, sample_size, seed),
+                   lambda: _build_layer_forward(module, is_proxy_weight, sample_size, seed))
+
+
+def _build_layer_forward(module: nn.Module, is_proxy_weight, sample_size: int, seed: int):
+    def forward(params, x):
+        def f(p, x):
+            y, state = module.apply({"params": p}, x, mutable=["intermediates"])
+            return y, state.get("intermediates", {})
+
+        y, vjp_fn, inter = jax.vjp(f, params, x, has_aux=True)
+        compact = {name: _compact_layer(_by_name(inter, name), sample_size, seed)
+                   for name in ("A", "H", "S")}
+        compact["W"] = _compact_layer(_kernels(params, is_proxy_weight), sample_size, seed)
+        return y, compact, vjp_fn
+
+    return jax.jit(forward)
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_backward(is_proxy_weight, sample_size: int, seed: int):
+    def backward(vjp_fn, g_y):
+        g_params, g_x = vjp_fn(g_y)
+        return g_x, _compact_layer(_kernels(g_params, is_proxy_weight), sample_size, seed)
+
+    return jax.jit(backward)
+
+
+def _outer_forward(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...]):
+    return _cached(("outer_fwd", key, prelude_args), lambda: _build_outer_forward(outer, prelude_args))
+
+
+def _build_outer_forward(outer: nn.Module, prelude_args: Tuple[str, ...]):
+    def forward(params, batch):
+        word = outer.apply(params, batch["input_ids"], method="embed")
+        args = [batch[k] for k in prelude_args]
+        x0, vjp_fn = jax.vjp(lambda w: outer.apply(params, w, *args, method="prelude"), word)
+        return x0, vjp_fn
+
+    return jax.jit(forward)
+
+
+def _head_grad(key: Hashable, outer: nn.Module):
+    return _cached(("head", key), lambda: _build_head_grad(outer))
+
+
+def _build_head_grad(outer: nn.Module):
+    def grad(params, hidden, batch):
+        return jax.value_and_grad(lambda h: outer.apply(params, h, batch, method="head_loss"))(hidden)
+
+    return jax.jit(grad)
+
+
+@functools.lru_cache(maxsize=64)
+def _prelude_backward(sample_size: int, seed: int):
+    def backward(vjp_fn, g):
+        (g_word,) = vjp_fn(g)
+        return _compact_layer([g_word], sample_size, seed)
+
+    return jax.jit(backward)
+
+
+def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
+    """Per-layer (rows [T_l, K], counts [T_l]) -> (values [L, T, K], counts [L, T]) as NumPy."""
+    t_max = max([r.shape[0] for r, _ in per_layer] + [1])
+    values = np.zeros((max(len(per_layer), 1), t_max, sample_size), np.float32)
+    counts = np.zeros((max(len(per_layer), 1), t_max), np.int64)
+    for l, (rows, c) in enumerate(per_layer):
+        values[l, :rows.shape[0]] = np.asarray(rows)
+        counts[l, :len(c)] = np.asarray(c)
+    return values, counts
+
+
+def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str, jax.Array],
+                   is_proxy_weight, sample_size: int, sample_seed: int):
+    """The six inputs of one architecture, stage by stage; returns (CompactInputs, loss)."""
+    p = params["params"]
+    layer_keys = {k for _, k in stages.layers}
+    outer_params = {"params": {k: v for k, v in p.items() if k not in layer_keys}}
+    okey = module_key(stages.outer)
+    x, prelude_vjp = _outer_forward(okey, stages.outer, stages.prelude_args)(outer_params, batch)
+    fwd_out, vjps = [], []
+    for module, pkey in stages.layers:
+        fwd = _layer_forward(module_key(module), module, is_proxy_weight, sample_size, sample_seed)
+        x, compact, vjp_fn = fwd(p[pkey], x)
+        fwd_out.append(compact)
+        vjps.append(vjp_fn)
+    loss, g = _head_grad(okey, stages.outer)(outer_params, x, batch)
+    backward = _layer_backward(is_proxy_weight, sample_size, sample_seed)
+    grads = []
+    for vjp_fn in reversed(vjps):
+        g, compact_g = backward(vjp_fn, g)
+        grads.append(compact_g)
+    grads.reverse()
+    j = _prelude_backward(sample_size, sample_seed)(prelude_vjp, g)
+    out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
+        name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
+    out["G"] = _assemble(grads, sample_size)
+    out["J"] = _assemble([j], sample_size)
+    return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
+                                      {k: v[1] for k, v in out.items()}), float(loss)

@@ -1,0 +1,69 @@
+"""Compact proxy inputs: exact storage of small tensors, shared sample positions, stacking, staging."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lpzero_jax import inputs
+from tests.conftest import tiny_config
+
+
+def test_small_tensors_are_stored_exactly_and_large_ones_sampled():
+    small = jnp.arange(10.0).reshape(2, 5)
+    big = jnp.arange(1000.0)
+    values, counts = inputs.compact_tensors([[small], [big, small]], 64, seed=0)
+    assert values.shape == (2, 2, 64)
+    assert counts.tolist() == [[10, 0], [1000, 10]]
+    np.testing.assert_array_equal(np.asarray(values[0, 0, :10]), np.arange(10.0))
+    assert np.all(np.asarray(values[0, 0, 10:]) == 0)
+    sampled = np.asarray(values[1, 0])
+    assert np.all(np.isin(sampled, np.arange(1000.0)))  # real values of the tensor
+    assert len(np.unique(sampled)) > 40
+
+
+def test_sample_positions_depend_on_slot_and_size_only():
+    a = inputs.sample_indices(0, 2, 5000, 128)
+    assert np.array_equal(a, inputs.sample_indices(0, 2, 5000, 128))
+    assert not np.array_equal(a, inputs.sample_indices(0, 3, 5000, 128))
+    assert a.min() >= 0 and a.max() < 5000
+
+
+def _fake(layers, t, k=32, seed=0):
+    rng = np.random.default_rng(seed)
+    values = {n: rng.standard_normal((layers if n != "J" else 1, t, k)).astype(np.float32)
+              for n in inputs.INPUT_NAMES}
+    counts = {n: np.full((layers if n != "J" else 1, t), 1000, np.int64) for n in inputs.INPUT_NAMES}
+    return inputs.CompactInputs(values, counts)
+
+
+def test_stack_pads_layers_and_slots(tmp_path):
+    a, b = _fake(2, 3), _fake(4, 1)
+    st = inputs.stack_inputs([a, b])
+    assert st.values["A"].shape == (2, 4, 3, 32)
+    assert st.counts["A"][0, 2:].sum() == 0 and st.counts["A"][1, :, 1:].sum() == 0
+    assert st.layer_mask.tolist() == [[True, True, False, False], [True] * 4]
+    path = tmp_path / "x.npz"
+    a.save(path)
+    back = inputs.CompactInputs.load(path)
+    for n in inputs.INPUT_NAMES:
+        np.testing.assert_array_equal(back.values[n], a.values[n])
+
+
+def test_staged_equals_whole_model_extraction(data_root):
+    from lpzero_jax.families import get_family
+    from lpzero_jax.models.flexibert import FlexiBertConfig, LayerConfig
+
+    family = get_family("flexibert")
+    config = tiny_config()
+    batch = family.make_batch(config)
+    mc = FlexiBertConfig(hidden_size=128, layers=(LayerConfig("SA", "SDP", 2, 128, 1),
+                                                  LayerConfig("DSC", 9, 4, 128, 2),
+                                                  LayerConfig("LT", "DCT", 4, 128, 1)))
+    params = family.init_params(mc, 0)
+    staged = inputs.extract_proxy_inputs(family, mc, params, batch, 256, staged=True)
+    whole = inputs.extract_proxy_inputs(family, mc, params, batch, 256, staged=False)
+    for n in inputs.INPUT_NAMES:
+        assert np.array_equal(staged.counts[n], whole.counts[n]), n
+        np.testing.assert_allclose(staged.values[n], whole.values[n], rtol=1e-4, atol=1e-7, err_msg=n)
+    assert staged.values["A"].shape == (3, 2, 256)
+    assert np.all(np.isfinite(staged.values["G"])) and np.abs(staged.values["G"]).max() > 0
