@@ -13,6 +13,7 @@ def get_config() -> ConfigDict:
     c.mode = "search"
     c.workdir = "runs/flexibert"
     c.seed = 42  # model init and mini-batch sampling
+    c.compilation_cache_dir = "~/.cache/lpzero_jax/xla"  # JAX persistent cache; "" to disable
 
     # data (read at run time; never part of the repository)
     c.data_root = config_dict.placeholder(str)  # default: $LPZERO_DATA or ../shared/data

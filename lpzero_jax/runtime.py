@@ -1,0 +1,30 @@
+"""Process-wide JAX settings taken from the config (called once by main before a mode runs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+from absl import logging
+
+
+def configure_compilation_cache(cache_dir: str) -> None:
+    """Turns on JAX's persistent compilation cache in `cache_dir` ('' leaves it off).
+
+    Every compiled program (extraction stages, genome programs) is stored there, so a second run
+    with the same shapes skips compilation. Programs are cached whatever their compile time.
+    """
+    if not cache_dir:
+        return
+    path = Path(os.path.expanduser(cache_dir))
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    logging.info("persistent compilation cache: %s", path)
+
+
+def setup(config) -> None:
+    """Applies the runtime fields of a run config."""
+    configure_compilation_cache(config.get("compilation_cache_dir") or "")
