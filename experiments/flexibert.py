@@ -43,8 +43,24 @@ def get_config() -> ConfigDict:
     c.search.checkpoint_every = 25
     c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
 
+    # bench mode (lpzero_jax/modes/bench.py): measured on the S sampled architectures
+    c.bench = ConfigDict()
+    c.bench.candidates = 1000  # random genomes scored by the compile-once program
+    c.bench.compiled_candidates = 30  # of which also compiled one program each
+    c.bench.naive_candidates = 1  # candidates scored by re-extracting every arch's inputs
+    c.bench.flops_archs = 50  # archs whose extraction FLOPs are counted (XLA cost analysis)
+
     # rank mode
     c.proxies = "params,attention_confidence"
+
+    # scale-out (lpzero_jax/parallel.py)
+    c.parallel = ConfigDict()
+    c.parallel.devices = 0  # local devices used for extraction and candidate evaluation; 0 = all
+    c.parallel.shard_candidates = True  # shard the genome program over the local devices
+    c.distributed = ConfigDict()  # several hosts: jax.distributed.initialize
+    c.distributed.coordinator_address = config_dict.placeholder(str)  # e.g. "10.0.0.1:1234"
+    c.distributed.num_processes = 1
+    c.distributed.process_id = 0
 
     # compact proxy inputs (see lpzero_jax/inputs.py)
     c.inputs = ConfigDict()

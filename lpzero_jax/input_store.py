@@ -71,21 +71,45 @@ class InputStore:
 
 
 def collect_inputs(store: InputStore, family, archs, config, batch, label: str = "inputs"):
-    """CompactInputs of every arch (loaded or extracted, with progress); returns (list, seconds)."""
+    """CompactInputs of every arch: loaded from the store, or extracted and saved (with progress).
+
+    Missing architectures are split over hosts (each process extracts its share into the shared
+    store, then all wait for each other) and, within a host, over the local devices
+    (`config.parallel.devices`, 0 = all). Returns (list in the order of `archs`, seconds).
+    """
     import time
 
+    import jax
+
+    from lpzero_jax import parallel
     from lpzero_jax.proxies.base import ArchContext
 
-    out = []
     t0 = time.perf_counter()
-    for i, arch in enumerate(archs):
-        cached = store.has(arch.arch_id)
+    missing = [a for a in archs if not store.has(a.arch_id)]
+    mine = parallel.host_shard(missing)
+    done = [0]
+
+    def extract(arch):
         t = time.perf_counter()
-        out.append(store(ArchContext(family, arch, config, batch)))
-        if not cached:
-            logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, i + 1,
-                         len(archs), arch.arch_id, time.perf_counter() - t,
-                         time.perf_counter() - t0)
-    if store.hits:
-        logging.info("%s: %d architectures loaded from %s", label, store.hits, store.dir)
+        store(ArchContext(family, arch, config, batch))
+        done[0] += 1
+        logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
+                     len(mine), arch.arch_id, time.perf_counter() - t, time.perf_counter() - t0)
+
+    if mine:
+        par = config.get("parallel") or {}
+        parallel.map_on_devices(extract, mine, parallel.local_devices(par.get("devices") or None))
+    if missing and jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"lpzero_inputs_{label}")
+    if len(archs) > len(missing):
+        logging.info("%s: %d architectures loaded from %s", label, len(archs) - len(missing), store.dir)
+    out = []
+    for a in archs:
+        item = store.load(a.arch_id)
+        if item is None:
+            raise FileNotFoundError(f"inputs of arch {a.arch_id} missing from {store.dir} "
+                                    f"(with several hosts the cache dir must be shared)")
+        out.append(item)
     return out, time.perf_counter() - t0

@@ -19,11 +19,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 
 def run(config) -> object:
     """Runs config.mode on config.workdir; saves the resolved config next to the results."""
-    from lpzero_jax import runtime
+    from lpzero_jax import parallel, runtime
     from lpzero_jax.modes import MODES
 
     mode = MODES.get(config.mode)
     runtime.setup(config)
+    parallel.initialize(config)
     workdir = Path(config.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / f"config_{config.mode}.json", "w") as f:

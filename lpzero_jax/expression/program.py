@@ -39,12 +39,30 @@ def encode_chain(chain: Sequence[str], n_unary: int) -> np.ndarray:
     return np.asarray([UNARY_ID[op] for op in chain] + [_IDENTITY] * (n_unary - len(chain)), np.int32)
 
 
-def ragged(values: np.ndarray, counts: np.ndarray):
+def ragged(values: np.ndarray, counts: np.ndarray, groups: int = 1):
     """[N, L, T, K] / [N, L, T] -> rows of the real tensors [M, K], their counts [M] and their
-    segment (arch * L + layer) [M]."""
-    n, l, t, _ = values.shape
+    segment (arch * L + layer) [M], architecture-major.
+
+    groups > 1: the architectures are split into `groups` contiguous blocks, each padded to the same
+    number of rows (padding rows have count 0 and segment N * L, which segment sums drop), so that
+    the rows can be sharded over `groups` devices without splitting an architecture.
+    """
+    n, l, t, k = values.shape
     arch, layer, slot = np.nonzero(counts > 0)
-    return values[arch, layer, slot], counts[arch, layer, slot], (arch * l + layer).astype(np.int32)
+    rows, cnt, seg = values[arch, layer, slot], counts[arch, layer, slot], (arch * l + layer)
+    if groups <= 1:
+        return rows, cnt, seg.astype(np.int32)
+    bounds = np.searchsorted(arch, np.linspace(0, n, groups + 1).round().astype(int))
+    size = max(1, int(np.max(np.diff(bounds))))
+    out_v = np.zeros((groups * size, k), np.float32)
+    out_c = np.zeros((groups * size,), cnt.dtype)
+    out_s = np.full((groups * size,), n * l, np.int32)
+    for g in range(groups):
+        a, b = bounds[g], bounds[g + 1]
+        out_v[g * size:g * size + b - a] = rows[a:b]
+        out_c[g * size:g * size + b - a] = cnt[a:b]
+        out_s[g * size:g * size + b - a] = seg[a:b]
+    return out_v, out_c, out_s
 
 
 @functools.lru_cache(maxsize=64)
@@ -96,20 +114,29 @@ def combine_np(v1, m1, p1, v2, m2, p2, binary: str, layer_reduce: str) -> np.nda
 class GenomeProgram:
     """Scores genomes on fixed stacked inputs with compile-once branch programs and a branch cache."""
 
-    def __init__(self, stacked: StackedInputs, n_unary: int, layer_reduce: str = "mean"):
+    def __init__(self, stacked: StackedInputs, n_unary: int, layer_reduce: str = "mean",
+                 mesh=None):
+        """mesh: a 1-D jax.sharding.Mesh ('archs'); rows are then sharded over its devices, whole
+        architectures per device (see parallel.arch_mesh), with results equal to one device."""
+        from jax.sharding import NamedSharding, PartitionSpec
+
         self.n_unary = n_unary
         self.layer_reduce = layer_reduce
         self.num_archs, self.num_layers = stacked.layer_mask.shape
         self.layer_mask = np.asarray(stacked.layer_mask)
+        groups = mesh.devices.size if mesh is not None else 1
+        put = jnp.asarray
+        if groups > 1:
+            put = lambda x: jax.device_put(x, NamedSharding(  # noqa: E731
+                mesh, PartitionSpec("archs", *([None] * (np.ndim(x) - 1)))))
         self._data: Dict[str, tuple] = {}
         for name in INPUT_NAMES:
-            v, c, seg = ragged(stacked.values[name], stacked.counts[name])
-            layers = stacked.values[name].shape[1]
+            values, counts = stacked.values[name], stacked.counts[name]
+            layers = values.shape[1]
             if name == "J":  # one model-wide tensor: segment = architecture, one 'layer'
-                seg = (seg // layers).astype(np.int32)
-                layers = 1
-            self._data[name] = (jnp.asarray(v), jnp.asarray(c), jnp.asarray(seg),
-                                self.num_archs * layers, layers)
+                values, counts, layers = values[:, :1], counts[:, :1], 1
+            v, c, seg = ragged(values, counts, groups)
+            self._data[name] = (put(v), put(c), put(seg), self.num_archs * layers, layers)
         self.branch_cache: Dict[Tuple[str, Tuple[str, ...]], tuple] = {}
         self.branch_hits = 0
         self.branch_misses = 0

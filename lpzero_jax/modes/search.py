@@ -18,7 +18,7 @@ from typing import Dict, List
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, report
+from lpzero_jax import evaluation, parallel, report
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore, collect_inputs
 from lpzero_jax.inputs import stack_inputs
@@ -84,9 +84,12 @@ def run(config, workdir: Path) -> dict:
     stacked = stack_inputs(sample_inputs)
     cfg = evolution_config(config)
     runs = {}
+    par = config.get("parallel") or {}
+    devices = parallel.local_devices(par.get("devices") or None)
+    mesh = parallel.arch_mesh(devices) if par.get("shard_candidates", True) and len(devices) > 1 else None
 
     evaluator = FitnessEvaluator(stacked, truth[sample_idx], use_rps=s.rps, layer_reduce=s.layer_reduce,
-                                 backend=s.evaluator, n_unary=s.n_unary)
+                                 backend=s.evaluator, n_unary=s.n_unary, mesh=mesh)
     state = _run_evolution(evaluator, cfg, workdir / "search_checkpoint.json", s.checkpoint_every,
                            "evolution")
     runs["evolution" if s.rps else "evolution_no_rps"] = [
@@ -97,13 +100,13 @@ def run(config, workdir: Path) -> dict:
     for name in [b.strip() for b in s.baselines.split(",") if b.strip()]:
         if name == "random":
             ev = FitnessEvaluator(stacked, truth[sample_idx], use_rps=s.rps, layer_reduce=s.layer_reduce,
-                                 backend=s.evaluator, n_unary=s.n_unary)
+                                 backend=s.evaluator, n_unary=s.n_unary, mesh=mesh)
             best, rho, hist = random_search(ev, budget, cfg.n_unary, config.seed)
             runs["random"] = hist
             baselines["random"] = {"best_genome": best, "fitness": rho, "evaluated": ev.evaluated}
         elif name == "no_rps" and s.rps:
             ev = FitnessEvaluator(stacked, truth[sample_idx], use_rps=False, layer_reduce=s.layer_reduce,
-                                  backend=s.evaluator, n_unary=s.n_unary)
+                                  backend=s.evaluator, n_unary=s.n_unary, mesh=mesh)
             st = _run_evolution(ev, cfg, workdir / "search_checkpoint_no_rps.json", s.checkpoint_every,
                                 "evolution without RPS")
             runs["evolution_no_rps"] = [{"evaluated": h["evaluated"], "best_fitness": h["best_fitness"]}

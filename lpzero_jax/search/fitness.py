@@ -42,9 +42,11 @@ class FitnessEvaluator:
     BACKENDS = ("program", "compiled")
 
     def __init__(self, stacked: StackedInputs, truth: Sequence[float], use_rps: bool = True,
-                 layer_reduce: str = "mean", backend: str = "program", n_unary: int = 2):
+                 layer_reduce: str = "mean", backend: str = "program", n_unary: int = 2,
+                 mesh=None):
         """backend: 'program' (one compiled evaluator, genomes as data; see expression/program.py)
-        or 'compiled' (one XLA program per genome; see expression/compile.py)."""
+        or 'compiled' (one XLA program per genome; see expression/compile.py). mesh: shard the
+        program's evaluation over devices (parallel.arch_mesh), results unchanged."""
         if backend not in self.BACKENDS:
             raise ValueError(f"unknown evaluator backend {backend!r}; expected one of {self.BACKENDS}")
         self.stacked = stacked
@@ -61,7 +63,7 @@ class FitnessEvaluator:
         self.program = None
         if backend == "program":
             t = time.perf_counter()
-            self.program = GenomeProgram(stacked, n_unary, layer_reduce)
+            self.program = GenomeProgram(stacked, n_unary, layer_reduce, mesh=mesh)
             self.program.compile()
             self.compile_seconds += time.perf_counter() - t
 

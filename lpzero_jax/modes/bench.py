@@ -1,0 +1,200 @@
+"""`bench` mode: throughput of this machine, written to DIR/bench.json and printed as a table.
+
+(a) proxy-input extraction per architecture: cold (compile + run) and warm (run) seconds, and the
+    achieved FLOP/s (XLA's cost analysis of the extraction program / warm seconds) next to this
+    machine's matmul FLOP/s measured in the same run;
+(b) candidate evaluation over the S sampled architectures: candidates/s of the compile-once genome
+    program (its one-off compile time and branch-cache hit rate reported separately) and of the
+    per-genome compiler (compile seconds per genome);
+(c) the naive path of the original code: re-extract every architecture's inputs for every candidate
+    (here with already-compiled extraction, which favours the naive path), and the speedup of (b)
+    over it;
+(d) peak resident memory.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from lpzero_jax import evaluation, inputs as proxy_inputs, parallel
+from lpzero_jax.expression.compile import compile_genome
+from lpzero_jax.expression.genome import random_genome
+from lpzero_jax.expression.program import GenomeProgram
+from lpzero_jax.families import get_family
+from lpzero_jax.input_store import InputStore
+from lpzero_jax.modes.base import register_mode
+from lpzero_jax.proxies.base import ArchContext
+from lpzero_jax.search.checkpoint import save_json
+
+
+def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
+    """Best measured float32 matmul FLOP/s of the default device."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def extraction_flops(family, model_config, params, batch, sample_size: int) -> float:
+    """FLOPs of one architecture's extraction (XLA cost analysis of the whole-model program)."""
+    fn = proxy_inputs._compiled_extractor(family, model_config, sample_size, 0)
+    cost = fn.lower(params, {k: jnp.asarray(v) for k, v in batch.items()}).cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0]
+    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
+def run(config, workdir: Path) -> dict:
+    workdir = Path(workdir)
+    b = config.bench
+    family = get_family(config.family)
+    archs = family.load_benchmark(config)
+    sample_idx, _ = evaluation.sample_split(len(archs), config.search.sample_archs, config.seed)
+    sample = [archs[i] for i in sample_idx]
+    batch = family.make_batch(config)
+    k = int(config.inputs.sample_size)
+    result = {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
+              "local_devices": jax.local_device_count(), "family": config.family,
+              "batch": [config.batch_size, config.seq_len], "sample_archs": len(sample)}
+    peak = matmul_flops()
+    result["matmul_flops_per_s"] = peak
+    logging.info("bench: %s, matmul %.1f GFLOP/s", result["device"], peak / 1e9)
+
+    # (a) extraction, cold and warm, with FLOPs
+    rows, stored = [], []
+    t_all = time.perf_counter()
+    for i, arch in enumerate(sample):
+        ctx = ArchContext(family, arch, config, batch)
+        params = ctx.params
+        t = time.perf_counter()
+        x = proxy_inputs.extract_proxy_inputs(family, ctx.model_config, params, batch, k)
+        cold = time.perf_counter() - t
+        t = time.perf_counter()
+        proxy_inputs.extract_proxy_inputs(family, ctx.model_config, params, batch, k)
+        warm = time.perf_counter() - t
+        flops = (extraction_flops(family, ctx.model_config, params, batch, k)
+                 if i < b.flops_archs else float("nan"))
+        rows.append({"arch_id": arch.arch_id, "cold_s": cold, "warm_s": warm, "flops": flops,
+                     "flops_per_s": flops / warm})
+        stored.append(x)
+        logging.info("extract [%d/%d] arch %s: cold %.2fs, warm %.2fs%s", i + 1, len(sample),
+                     arch.arch_id, cold, warm,
+                     "" if np.isnan(flops) else f", {flops / warm / 1e9:.1f} GFLOP/s "
+                     f"({flops / warm / peak:.0%} of matmul)")
+    measured = [r for r in rows if np.isfinite(r["flops"])]
+    result["extraction"] = {
+        "per_arch": rows,
+        "cold_seconds_total": sum(r["cold_s"] for r in rows),
+        "warm_seconds_mean": float(np.mean([r["warm_s"] for r in rows])),
+        "wall_seconds": time.perf_counter() - t_all,
+        "achieved_flops_per_s": float(np.sum([r["flops"] for r in measured]) /
+                                      np.sum([r["warm_s"] for r in measured])) if measured else None,
+    }
+    if measured:
+        result["extraction"]["fraction_of_matmul"] = result["extraction"]["achieved_flops_per_s"] / peak
+    stacked = proxy_inputs.stack_inputs(stored)
+    truth = np.array([a.score for a in sample])
+
+    # (b) candidate evaluation: compile-once program vs one program per genome
+    rng = np.random.default_rng(config.seed)
+    genomes = [random_genome(rng, config.search.n_unary) for _ in range(b.candidates)]
+    devices = parallel.local_devices(config.parallel.get("devices") or None)
+    mesh = parallel.arch_mesh(devices) if len(devices) > 1 else None
+    t = time.perf_counter()
+    program = GenomeProgram(stacked, config.search.n_unary, mesh=mesh)
+    program.compile()
+    program_compile = time.perf_counter() - t
+    t = time.perf_counter()
+    for g in genomes:
+        evaluation.spearman_rho(program.scores([g])[0], truth)
+    program_seconds = time.perf_counter() - t
+    hits, misses = program.branch_hits, program.branch_misses
+    compiled_times, compiled_run = [], []
+    for g in genomes[:b.compiled_candidates]:
+        scores = compile_genome.__wrapped__(g)  # fresh: no cross-run cache
+        args = (stacked.values[g.inputs[0]], stacked.counts[g.inputs[0]],
+                stacked.values[g.inputs[1]], stacked.counts[g.inputs[1]], stacked.layer_mask)
+        t = time.perf_counter()
+        compiled = scores.jitted.lower(*args).compile()
+        compiled_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        np.asarray(compiled(*args))
+        compiled_run.append(time.perf_counter() - t)
+    per_candidate = program_seconds / len(genomes)
+    compiled_per = float(np.mean(compiled_times) + np.mean(compiled_run))
+    result["candidates"] = {
+        "evaluated": len(genomes),
+        "program": {"compile_seconds_once": program_compile, "seconds_per_candidate": per_candidate,
+                    "candidates_per_s": 1.0 / per_candidate,
+                    "branch_cache_hit_rate": hits / max(hits + misses, 1)},
+        "compiled_per_genome": {"genomes": len(compiled_times),
+                                "compile_seconds_per_genome": float(np.mean(compiled_times)),
+                                "run_seconds_per_genome": float(np.mean(compiled_run)),
+                                "candidates_per_s": 1.0 / compiled_per},
+        "winner": "program" if per_candidate < compiled_per else "compiled_per_genome",
+        "program_speedup_over_compiled": compiled_per / per_candidate,
+    }
+
+    # (c) the naive path: re-extract the inputs of every architecture for every candidate
+    naive = []
+    for g in genomes[:b.naive_candidates]:
+        t = time.perf_counter()
+        scores = []
+        for arch in sample:
+            ctx = ArchContext(family, arch, config, batch)
+            x = proxy_inputs.extract_proxy_inputs(family, ctx.model_config, ctx.params, batch, k)
+            scores.append(compile_genome(g)(proxy_inputs.stack_inputs([x]))[0])
+        evaluation.spearman_rho(scores, truth)
+        naive.append(time.perf_counter() - t)
+        logging.info("naive path: one candidate on %d archs took %.1fs", len(sample), naive[-1])
+    naive_per = float(np.mean(naive)) if naive else float("nan")
+    result["naive"] = {"candidates": len(naive), "seconds_per_candidate": naive_per,
+                       "speedup_of_program": naive_per / per_candidate}
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    save_json(workdir / "bench.json", result)
+    print(format_table(result))
+    return result
+
+
+def format_table(r: dict) -> str:
+    """The bench results as a plain-text table."""
+    e, c, n = r["extraction"], r["candidates"], r["naive"]
+    lines = [
+        f"device: {r['device']} ({r['platform']}, {r['local_devices']} local), batch {r['batch']}, "
+        f"S={r['sample_archs']}",
+        f"matmul                          {r['matmul_flops_per_s'] / 1e9:10.1f} GFLOP/s",
+        f"extraction, cold total          {e['cold_seconds_total']:10.1f} s",
+        f"extraction, warm per arch       {e['warm_seconds_mean']:10.2f} s",
+    ]
+    if e.get("achieved_flops_per_s"):
+        lines.append(f"extraction achieved             {e['achieved_flops_per_s'] / 1e9:10.1f} GFLOP/s "
+                     f"({e['fraction_of_matmul']:.0%} of matmul)")
+    p, q = c["program"], c["compiled_per_genome"]
+    lines += [
+        f"program: compile once           {p['compile_seconds_once']:10.2f} s",
+        f"program: candidates/s           {p['candidates_per_s']:10.1f}  "
+        f"(branch cache hits {p['branch_cache_hit_rate']:.0%})",
+        f"per-genome compile: s/genome    {q['compile_seconds_per_genome']:10.3f} s",
+        f"per-genome compile: cand/s      {q['candidates_per_s']:10.2f}",
+        f"winner: {c['winner']} ({c['program_speedup_over_compiled']:.0f}x)",
+        f"naive (re-extract per cand.)    {n['seconds_per_candidate']:10.1f} s/candidate",
+        f"speedup over naive              {n['speedup_of_program']:10.0f}x",
+        f"peak RSS                        {r['peak_rss_mb']:10.0f} MB",
+    ]
+    return "\n".join(lines)
+
+
+register_mode("bench")(run)
