@@ -1,0 +1,143 @@
+"""GPT-2 family: LiteTransformerSearch architectures as Flax `GPT2Flex` LMs on GPT-2 BPE text.
+
+- Benchmark: any directory in the LTS layout (`config.benchmark_dir`, default
+  <data_root>/gpt2_wt103/random_GPT2_wt103), read by `benchmarks.lts`.
+- Batches: `config.batch_size` x `config.seq_len` (paper: 16 x 192, the configs' tgt_len) windows of
+  WikiText tokenised with GPT-2's byte-level BPE (`text.lm_batch`, kind "gpt2"). The proxy loss is
+  the mean next-token NLL through the adaptive softmax (targets = input_ids shifted by one).
+- W and G (`is_proxy_weight`): the kernels of the transformer blocks, i.e. c_attn, attn c_proj, c_fc
+  and mlp c_proj of every `layer_<i>`. These are exactly the HF `Conv1D` weights the LPZero reference
+  collects for GPT-2 (it takes every Conv1D/Linear module, and the flex model has no other). Biases,
+  LayerNorms, embeddings and the adaptive softmax are left out: they are not layer weight matrices.
+- Initialisation: the reference's `_init_weights`: kernels and tables N(0, weight_init_std), both
+  c_proj kernels N(0, weight_init_std / sqrt(2 n_layer)) (GPT-2's residual scaling), adaptive
+  embedding and untied output projections N(0, proj_init_std), cluster_weight N(0, weight_init_std),
+  biases 0, LayerNorm 1/0.
+- Parameter groups (`param_group_counts`): LTS's params_summary columns from the parameter shapes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from lpzero_jax import text
+from lpzero_jax.benchmarks.base import Arch
+from lpzero_jax.benchmarks.lts import DEFAULT_DIR, load_lts
+from lpzero_jax.families.base import FAMILIES, Family
+from lpzero_jax.models import init as model_init
+from lpzero_jax.models.gpt2_flex import GPT2Flex, GPT2FlexConfig
+from lpzero_jax.paths import resolve_data_file
+
+# LTS params_summary columns, plus the two groups it has no column for.
+PARAM_GROUPS = ("AdaEmb", "Attn", "FFN", "LayerNorm", "Softmax", "nonembedding", "total")
+_LAYER_NORMS = ("ln_1", "ln_2", "ln_f")
+_BLOCK_KERNELS = ("c_attn", "c_proj", "c_fc")
+
+
+def param_group(path: Tuple[str, ...]) -> str:
+    """The LTS group of a parameter path (without the leading 'params'): the module class LTS
+    counts it under (AdaptiveEmbedding/wpe, GPT2AttentionFlex, GPT2MLPFlex, LayerNorm, softmax)."""
+    top = path[0]
+    if top in ("wte", "wpe"):
+        return "AdaEmb"
+    if top == "lm_head":
+        return "Softmax"
+    if any(p in _LAYER_NORMS for p in path):
+        return "LayerNorm"
+    if top.startswith("layer_") and len(path) > 1 and path[1] == "attn":
+        return "Attn"
+    if top.startswith("layer_") and len(path) > 1 and path[1] == "mlp":
+        return "FFN"
+    raise ValueError(f"parameter {'/'.join(path)} belongs to no LTS group")
+
+
+def gpt2_init_rule(mc: GPT2FlexConfig):
+    """The reference's initial value of every GPT2Flex leaf (needs n_layer for the c_proj std)."""
+    std, proj_std = mc.weight_init_std, mc.proj_init_std
+    residual_std = std / math.sqrt(2 * mc.n_layer)
+
+    def normal(rng, shape, s):
+        return (s * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+
+    def rule(path, shape, rng):
+        leaf = path[-1]
+        if leaf == "bias" or leaf.startswith("bias_") or leaf == "cluster_bias":
+            return np.zeros(shape, np.float32)
+        if leaf == "scale":
+            return np.ones(shape, np.float32)
+        if leaf.startswith("proj_"):  # adaptive embedding / untied output projections
+            return normal(rng, shape, proj_std)
+        if leaf == "kernel" and "c_proj" in path:
+            return normal(rng, shape, residual_std)
+        if leaf in ("kernel", "embedding", "cluster_weight", "weight") or leaf.startswith(("emb_", "weight_")):
+            return normal(rng, shape, std)
+        return None
+
+    return rule
+
+
+class GPT2Family(Family):
+    name = "gpt2"
+
+    def load_benchmark(self, config: ConfigDict) -> List[Arch]:
+        directory = resolve_data_file(DEFAULT_DIR, config.get("data_root"), config.get("benchmark_dir"))
+        num = config.get("num_archs")
+        return load_lts(Path(directory), num if num and num > 0 else None)
+
+    def model_config(self, arch: Arch, config: ConfigDict) -> GPT2FlexConfig:
+        return GPT2FlexConfig.from_lts(arch.config)
+
+    def build_model(self, model_config: GPT2FlexConfig) -> GPT2Flex:
+        return GPT2Flex(model_config)
+
+    def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
+        corpus = resolve_data_file(config.corpus, config.get("data_root"), config.get("corpus_file"))
+        ids = text.lm_batch(corpus, config.batch_size, config.seq_len, config.seed, "gpt2",
+                            config.get("vocab_path"))
+        return {"input_ids": ids}
+
+    def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
+        return (path[-1] == "kernel" and any(p in _BLOCK_KERNELS for p in path)
+                and any(p.startswith("layer_") for p in path))
+
+    def init_rule(self, path, shape, rng):
+        """Not used on its own: the c_proj std depends on n_layer; see `init_params`."""
+        raise NotImplementedError("GPT-2 init needs the model config: use gpt2_init_rule(model_config)")
+
+    def init_params(self, model_config: GPT2FlexConfig, seed: int):
+        shapes = self.param_shapes(model_config)
+        return model_init.init_from_shapes(shapes, seed, gpt2_init_rule(model_config),
+                                           model_init.default_rule(model_config.weight_init_std))
+
+    def param_group_counts(self, model_config: GPT2FlexConfig) -> Dict[str, int]:
+        """{AdaEmb, Attn, FFN, LayerNorm, Softmax, nonembedding, total}, counted from parameter shapes.
+
+        Same definitions as LTS's params_summary.yaml (see `analytical_param_counts`); LayerNorm and
+        Softmax have no column there. total counts every distinct (tied = one) parameter.
+        """
+        return dict(_group_counts(self, model_config))
+
+
+@functools.lru_cache(maxsize=256)
+def _group_counts(family: GPT2Family, model_config: GPT2FlexConfig) -> Dict[str, int]:
+    import jax
+
+    counts = dict.fromkeys(PARAM_GROUPS, 0)
+    shapes = family.param_shapes(model_config)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]:
+        names = model_init.path_names(path)
+        names = names[1:] if names[0] == "params" else names
+        n = int(np.prod(leaf.shape, dtype=np.int64))
+        counts[param_group(names)] += n
+        counts["total"] += n
+    counts["nonembedding"] = counts["Attn"] + counts["FFN"] + counts["LayerNorm"]
+    return counts
+
+
+FAMILIES.register(GPT2Family.name)(GPT2Family())

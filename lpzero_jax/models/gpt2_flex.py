@@ -1,0 +1,399 @@
+"""GPT-2 flex in Flax: LiteTransformerSearch's `HfGPT2Flex` (per-layer heads and FFN widths).
+
+Faithful to the PyTorch reference (archai `neurips-lts`, as vendored by LPZero:
+`hf_gpt2/gpt2_lm_head_model_flex.py`, `model_utils/adaptive_embedding.py`,
+`model_utils/proj_adaptive_softmax.py`):
+- Input: adaptive embedding `wte` (clusters split at `cutoffs`; cluster i has a table of width
+  d_embed // div_val**i and a projection to d_model; with div_val 1 one table and a projection only
+  when d_embed != d_model), scaled by sqrt(d_model); plus learned positions `wpe` (n_positions =
+  the config's tgt_len, 192).
+- Blocks `layer_<i>`, HF GPT-2 order (pre-LN; the config's `pre_lnorm` is a MemTransformer field the
+  reference GPT-2 ignores): x += attn(ln_1(x)); x += mlp(ln_2(x)). Attention: one fused `c_attn`
+  (d_model -> 3 d_model), n_head[i] heads of d_model / n_head[i], scores / sqrt(head dim), causal
+  mask, softmax, `c_proj`. MLP: `c_fc` (d_model -> d_inner[i]), gelu_new (tanh approximation),
+  `c_proj`. LayerNorm eps 1e-5. Then `ln_f`.
+- Output: projected adaptive log-softmax `lm_head`: a head over the first cluster's tokens plus one
+  logit per tail cluster (`cluster_weight`, `cluster_bias`), and per tail cluster a softmax over its
+  tokens; output tables tied to the input tables (tie_weight), output projections tied to the input
+  projections where tie_projs[i] (the head cluster's projection is its own with the LTS setting
+  [False, True, True, True]); an output bias per token.
+The reference's `cutoffs` [19997, 39997, 199997, 50264] are cleaned as it does (entries past n_token
+dropped, n_token appended): clusters [0, 19997), [19997, 39997), [39997, 50264).
+
+Eval mode only (no dropout). Intermediates sown into `intermediates`, inside each `layer_<i>`:
+  A  the MLP activation gelu_new(c_fc(x)), [B, S, d_inner[i]];
+  H  the query, key and value projections (split from c_attn), [B, S, d_model] each;
+  S  the causal attention probabilities, [B, n_head[i], S, S].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+N_TOKEN = 50264
+N_POSITIONS = 192
+
+
+def clean_cutoffs(cutoffs: Sequence[int], n_token: int) -> Tuple[int, ...]:
+    """Cluster ends as the reference cleans them: keep entries up to the first one past n_token
+    (that one cut to n_token), then make sure the last end is n_token."""
+    cutoffs = list(cutoffs) or [n_token]
+    kept = [cutoffs[0]]
+    for c in cutoffs[1:]:
+        if c <= kept[-1]:
+            raise ValueError(f"cutoffs {cutoffs} are not increasing")
+        if c > n_token:
+            break
+        kept.append(c)
+    if kept[-1] > n_token:
+        kept[-1] = n_token
+    if kept[-1] < n_token:
+        kept.append(n_token)
+    return tuple(kept)
+
+
+@dataclasses.dataclass(frozen=True)
+class GPT2FlexConfig:
+    """One GPT-2 flex architecture (hashable). `cutoffs` are cluster ends (cleaned, last = n_token);
+    `tie_projs` has one flag per cluster."""
+
+    d_model: int
+    n_head: Tuple[int, ...]
+    d_inner: Tuple[int, ...]
+    d_embed: int
+    div_val: int
+    cutoffs: Tuple[int, ...]
+    tie_projs: Tuple[bool, ...]
+    tie_weight: bool = True
+    n_token: int = N_TOKEN
+    n_positions: int = N_POSITIONS
+    layer_norm_eps: float = 1e-5
+    weight_init_std: float = 0.02
+    proj_init_std: float = 0.01
+
+    def __post_init__(self):
+        if len(self.n_head) != len(self.d_inner) or not self.n_head:
+            raise ValueError(f"n_head {self.n_head} and d_inner {self.d_inner} must be equally long")
+        for h in self.n_head:
+            if self.d_model % h:
+                raise ValueError(f"d_model {self.d_model} is not a multiple of n_head {h}")
+        if self.div_val < 1:
+            raise ValueError(f"div_val must be >= 1 (adaptive embedding), got {self.div_val}")
+        if self.cutoffs[-1] != self.n_token:
+            raise ValueError(f"cutoffs {self.cutoffs} must end at n_token {self.n_token}")
+        if len(self.tie_projs) != len(self.cutoffs):
+            raise ValueError(f"{len(self.tie_projs)} tie_projs flags for {len(self.cutoffs)} clusters")
+
+    @classmethod
+    def from_lts(cls, fields: Mapping) -> "GPT2FlexConfig":
+        """From the fields of an LTS model_config.yaml (as `benchmarks.lts` returns them)."""
+        n_token = int(fields["n_token"])
+        cutoffs = clean_cutoffs(fields["cutoffs"], n_token)
+        tie_projs = tuple(bool(t) for t in fields["tie_projs"])[:len(cutoffs)]
+        return cls(d_model=int(fields["d_model"]), n_head=tuple(fields["n_head"]),
+                   d_inner=tuple(fields["d_inner"]), d_embed=int(fields["d_embed"]),
+                   div_val=int(fields["div_val"]), cutoffs=cutoffs, tie_projs=tie_projs,
+                   tie_weight=bool(fields["tie_weight"]), n_token=n_token,
+                   n_positions=int(fields["tgt_len"]),
+                   weight_init_std=float(fields.get("weight_init_std", 0.02)),
+                   proj_init_std=float(fields.get("proj_init_std", 0.01)))
+
+    @property
+    def n_layer(self) -> int:
+        return len(self.n_head)
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of tail clusters (0: a plain softmax)."""
+        return len(self.cutoffs) - 1
+
+    def cluster_bounds(self) -> List[Tuple[int, int]]:
+        ends = (0,) + self.cutoffs
+        return [(ends[i], ends[i + 1]) for i in range(len(self.cutoffs))]
+
+    def cluster_widths(self) -> List[int]:
+        """Embedding width of each cluster (all d_embed when div_val is 1)."""
+        if self.div_val == 1:
+            return [self.d_embed] * len(self.cutoffs)
+        return [self.d_embed // self.div_val ** i for i in range(len(self.cutoffs))]
+
+    def has_input_projections(self) -> bool:
+        """div_val > 1: one projection per cluster; div_val 1: one, only if d_embed != d_model."""
+        return self.div_val > 1 or self.d_embed != self.d_model
+
+
+# ------------------------------------------------------------------------------------------------
+# parameter counts, analytically (checked against the shapes and LTS's params_summary.yaml)
+
+
+def analytical_param_counts(c: GPT2FlexConfig) -> Dict[str, int]:
+    """Parameter counts per LTS group, term by term, as LTS's `HfGPT2Flex.get_params` reports them.
+
+    AdaEmb: the AdaptiveEmbedding module (tables + input projections) PLUS the position table
+        (LTS adds max_position_embeddings * d_model = tgt_len * d_model by hand).
+    Attn: per layer c_attn (d 3d + 3d) + c_proj (d d + d) = 4d^2 + 4d (independent of n_head).
+    FFN: per layer c_fc (d f + f) + c_proj (f d + d).
+    LayerNorm: ln_1 and ln_2 per layer (2d each) + ln_f (2d).
+    nonembedding = Attn + FFN + LayerNorm.
+    Softmax: what the output layer owns beyond the tied tensors: cluster_weight (n_clusters x
+        d_embed) + cluster_bias (n_clusters) + one output bias per token (n_token) + the untied
+        output projections (+ the output tables when tie_weight is false). LTS has no column for it.
+    total = AdaEmb + nonembedding + Softmax: every distinct parameter once (LTS's
+        sum(p.nelement() for p in model.parameters()); tied tensors are one parameter).
+    """
+    d = c.d_model
+    widths = c.cluster_widths()
+    bounds = c.cluster_bounds()
+    if c.div_val == 1:
+        ada = c.n_token * c.d_embed + (d * c.d_embed if c.d_embed != d else 0)
+    else:
+        ada = sum((r - l) * w + d * w for (l, r), w in zip(bounds, widths))
+    ada += c.n_positions * d
+    attn = c.n_layer * (4 * d * d + 4 * d)
+    ffn = sum(2 * d * f + f + d for f in c.d_inner)
+    layer_norm = c.n_layer * 4 * d + 2 * d
+    softmax = c.n_clusters * c.d_embed + c.n_clusters + c.n_token
+    if c.has_input_projections():  # else no projection anywhere, tied or not
+        softmax += sum(d * w for tied, w in zip(c.tie_projs, widths) if not tied)
+    if not c.tie_weight:
+        softmax += c.n_token * c.d_embed if c.div_val == 1 else sum(
+            (r - l) * w for (l, r), w in zip(bounds, widths))
+    nonembedding = attn + ffn + layer_norm
+    return {"AdaEmb": ada, "Attn": attn, "FFN": ffn, "LayerNorm": layer_norm,
+            "nonembedding": nonembedding, "Softmax": softmax,
+            "total": ada + nonembedding + softmax}
+
+
+# ------------------------------------------------------------------------------------------------
+# modules
+
+
+def _normal(std: float):
+    return nn.initializers.normal(std)
+
+
+class AdaptiveEmbedding(nn.Module):
+    """Adaptive input embedding; params `emb_<i>` [tokens_i, width_i] and `proj_<i>` [width_i, d_model]."""
+
+    config: GPT2FlexConfig
+
+    def setup(self):
+        c = self.config
+        n_tables = 1 if c.div_val == 1 else len(c.cutoffs)
+        bounds = [(0, c.n_token)] if c.div_val == 1 else c.cluster_bounds()
+        widths = c.cluster_widths()
+        self.tables = [self.param(f"emb_{i}", _normal(c.weight_init_std), (r - l, widths[i]))
+                       for i, (l, r) in enumerate(bounds[:n_tables])]
+        if c.has_input_projections():
+            self.projs = [self.param(f"proj_{i}", _normal(c.proj_init_std), (widths[i], c.d_model))
+                          for i in range(n_tables)]
+        else:
+            self.projs = []
+
+    def __call__(self, input_ids: jax.Array) -> jax.Array:
+        """[B, S] ids -> [B, S, d_model] embeddings, times sqrt(d_model) as the reference."""
+        c = self.config
+        if c.div_val == 1:
+            out = jnp.take(self.tables[0], input_ids, axis=0)
+            if self.projs:
+                out = out @ self.projs[0]
+        else:
+            out = jnp.zeros(input_ids.shape + (c.d_model,), self.tables[0].dtype)
+            for (l, r), table, proj in zip(c.cluster_bounds(), self.tables, self.projs):
+                in_cluster = (input_ids >= l) & (input_ids < r)
+                local = jnp.clip(input_ids - l, 0, r - l - 1)
+                out = out + jnp.where(in_cluster[..., None], jnp.take(table, local, axis=0) @ proj, 0.0)
+        return out * math.sqrt(c.d_model)
+
+
+class ProjectedAdaptiveLogSoftmax(nn.Module):
+    """Adaptive softmax output: per-token negative log-likelihood of the targets.
+
+    Params: `cluster_weight` [n_clusters, d_embed], `cluster_bias` [n_clusters] (when n_clusters > 0);
+    output bias `bias` [n_token] (div_val 1) or `bias_<i>` [tokens_i]; own (untied) output projections
+    `proj_<i>` [width_i, d_model]; own output tables `weight`/`weight_<i>` only when tie_weight is false.
+    """
+
+    config: GPT2FlexConfig
+
+    def _tables_and_biases(self, tied_tables):
+        c = self.config
+        widths = c.cluster_widths()
+        if c.div_val == 1:
+            table = (tied_tables[0] if c.tie_weight else
+                     self.param("weight", _normal(c.weight_init_std), (c.n_token, c.d_embed)))
+            bias = self.param("bias", nn.initializers.zeros, (c.n_token,))
+            return ([table[l:r] for l, r in c.cluster_bounds()],
+                    [bias[l:r] for l, r in c.cluster_bounds()])
+        tables, biases = [], []
+        for i, (l, r) in enumerate(c.cluster_bounds()):
+            tables.append(tied_tables[i] if c.tie_weight else
+                          self.param(f"weight_{i}", _normal(c.weight_init_std), (r - l, widths[i])))
+            biases.append(self.param(f"bias_{i}", nn.initializers.zeros, (r - l,)))
+        return tables, biases
+
+    def _projections(self, tied_projs) -> List[Optional[jax.Array]]:
+        """The output projection of each cluster (None: hidden states used as they are)."""
+        c = self.config
+        if not c.has_input_projections():
+            return [None] * len(c.cutoffs)
+        widths = c.cluster_widths()
+        projs = []
+        for i, tied in enumerate(c.tie_projs):
+            if tied:  # shares the input projection (the only one when div_val is 1)
+                projs.append(tied_projs[0] if c.div_val == 1 else tied_projs[i])
+            else:
+                projs.append(self.param(f"proj_{i}", _normal(c.proj_init_std), (widths[i], c.d_model)))
+        return projs
+
+    @staticmethod
+    def _logits(hidden, table, bias, proj):
+        if proj is not None:
+            hidden = hidden @ proj.T  # [N, width]
+        return hidden @ table.T + bias
+
+    @nn.compact
+    def __call__(self, hidden: jax.Array, target: jax.Array, tied_tables: Sequence[jax.Array],
+                 tied_projs: Sequence[jax.Array]) -> jax.Array:
+        """hidden [N, d_model], target [N] int -> nll [N] (natural log)."""
+        c = self.config
+        tables, biases = self._tables_and_biases(tied_tables)
+        projs = self._projections(tied_projs)
+        if c.n_clusters == 0:
+            logprob = jax.nn.log_softmax(self._logits(hidden, tables[0], biases[0], projs[0]), axis=-1)
+            return -jnp.take_along_axis(logprob, target[:, None], axis=1)[:, 0]
+
+        cluster_weight = self.param("cluster_weight", _normal(c.weight_init_std),
+                                    (c.n_clusters, c.d_embed))
+        cluster_bias = self.param("cluster_bias", nn.initializers.zeros, (c.n_clusters,))
+        head_table = jnp.concatenate([tables[0], cluster_weight], axis=0)
+        head_bias = jnp.concatenate([biases[0], cluster_bias], axis=0)
+        head_logprob = jax.nn.log_softmax(self._logits(hidden, head_table, head_bias, projs[0]), axis=-1)
+
+        shortlist = c.cutoffs[0]
+        cluster = sum((target >= end).astype(jnp.int32) for end in c.cutoffs[:-1])  # 0 = head
+        head_index = jnp.where(cluster == 0, target, shortlist + cluster - 1)
+        logprob = jnp.take_along_axis(head_logprob, head_index[:, None], axis=1)[:, 0]
+        for i, (l, r) in enumerate(c.cluster_bounds()[1:], start=1):
+            # Dense over all N tokens (static shapes); only cluster i's tokens use the result. The
+            # reference gathers those tokens first (about 5% of WikiText's GPT-2 tokens are >= 19997);
+            # a capacity-bounded gather with a lax.cond fallback measured only 5-15% faster here
+            # (the extra branch costs compile time), so the simple exact form is kept.
+            tail = jax.nn.log_softmax(self._logits(hidden, tables[i], biases[i], projs[i]), axis=-1)
+            local = jnp.clip(target - l, 0, r - l - 1)
+            tail_lp = jnp.take_along_axis(tail, local[:, None], axis=1)[:, 0]
+            logprob = logprob + jnp.where(cluster == i, tail_lp, 0.0)
+        return -logprob
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with a fused q/k/v projection (HF GPT2AttentionFlex)."""
+
+    d_model: int
+    n_head: int
+    init_std: float
+    proj_std: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, s, d = x.shape
+        qkv = nn.Dense(3 * d, kernel_init=_normal(self.init_std), name="c_attn")(x)
+        q, k, v = jnp.split(qkv, 3, axis=-1)
+        for t in (q, k, v):
+            self.sow("intermediates", "H", t)
+        head_dim = d // self.n_head
+
+        def heads(t):
+            return t.reshape(b, s, self.n_head, head_dim).transpose(0, 2, 1, 3)
+
+        scores = jnp.einsum("bhqd,bhkd->bhqk", heads(q), heads(k)) / math.sqrt(head_dim)
+        causal = jnp.tril(jnp.ones((s, s), bool))
+        scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
+        probs = jax.nn.softmax(scores, axis=-1)
+        self.sow("intermediates", "S", probs)
+        ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, heads(v)).transpose(0, 2, 1, 3).reshape(b, s, d)
+        return nn.Dense(d, kernel_init=_normal(self.proj_std), name="c_proj")(ctx)
+
+
+class MLP(nn.Module):
+    """c_fc -> gelu_new -> c_proj (HF GPT2MLPFlex); the activation is sown as A."""
+
+    d_model: int
+    d_inner: int
+    init_std: float
+    proj_std: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = jax.nn.gelu(nn.Dense(self.d_inner, kernel_init=_normal(self.init_std), name="c_fc")(x),
+                        approximate=True)
+        self.sow("intermediates", "A", h)
+        return nn.Dense(self.d_model, kernel_init=_normal(self.proj_std), name="c_proj")(h)
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x))."""
+
+    config: GPT2FlexConfig
+    index: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c, i = self.config, self.index
+        proj_std = c.weight_init_std / math.sqrt(2 * c.n_layer)
+        x = x + Attention(c.d_model, c.n_head[i], c.weight_init_std, proj_std, name="attn")(
+            nn.LayerNorm(epsilon=c.layer_norm_eps, name="ln_1")(x))
+        return x + MLP(c.d_model, c.d_inner[i], c.weight_init_std, proj_std, name="mlp")(
+            nn.LayerNorm(epsilon=c.layer_norm_eps, name="ln_2")(x))
+
+
+class GPT2Flex(nn.Module):
+    """The LM (HF `GPT2LMHeadModelFlex` equivalent). Methods:
+
+    embed(input_ids) -> adaptive input embeddings [B, S, d_model] (what J is taken against).
+    __call__(word_embeds) -> final hidden states after ln_f [B, S, d_model].
+    nll(hidden, targets) -> per-token negative log-likelihood through the adaptive softmax.
+    proxy_loss(word_embeds, batch) -> mean next-token NLL: positions 0..S-2 predict input_ids[:, 1:].
+    """
+
+    config: GPT2FlexConfig
+
+    def setup(self):
+        c = self.config
+        self.wte = AdaptiveEmbedding(c)
+        self.wpe = nn.Embed(c.n_positions, c.d_model, embedding_init=_normal(c.weight_init_std))
+        self.layers = [Block(c, i, name=f"layer_{i}") for i in range(c.n_layer)]
+        self.ln_f = nn.LayerNorm(epsilon=c.layer_norm_eps)
+        self.lm_head = ProjectedAdaptiveLogSoftmax(c)
+
+    def embed(self, input_ids: jax.Array) -> jax.Array:
+        return self.wte(input_ids)
+
+    def __call__(self, word_embeds: jax.Array) -> jax.Array:
+        s = word_embeds.shape[1]
+        if s > self.config.n_positions:
+            raise ValueError(f"sequence length {s} exceeds the {self.config.n_positions} positions")
+        x = word_embeds + self.wpe(jnp.arange(s))[None]
+        for layer in self.layers:
+            x = layer(x)
+        return self.ln_f(x)
+
+    def nll(self, hidden: jax.Array, targets: jax.Array) -> jax.Array:
+        """hidden [..., d_model], targets [...] -> nll [...]."""
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        out = self.lm_head(flat, targets.reshape(-1), self.wte.tables, self.wte.projs)
+        return out.reshape(targets.shape)
+
+    def proxy_loss(self, word_embeds: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
+        hidden = self(word_embeds)[:, :-1]
+        return jnp.mean(self.nll(hidden, batch["input_ids"][:, 1:]))
+
+    def init_all(self, input_ids: jax.Array):
+        """Touches every submodule (for `init`): embed, forward, adaptive softmax."""
+        return self.proxy_loss(self.embed(input_ids), {"input_ids": input_ids})
