@@ -1,70 +1,23 @@
 """FlexiBERT benchmark (500 trained NAS-Bench-BERT architectures, GLUE average as ground truth).
 
+python -m lpzero_jax.main --config=experiments/flexibert.py --config.workdir=runs/flexibert
 python -m lpzero_jax.main --config=experiments/flexibert.py --config.mode=rank \
     --config.proxies=params,attention_confidence --config.workdir=runs/flexibert_rank
 """
 
 from ml_collections import ConfigDict, config_dict
 
+from lpzero_jax.configs import base_config
+
 
 def get_config() -> ConfigDict:
-    c = ConfigDict()
+    c = base_config()
     c.family = "flexibert"
-    c.mode = "search"
     c.workdir = "runs/flexibert"
-    c.seed = 42  # model init and mini-batch sampling
-    c.compilation_cache_dir = "~/.cache/lpzero_jax/xla"  # JAX persistent cache; "" to disable
-
-    # data (read at run time; never part of the repository)
-    c.data_root = config_dict.placeholder(str)  # default: $LPZERO_DATA or ../shared/data
     c.benchmark_file = config_dict.placeholder(str)  # default: <data_root>/flexibert/BERT_benchmark.json
-    c.num_archs = 0  # first N benchmark entries; 0 = all 500
     c.arch_reading = "benchmark"  # or "pytorch_reference" (hidden 256, FFN 1024 as the reference code)
     c.proxy_loss = "tied_lm"  # loss behind G and J; "sum_output" = the reference's (degenerate) one
-    c.corpus = "wikitext-2/valid.txt"  # relative to data_root
-    c.corpus_file = config_dict.placeholder(str)  # an explicit corpus path instead
-    c.vocab_path = config_dict.placeholder(str)  # BERT uncased vocab.txt (else found in packages)
     c.batch_size = 128  # paper: 128 for BERT
     c.seq_len = 128
-
-    # search mode (paper Section 4.1 settings)
-    c.search = ConfigDict()
-    c.search.population = 80
-    c.search.generations = 1000
-    c.search.pool_ratio = 0.1
-    c.search.crossover_rate = 0.5
-    c.search.mutation_rate = 0.5
-    c.search.n_unary = 2
-    c.search.sample_archs = 50  # S, drawn with config.seed; the rest are held out
-    c.search.rps = True
-    c.search.baselines = "random"  # comma list of: random, no_rps (same evaluation budget)
-    c.search.layer_reduce = "mean"  # how per-layer values become one score: mean or sum
-    c.search.evaluator = "program"  # "program" (compile once, genomes as data) or "compiled"
-    c.search.checkpoint_every = 25
-    c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
-
-    # bench mode (lpzero_jax/modes/bench.py): measured on the S sampled architectures
-    c.bench = ConfigDict()
-    c.bench.candidates = 1000  # random genomes scored by the compile-once program
-    c.bench.compiled_candidates = 30  # of which also compiled one program each
-    c.bench.naive_candidates = 1  # candidates scored by re-extracting every arch's inputs
-    c.bench.flops_archs = 50  # archs whose extraction FLOPs are counted (XLA cost analysis)
-
-    # rank mode
     c.proxies = "params,attention_confidence"
-
-    # scale-out (lpzero_jax/parallel.py)
-    c.parallel = ConfigDict()
-    c.parallel.devices = 0  # local devices used for extraction and candidate evaluation; 0 = all
-    c.parallel.shard_candidates = True  # shard the genome program over the local devices
-    c.distributed = ConfigDict()  # several hosts: jax.distributed.initialize
-    c.distributed.coordinator_address = config_dict.placeholder(str)  # e.g. "10.0.0.1:1234"
-    c.distributed.num_processes = 1
-    c.distributed.process_id = 0
-
-    # compact proxy inputs (see lpzero_jax/inputs.py)
-    c.inputs = ConfigDict()
-    c.inputs.sample_size = 4096  # values kept per tensor
-    c.inputs.sample_seed = 0
-    c.inputs.cache_dir = config_dict.placeholder(str)  # default: <workdir>/inputs_cache
     return c

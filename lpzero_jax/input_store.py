@@ -25,6 +25,7 @@ def fingerprint_fields(config) -> dict:
         "seq_len": config.seq_len,
         "seed": config.seed,
         "corpus": config.get("corpus_file") or config.corpus,
+        "benchmark": config.get("benchmark_file") or config.get("benchmark_dir"),
         "sample_size": config.inputs.sample_size,
         "sample_seed": config.inputs.sample_seed,
         "version": 2,

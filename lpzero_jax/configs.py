@@ -1,0 +1,64 @@
+"""Defaults shared by every experiment config (experiments/<family>.py start from `base_config`)."""
+
+from ml_collections import ConfigDict, config_dict
+
+
+def base_config() -> ConfigDict:
+    """Fields every mode understands; a family config sets `family` and its data/batch fields."""
+    c = ConfigDict()
+    c.family = ""
+    c.mode = "search"
+    c.workdir = "runs/default"
+    c.seed = 42  # model init, mini-batch sampling, architecture sample, search
+    c.compilation_cache_dir = "~/.cache/lpzero_jax/xla"  # JAX persistent cache; "" to disable
+
+    # data (read at run time; never part of the repository)
+    c.data_root = config_dict.placeholder(str)  # default: $LPZERO_DATA or ../shared/data
+    c.num_archs = 0  # first N benchmark entries; 0 = all
+    c.corpus = "wikitext-2/valid.txt"  # relative to data_root
+    c.corpus_file = config_dict.placeholder(str)  # an explicit corpus path instead
+    c.vocab_path = config_dict.placeholder(str)  # tokenizer files (else found in packages)
+    c.batch_size = 16
+    c.seq_len = 128
+
+    # rank mode: comma list of proxy names and/or genomes, or "all"
+    c.proxies = "params"
+
+    # search mode (paper Section 4.1 settings)
+    c.search = ConfigDict()
+    c.search.population = 80
+    c.search.generations = 1000
+    c.search.pool_ratio = 0.1
+    c.search.crossover_rate = 0.5
+    c.search.mutation_rate = 0.5
+    c.search.n_unary = 2
+    c.search.sample_archs = 50  # S, drawn with config.seed; the rest are held out
+    c.search.rps = True
+    c.search.baselines = "random"  # comma list of: random, no_rps (same evaluation budget)
+    c.search.layer_reduce = "mean"  # how per-layer values become one score: mean or sum
+    c.search.evaluator = "program"  # "program" (compile once, genomes as data) or "compiled"
+    c.search.checkpoint_every = 25
+    c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
+
+    # bench mode (lpzero_jax/modes/bench.py): measured on the S sampled architectures
+    c.bench = ConfigDict()
+    c.bench.candidates = 1000  # random genomes scored by the compile-once program
+    c.bench.compiled_candidates = 30  # of which also compiled one program each
+    c.bench.naive_candidates = 1  # candidates scored by re-extracting every arch's inputs
+    c.bench.flops_archs = 50  # archs whose extraction FLOPs are counted (XLA cost analysis)
+
+    # scale-out (lpzero_jax/parallel.py)
+    c.parallel = ConfigDict()
+    c.parallel.devices = 0  # local devices used for extraction and candidate evaluation; 0 = all
+    c.parallel.shard_candidates = True  # shard the genome program over the local devices
+    c.distributed = ConfigDict()  # several hosts: jax.distributed.initialize
+    c.distributed.coordinator_address = config_dict.placeholder(str)  # e.g. "10.0.0.1:1234"
+    c.distributed.num_processes = 1
+    c.distributed.process_id = 0
+
+    # compact proxy inputs (see lpzero_jax/inputs.py)
+    c.inputs = ConfigDict()
+    c.inputs.sample_size = 4096  # values kept per tensor
+    c.inputs.sample_seed = 0
+    c.inputs.cache_dir = config_dict.placeholder(str)  # default: <workdir>/inputs_cache
+    return c
