@@ -1,8 +1,11 @@
 """On-disk store of compact proxy inputs: computed once per architecture, reused by every run.
 
-Files live in `<cache_dir>/<fingerprint>/<arch_id>.npz`, where the fingerprint hashes everything the
-inputs depend on (family, arch reading, batch, text, seeds, sample size). A run that is interrupted
-keeps every architecture already extracted; the next run (search, rank, bench) loads them.
+Files live in `<cache_dir>/<fingerprint>/<arch_id>.npz` (all six inputs), where the fingerprint
+hashes everything the inputs depend on (family, arch reading, loss, batch, text, seeds, sample
+size). When only some inputs are asked for (a genome scored on held-out architectures, say), the
+cheapest extraction level is run and saved as `<arch_id>.<level>.npz` ('weights': W only, no forward
+pass; 'forward': A, H, S, W, no backward pass). A run that is interrupted keeps every architecture
+already extracted; the next run (search, rank, bench) loads them.
 """
 
 from __future__ import annotations
@@ -43,35 +46,44 @@ class InputStore:
         self.hits = 0
         self.misses = 0
 
-    def path(self, arch_id) -> Path:
-        return self.dir / f"{arch_id}.npz"
+    def path(self, arch_id, level: str = "backward") -> Path:
+        return self.dir / (f"{arch_id}.npz" if level == "backward" else f"{arch_id}.{level}.npz")
 
-    def has(self, arch_id) -> bool:
-        return self.path(arch_id).exists()
+    def _paths_covering(self, arch_id, needed) -> list:
+        """Files that would hold every input in `needed`, cheapest level first."""
+        need = set(needed)
+        return [self.path(arch_id, level) for level, names in proxy_inputs.LEVELS.items()
+                if need <= set(names)]
 
-    def load(self, arch_id) -> Optional[proxy_inputs.CompactInputs]:
-        p = self.path(arch_id)
-        if not p.exists():
-            return None
-        try:
-            return proxy_inputs.CompactInputs.load(p)
-        except Exception as e:  # a corrupt file is recomputed, not fatal
-            logging.warning("ignoring unreadable cached inputs %s (%s)", p, e)
-            return None
+    def has(self, arch_id, needed=proxy_inputs.INPUT_NAMES) -> bool:
+        return any(p.exists() for p in self._paths_covering(arch_id, needed))
 
-    def __call__(self, ctx) -> proxy_inputs.CompactInputs:
-        cached = self.load(ctx.arch.arch_id)
+    def load(self, arch_id, needed=proxy_inputs.INPUT_NAMES) -> Optional[proxy_inputs.CompactInputs]:
+        for p in self._paths_covering(arch_id, needed):
+            if not p.exists():
+                continue
+            try:
+                return proxy_inputs.CompactInputs.load(p)
+            except Exception as e:  # a corrupt file is recomputed, not fatal
+                logging.warning("ignoring unreadable cached inputs %s (%s)", p, e)
+        return None
+
+    def __call__(self, ctx, needed=proxy_inputs.INPUT_NAMES) -> proxy_inputs.CompactInputs:
+        cached = self.load(ctx.arch.arch_id, needed)
         if cached is not None:
             self.hits += 1
             return cached
         self.misses += 1
+        level = proxy_inputs.level_for(needed)
         computed = proxy_inputs.extract_proxy_inputs(
-            ctx.family, ctx.model_config, ctx.params, ctx.batch, self.sample_size, self.sample_seed)
-        computed.save(self.path(ctx.arch.arch_id))
+            ctx.family, ctx.model_config, ctx.params, ctx.batch, self.sample_size, self.sample_seed,
+            needed=needed)
+        computed.save(self.path(ctx.arch.arch_id, level))
         return computed
 
 
-def collect_inputs(store: InputStore, family, archs, config, batch, label: str = "inputs"):
+def collect_inputs(store: InputStore, family, archs, config, batch, label: str = "inputs",
+                   needed=proxy_inputs.INPUT_NAMES):
     """CompactInputs of every arch: loaded from the store, or extracted and saved (with progress).
 
     Missing architectures are split over hosts (each process extracts its share into the shared
@@ -86,13 +98,13 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
     from lpzero_jax.proxies.base import ArchContext
 
     t0 = time.perf_counter()
-    missing = [a for a in archs if not store.has(a.arch_id)]
+    missing = [a for a in archs if not store.has(a.arch_id, needed)]
     mine = parallel.host_shard(missing)
     done = [0]
 
     def extract(arch):
         t = time.perf_counter()
-        store(ArchContext(family, arch, config, batch))
+        store(ArchContext(family, arch, config, batch), needed)
         done[0] += 1
         logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
                      len(mine), arch.arch_id, time.perf_counter() - t, time.perf_counter() - t0)
@@ -108,7 +120,7 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
         logging.info("%s: %d architectures loaded from %s", label, len(archs) - len(missing), store.dir)
     out = []
     for a in archs:
-        item = store.load(a.arch_id)
+        item = store.load(a.arch_id, needed)
         if item is None:
             raise FileNotFoundError(f"inputs of arch {a.arch_id} missing from {store.dir} "
                                     f"(with several hosts the cache dir must be shared)")

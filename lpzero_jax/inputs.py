@@ -43,6 +43,21 @@ from lpzero_jax.models.init import path_names
 
 INPUT_NAMES = ("A", "J", "G", "H", "W", "S")
 LAYERWISE = ("A", "G", "H", "W", "S")
+# What each extraction level yields: the weights alone need no forward pass, A/H/S need one, G/J
+# need the backward pass too. Extraction runs the cheapest level covering the inputs asked for.
+LEVELS = {"weights": ("W",), "forward": ("A", "H", "S", "W"), "backward": INPUT_NAMES}
+
+
+def level_for(needed) -> str:
+    """The cheapest extraction level that yields every input in `needed`."""
+    needed = set(needed)
+    unknown = needed - set(INPUT_NAMES)
+    if unknown:
+        raise KeyError(f"unknown proxy inputs {sorted(unknown)}; known: {', '.join(INPUT_NAMES)}")
+    for level, names in LEVELS.items():
+        if needed <= set(names):
+            return level
+    return "backward"
 _LAYER = re.compile(r"^layer_(\d+)$")
 
 
@@ -65,8 +80,8 @@ class CompactInputs:
     @classmethod
     def load(cls, path: Path) -> "CompactInputs":
         with np.load(path) as data:
-            return cls({k: data[f"values_{k}"] for k in INPUT_NAMES},
-                       {k: data[f"counts_{k}"] for k in INPUT_NAMES})
+            names = [k for k in INPUT_NAMES if f"values_{k}" in data.files]
+            return cls({k: data[f"values_{k}"] for k in names}, {k: data[f"counts_{k}"] for k in names})
 
     def nbytes(self) -> int:
         return sum(v.nbytes for v in self.values.values()) + sum(c.nbytes for c in self.counts.values())
@@ -95,11 +110,13 @@ class StackedInputs:
 
 
 def stack_inputs(items: Sequence[CompactInputs]) -> StackedInputs:
-    """Pads every architecture's inputs to the largest L and T and stacks them on a new axis 0."""
+    """Pads every architecture's inputs to the largest L and T and stacks them on a new axis 0
+    (the inputs present in every item)."""
     if not items:
         raise ValueError("no architectures to stack")
     values, counts = {}, {}
-    for name in INPUT_NAMES:
+    names = [n for n in INPUT_NAMES if all(n in x.values for x in items)]
+    for name in names:
         l_max = max(x.values[name].shape[0] for x in items)
         t_max = max(x.values[name].shape[1] for x in items)
         k = items[0].values[name].shape[2]
@@ -112,9 +129,10 @@ def stack_inputs(items: Sequence[CompactInputs]) -> StackedInputs:
             v[i, :lv, :tv] = x.values[name]
             c[i, :lv, :tv] = x.counts[name]
         values[name], counts[name] = v, c
-    l_max = max(values[n].shape[1] for n in LAYERWISE)
+    layerwise = [n for n in LAYERWISE if n in values]
+    l_max = max(values[n].shape[1] for n in layerwise)
     layer_mask = np.zeros((len(items), l_max), bool)
-    for n in LAYERWISE:
+    for n in layerwise:
         present = counts[n].sum(axis=-1) > 0
         layer_mask[:, :present.shape[1]] |= present
     return StackedInputs(values, counts, layer_mask)
@@ -208,44 +226,81 @@ def forward_backward(model, params, batch: Mapping[str, jax.Array]):
     return loss, inter, grads, d_embeds
 
 
-def raw_proxy_inputs(model, params, batch, is_proxy_weight) -> Dict[str, List[List[jax.Array]]]:
-    """The six inputs as full tensors, per layer (J as a single one-tensor layer). Traceable."""
-    loss, inter, grads, d_embeds = forward_backward(model, params, batch)
-    raw = {name: group_by_layer(inter, name=name) for name in ("A", "H", "S")}
-    raw["W"] = group_by_layer(params, keep=is_proxy_weight)
-    raw["G"] = group_by_layer(grads, keep=is_proxy_weight)
-    raw["J"] = [[d_embeds]]
+def forward_only(model, params, batch: Mapping[str, jax.Array]):
+    """One forward pass; returns (loss, intermediates)."""
+    embeds = model.apply(params, batch["input_ids"], method=model.embed)
+    loss, state = model.apply(params, embeds, batch, method=model.proxy_loss, mutable=["intermediates"])
+    return loss, state.get("intermediates", {})
+
+
+def raw_proxy_inputs(model, params, batch, is_proxy_weight,
+                     level: str = "backward") -> Dict[str, List[List[jax.Array]]]:
+    """The inputs of an extraction level as full tensors, per layer (J as a single one-tensor
+    layer), and the loss. Traceable."""
+    raw = {"W": group_by_layer(params, keep=is_proxy_weight)}
+    if level == "weights":
+        return raw, jnp.zeros(())
+    if level == "forward":
+        loss, inter = forward_only(model, params, batch)
+    else:
+        loss, inter, grads, d_embeds = forward_backward(model, params, batch)
+        raw["G"] = group_by_layer(grads, keep=is_proxy_weight)
+        raw["J"] = [[d_embeds]]
+    raw.update({name: group_by_layer(inter, name=name) for name in ("A", "H", "S")})
     return raw, loss
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_extractor(family, model_config: Hashable, sample_size: int, sample_seed: int):
+def _compiled_extractor(family, model_config: Hashable, sample_size: int, sample_seed: int,
+                        level: str = "backward"):
     model = family.build_model(model_config)
 
     def extract(params, batch):
-        raw, loss = raw_proxy_inputs(model, params, batch, family.is_proxy_weight)
-        out = {name: compact_tensors(raw[name], sample_size, sample_seed) for name in INPUT_NAMES}
+        raw, loss = raw_proxy_inputs(model, params, batch, family.is_proxy_weight, level)
+        out = {name: compact_tensors(raw[name], sample_size, sample_seed) for name in raw}
         return out, loss
 
     return jax.jit(extract)
 
 
+def compact_weights(params, is_proxy_weight, sample_size: int, sample_seed: int) -> CompactInputs:
+    """W alone, with NumPy (no tracing, no compilation): the 'weights' extraction level."""
+    layers = group_by_layer(params, keep=is_proxy_weight)
+    n_layers, t_max = max(len(layers), 1), max([len(l) for l in layers] + [1])
+    values = np.zeros((n_layers, t_max, sample_size), np.float32)
+    counts = np.zeros((n_layers, t_max), np.int64)
+    for l, tensors in enumerate(layers):
+        for t, x in enumerate(tensors):
+            flat = np.asarray(x, np.float32).ravel()
+            counts[l, t] = flat.size
+            if flat.size <= sample_size:
+                values[l, t, :flat.size] = flat
+            else:
+                values[l, t] = flat[sample_indices(sample_seed, t, flat.size, sample_size)]
+    return CompactInputs({"W": values}, {"W": counts})
+
+
 def extract_proxy_inputs(family, model_config: Hashable, params, batch: Mapping[str, np.ndarray],
-                         sample_size: int, sample_seed: int = 0, staged: bool = True) -> CompactInputs:
-    """Computes the six inputs of one architecture (one forward, one backward) in compact form.
+                         sample_size: int, sample_seed: int = 0, staged: bool = True,
+                         needed=INPUT_NAMES) -> CompactInputs:
+    """Computes the proxy inputs of one architecture in compact form: all six by default (one
+    forward, one backward pass), or the cheapest level covering `needed` (see LEVELS).
 
     staged: compile per layer when the family can cut its model into stages (staged.py), else
     one program for the whole model. Raises FloatingPointError naming a non-finite loss or input.
     """
+    level = level_for(needed)
+    if level == "weights":
+        return compact_weights(params, family.is_proxy_weight, sample_size, sample_seed)
     device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
     stages = family.stages(model_config) if staged else None
     if stages is not None:
         from lpzero_jax.staged import extract_staged
 
         result, loss = extract_staged(stages, params, device_batch, family.is_proxy_weight,
-                                      sample_size, sample_seed)
+                                      sample_size, sample_seed, backward=level == "backward")
     else:
-        fn = _compiled_extractor(family, model_config, sample_size, sample_seed)
+        fn = _compiled_extractor(family, model_config, sample_size, sample_seed, level)
         out, loss = fn(params, device_batch)
         result = CompactInputs({k: np.asarray(v[0]) for k, v in out.items()},
                                {k: np.asarray(v[1]) for k, v in out.items()})

@@ -149,8 +149,10 @@ def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
 
 
 def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str, jax.Array],
-                   is_proxy_weight, sample_size: int, sample_seed: int):
-    """The six inputs of one architecture, stage by stage; returns (CompactInputs, loss)."""
+                   is_proxy_weight, sample_size: int, sample_seed: int, backward: bool = True):
+    """The six inputs of one architecture, stage by stage; returns (CompactInputs, loss).
+
+    backward=False stops after the forward pass (A, H, S, W only; the loss is still computed)."""
     p = params["params"]
     layer_keys = {k for _, k in stages.layers}
     outer_params = {"params": {k: v for k, v in p.items() if k not in layer_keys}}
@@ -163,15 +165,18 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
         fwd_out.append(compact)
         vjps.append(vjp_fn)
     loss, g = _head_grad(okey, stages.outer)(outer_params, x, batch)
-    backward = _layer_backward(is_proxy_weight, sample_size, sample_seed)
+    out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
+        name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
+    if not backward:
+        return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
+                                          {k: v[1] for k, v in out.items()}), float(loss)
+    layer_backward = _layer_backward(is_proxy_weight, sample_size, sample_seed)
     grads = []
     for vjp_fn in reversed(vjps):
-        g, compact_g = backward(vjp_fn, g)
+        g, compact_g = layer_backward(vjp_fn, g)
         grads.append(compact_g)
     grads.reverse()
     j = _prelude_backward(sample_size, sample_seed)(prelude_vjp, g)
-    out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
-        name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
     out["G"] = _assemble(grads, sample_size)
     out["J"] = _assemble([j], sample_size)
     return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},

@@ -67,3 +67,43 @@ def test_staged_equals_whole_model_extraction(data_root):
         np.testing.assert_allclose(staged.values[n], whole.values[n], rtol=1e-4, atol=1e-7, err_msg=n)
     assert staged.values["A"].shape == (3, 2, 256)
     assert np.all(np.isfinite(staged.values["G"])) and np.abs(staged.values["G"]).max() > 0
+
+
+def test_cheapest_level_yields_what_is_needed(data_root, tmp_path):
+    from lpzero_jax.families import get_family
+    from lpzero_jax.input_store import InputStore
+    from lpzero_jax.models.flexibert import FlexiBertConfig, LayerConfig
+    from lpzero_jax.proxies.base import ArchContext
+    from lpzero_jax.benchmarks.base import Arch
+
+    assert inputs.level_for(["W"]) == "weights"
+    assert inputs.level_for(["A", "W"]) == "forward"
+    assert inputs.level_for(["G"]) == "backward"
+    with pytest.raises(KeyError, match="unknown proxy inputs"):
+        inputs.level_for(["Q"])
+    family = get_family("flexibert")
+    config = tiny_config()
+    batch = family.make_batch(config)
+    mc = FlexiBertConfig(hidden_size=128, layers=(LayerConfig("SA", "WMA", 2, 128, 2),
+                                                  LayerConfig("LT", "DFT", 2, 128, 1)))
+    params = family.init_params(mc, 0)
+    full = inputs.extract_proxy_inputs(family, mc, params, batch, 256)
+    fwd = inputs.extract_proxy_inputs(family, mc, params, batch, 256, needed=("A", "S"))
+    w = inputs.extract_proxy_inputs(family, mc, params, batch, 256, needed=("W",))
+    assert set(fwd.values) == {"A", "H", "S", "W"} and set(w.values) == {"W"}
+    for n in fwd.values:
+        np.testing.assert_allclose(fwd.values[n], full.values[n], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(w.values["W"], full.values["W"])  # NumPy path, same samples
+    # the store saves partial levels beside full files and serves the cheapest covering one
+    store = InputStore(config, tmp_path)
+    layers = [dict(operation_type="SA", operation_parameter="WMA", num_operation_heads=2,
+                   feed_forward_dimension=128, num_feed_forward=2),
+              dict(operation_type="LT", operation_parameter="DFT", num_operation_heads=2,
+                   feed_forward_dimension=128, num_feed_forward=1)]
+    arch = Arch(arch_id="x", config={"hidden_size": 128, "encoder_layers": layers}, score=0.0)
+    ctx = ArchContext(family, arch, config, batch)
+    assert ctx.model_config == mc
+    got = store(ctx, ("W",))
+    assert store.path("x", "weights").exists() and not store.path("x").exists()
+    assert store.has("x", ("W",)) and not store.has("x", ("A",))
+    np.testing.assert_array_equal(got.values["W"], full.values["W"])

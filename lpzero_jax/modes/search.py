@@ -133,8 +133,13 @@ def run(config, workdir: Path) -> dict:
     }
     held_seconds = 0.0
     if s.evaluate_all:
+        # only the inputs the scored genomes use: W alone needs no forward pass, A/H/S no backward
+        needed = set(best.inputs)
+        for b in baselines.values():
+            if b["best_genome"]:
+                needed |= set(parse_genome(b["best_genome"]).inputs)
         others, held_seconds = collect_inputs(store, family, [archs[i] for i in held_idx], config,
-                                              batch, "held-out inputs")
+                                              batch, "held-out inputs", needed=tuple(sorted(needed)))
         by_index = dict(zip(held_idx.tolist(), others))
         by_index.update(zip(sample_idx.tolist(), sample_inputs))
         all_inputs = [by_index[i] for i in range(len(archs))]

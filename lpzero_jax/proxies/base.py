@@ -118,8 +118,23 @@ class ArchContext:
             return fn(self.params, self.device_batch())
         return self._stage("backward", build)
 
-    def proxy_inputs(self):
-        """The compact six inputs (CompactInputs), from the run's loader (disk cache) if given."""
+    def proxy_inputs(self, needed=None):
+        """Compact proxy inputs (CompactInputs) covering `needed` (default: all six), from the
+        run's loader (the disk cache) if given, else extracted here."""
+        from lpzero_jax import inputs as proxy_inputs
+
+        needed = tuple(sorted(needed or proxy_inputs.INPUT_NAMES))
+        level = proxy_inputs.level_for(needed)
+        for have in ("backward", "forward", "weights"):  # a richer level already computed serves
+            if f"inputs_{have}" in self._cache and set(needed) <= set(proxy_inputs.LEVELS[have]):
+                return self._stage(f"inputs_{have}", lambda: None)
+            if have == level:
+                break
         if self._inputs_loader is None:
-            raise RuntimeError("this context has no proxy-input loader")
-        return self._stage("inputs", lambda: self._inputs_loader(self))
+            cfg = self.config.inputs
+            build = lambda: proxy_inputs.extract_proxy_inputs(  # noqa: E731
+                self.family, self.model_config, self.params, self.batch, int(cfg.sample_size),
+                int(cfg.sample_seed), needed=needed)
+        else:
+            build = lambda: self._inputs_loader(self, needed)  # noqa: E731
+        return self._stage(f"inputs_{level}", build)

@@ -16,7 +16,7 @@ def genome_proxy(text: str, layer_reduce: str = "mean") -> ProxyFn:
 
     def proxy(ctx: ArchContext) -> float:
         scores = compile_genome(genome, layer_reduce)
-        return float(scores(stack_inputs([ctx.proxy_inputs()]))[0])
+        return float(scores(stack_inputs([ctx.proxy_inputs(genome.inputs)]))[0])
 
     proxy.genome = genome
     return proxy
