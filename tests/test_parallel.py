@@ -1,0 +1,76 @@
+"""Scale-out: 8 virtual CPU devices give the same results as one (run in a subprocess, since the
+device count is fixed when JAX starts)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from lpzero_jax import parallel
+
+REPO = Path(__file__).resolve().parent.parent
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import jax, numpy as np
+    from lpzero_jax import parallel
+    from lpzero_jax.expression.genome import random_genome
+    from lpzero_jax.expression.program import GenomeProgram
+    from lpzero_jax.search.evolution import EvolutionConfig, evolve
+    from lpzero_jax.search.fitness import FitnessEvaluator
+    from lpzero_jax.expression import compile_genome
+    from tests.expression.test_compile_and_program import fake_archs
+
+    stacked = fake_archs(n=13, seed=9)
+    mesh = parallel.arch_mesh() if jax.device_count() > 1 else None
+    rng = np.random.default_rng(0)
+    genomes = [random_genome(rng, 2) for _ in range(30)]
+    scores = GenomeProgram(stacked, 2, mesh=mesh).scores(genomes)
+    truth = compile_genome("mul(l1(W),abs(mean(H)))")(stacked)
+    state = evolve(FitnessEvaluator(stacked, truth, n_unary=2, mesh=mesh),
+                   EvolutionConfig(population=8, generations=25, pool_ratio=0.25, seed=3))
+    squares = parallel.map_on_devices(lambda x: float(jax.numpy.square(x)), list(range(10)))
+    print(json.dumps({"devices": jax.device_count(), "scores": np.nan_to_num(scores, nan=-999).tolist(),
+                      "best": state.history[-1]["best_genome"], "population": state.population,
+                      "squares": squares}))
+""")
+
+
+def run_with_devices(n: int) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=REPO, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_eight_devices_equal_one():
+    one, eight = run_with_devices(1), run_with_devices(8)
+    assert one["devices"] == 1 and eight["devices"] == 8
+    assert one["scores"] == eight["scores"]  # bitwise: architectures are never split
+    assert one["best"] == eight["best"] and one["population"] == eight["population"]
+    assert eight["squares"] == [float(i * i) for i in range(10)]
+
+
+def test_ragged_groups_keep_architectures_whole():
+    from lpzero_jax.expression.program import ragged
+
+    counts = np.zeros((5, 2, 3), np.int64)
+    counts[:, :, 0] = 10
+    counts[1, 1, 1] = 10
+    values = np.random.default_rng(0).standard_normal((5, 2, 3, 4)).astype(np.float32)
+    v, c, seg = ragged(values, counts, groups=2)
+    assert len(v) % 2 == 0
+    half = len(v) // 2
+    first = set((seg[:half][c[:half] > 0]) // 2)
+    second = set((seg[half:][c[half:] > 0]) // 2)
+    assert first.isdisjoint(second) and first | second == set(range(5))
+    assert np.all(seg[c == 0] == 10)  # padding rows land outside every segment
+
+
+def test_host_shard_is_round_robin():
+    assert parallel.host_shard(list(range(7))) == list(range(7))  # one process here
