@@ -181,3 +181,75 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
     out["J"] = _assemble([j], sample_size)
     return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
                                       {k: v[1] for k, v in out.items()}), float(loss)
+
+
+# --------------------------------------------------------------------------------------------------
+# full tensors (for hand-crafted proxies): the same stages, nothing compacted
+
+
+def _layer_apply(module: nn.Module):
+    def f(p, x):
+        y, state = module.apply({"params": p}, x, mutable=["intermediates"])
+        return y, state.get("intermediates", {})
+
+    return f
+
+
+def _layer_forward_full(key: Hashable, module: nn.Module, with_vjp: bool):
+    def build():
+        f = _layer_apply(module)
+        if with_vjp:
+            return jax.jit(lambda p, x: jax.vjp(f, p, x, has_aux=True))
+        return jax.jit(f)
+
+    return _cached(("layer_full", key, with_vjp), build)
+
+
+def _outer_full(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...]):
+    def build():
+        def forward(params, batch):
+            word = outer.apply(params, batch["input_ids"], method="embed")
+            args = [batch[k] for k in prelude_args]
+            return jax.vjp(lambda p, w: outer.apply(p, w, *args, method="prelude"), params, word)
+
+        def head(params, hidden, batch):
+            return jax.value_and_grad(
+                lambda p, h: outer.apply(p, h, batch, method="head_loss"), argnums=(0, 1))(params, hidden)
+
+        def head_loss(params, hidden, batch):
+            return outer.apply(params, hidden, batch, method="head_loss")
+
+        return jax.jit(forward), jax.jit(head), jax.jit(head_loss)
+
+    return _cached(("outer_full", key, prelude_args), build)
+
+
+_VJP = jax.jit(lambda vjp_fn, g: vjp_fn(g))
+
+
+def forward_full(stages: Stages, params, batch, with_grads: bool):
+    """Stage-by-stage equivalent of `inputs.forward_only` (with_grads=False: (loss, intermediates))
+    and `inputs.forward_backward` (True: (loss, intermediates, grads, d loss / d word embeds))."""
+    p = params["params"]
+    layer_keys = {k for _, k in stages.layers}
+    outer_params = {"params": {k: v for k, v in p.items() if k not in layer_keys}}
+    forward, head, head_loss = _outer_full(module_key(stages.outer), stages.outer, stages.prelude_args)
+    x, prelude_vjp = forward(outer_params, batch)
+    inter, vjps = {}, []
+    for module, pkey in stages.layers:
+        fwd = _layer_forward_full(module_key(module), module, with_grads)
+        if with_grads:
+            x, vjp_fn, inter[pkey] = fwd(p[pkey], x)
+            vjps.append((pkey, vjp_fn))
+        else:
+            x, inter[pkey] = fwd(p[pkey], x)
+    if not with_grads:
+        return head_loss(outer_params, x, batch), inter
+    loss, (g_outer, g) = head(outer_params, x, batch)
+    grads = {}
+    for pkey, vjp_fn in reversed(vjps):
+        grads[pkey], g = _VJP(vjp_fn, g)
+    g_outer_prelude, g_word = _VJP(prelude_vjp, g)
+    g_outer = jax.tree_util.tree_map(jnp.add, g_outer, g_outer_prelude)
+    grads.update(g_outer["params"])
+    return loss, inter, {"params": {k: grads[k] for k in p}}, g_word

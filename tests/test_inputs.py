@@ -107,3 +107,28 @@ def test_cheapest_level_yields_what_is_needed(data_root, tmp_path):
     assert store.path("x", "weights").exists() and not store.path("x").exists()
     assert store.has("x", ("W",)) and not store.has("x", ("A",))
     np.testing.assert_array_equal(got.values["W"], full.values["W"])
+
+
+def test_staged_full_tensors_equal_whole_model(data_root):
+    import jax
+
+    from lpzero_jax.families import get_family
+    from lpzero_jax.models.flexibert import FlexiBertConfig, LayerConfig
+    from lpzero_jax.staged import forward_full
+
+    family = get_family("flexibert")
+    batch = {k: jax.numpy.asarray(v) for k, v in family.make_batch(tiny_config()).items()}
+    mc = FlexiBertConfig(hidden_size=128, layers=(LayerConfig("DSC", 5, 2, 128, 1),
+                                                  LayerConfig("SA", "WMA", 2, 128, 2)))
+    model, params = family.build_model(mc), family.init_params(mc, 0)
+    ref = inputs.forward_backward(model, params, batch)
+    got = forward_full(family.stages(mc), params, batch, True)
+    close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4,  # noqa
+                                                    atol=1e-7)
+    close(got[0], ref[0])
+    jax.tree_util.tree_map(close, got[1], ref[1])  # intermediates
+    jax.tree_util.tree_map(close, got[2], ref[2])  # every parameter's gradient, embeddings included
+    close(got[3], ref[3])
+    loss, inter = forward_full(family.stages(mc), params, batch, False)
+    close(loss, ref[0])
+    jax.tree_util.tree_map(close, inter, ref[1])

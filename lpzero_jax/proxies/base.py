@@ -107,6 +107,11 @@ class ArchContext:
     def intermediates(self):
         """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
         def build():
+            stages = self.family.stages(self.model_config)
+            if stages is not None:  # compiled per layer, shared across architectures
+                from lpzero_jax.staged import forward_full
+
+                return forward_full(stages, self.params, self.device_batch(), False)[1]
             fn = _compiled_forward(self.family, self.model_config)
             return fn(self.params, self.device_batch())[1]
         return self._stage("forward", build)
@@ -114,6 +119,11 @@ class ArchContext:
     def backward(self):
         """(loss, intermediates, grads, d loss / d word embeddings) of the family's proxy loss."""
         def build():
+            stages = self.family.stages(self.model_config)
+            if stages is not None:
+                from lpzero_jax.staged import forward_full
+
+                return forward_full(stages, self.params, self.device_batch(), True)
             fn = _compiled_forward_backward(self.family, self.model_config)
             return fn(self.params, self.device_batch())
         return self._stage("backward", build)
