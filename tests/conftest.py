@@ -24,13 +24,21 @@ def bert_ids(data_root):
 
 
 def tiny_config(**overrides):
-    """A small FlexiBERT run config (2 x 16 tokens, 256-value samples)."""
-    from ml_collections import ConfigDict
+    """The FlexiBERT experiment config shrunk for tests: 2 x 16 tokens, 256-value samples, no
+    persistent compilation cache."""
+    import importlib.util
+    from pathlib import Path
 
-    c = ConfigDict(dict(family="flexibert", seed=0, data_root=None, benchmark_file=None, num_archs=0,
-                        arch_reading="benchmark", corpus="wikitext-2/valid.txt", corpus_file=None,
-                        vocab_path=None, batch_size=2, seq_len=16, proxies="params", proxy_loss="tied_lm",
-                        inputs=dict(sample_size=256, sample_seed=0, cache_dir=None)))
+    path = Path(__file__).resolve().parent.parent / "experiments" / "flexibert.py"
+    spec = importlib.util.spec_from_file_location("flexibert_experiment", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+    c.seed = 0
+    c.batch_size, c.seq_len = 2, 16
+    c.proxies = "params"
+    c.compilation_cache_dir = ""
+    c.inputs.sample_size = 256
     c.update(overrides)
     return c
 

@@ -66,6 +66,43 @@ def score_archs(evaluator: FitnessEvaluator, genome, inputs: List, truth) -> Dic
     return evaluation.rank_correlations(scores, truth)
 
 
+def _history_points(state: SearchState) -> List[dict]:
+    return [{"evaluated": h["evaluated"], "best_fitness": h["best_fitness"]} for h in state.history]
+
+
+def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -> dict:
+    """The baselines of `config.search.baselines`, at the same evaluation budget as evolution."""
+    s = config.search
+    cfg = evolution_config(config)
+    out = {}
+    for name in [b.strip() for b in s.baselines.split(",") if b.strip()]:
+        if name == "random":
+            ev = make_evaluator(s.rps)
+            best, rho, runs["random"] = random_search(ev, budget, cfg.n_unary, config.seed)
+            out["random"] = {"best_genome": best, "fitness": rho, "evaluated": ev.evaluated}
+        elif name == "no_rps":
+            if not s.rps:
+                continue  # the main run already is evolution without RPS
+            ev = make_evaluator(False)
+            st = _run_evolution(ev, cfg, workdir / "search_checkpoint_no_rps.json",
+                                s.checkpoint_every, "evolution without RPS")
+            runs["evolution_no_rps"] = _history_points(st)
+            out["no_rps"] = {"best_genome": st.history[-1]["best_genome"],
+                             "fitness": st.history[-1]["best_fitness"], "evaluated": ev.evaluated}
+        else:
+            raise ValueError(f"unknown baseline {name!r}; known: random, no_rps")
+    return out
+
+
+def _write_history(state: SearchState, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["generation", "best_fitness", "population_mean", "best_genome", "evaluated"])
+        for h in state.history:
+            w.writerow([h["generation"], h["best_fitness"], h["population_mean"], h["best_genome"],
+                        h["evaluated"]])
+
+
 def run(config, workdir: Path) -> dict:
     workdir = Path(workdir)
     s = config.search
@@ -82,39 +119,20 @@ def run(config, workdir: Path) -> dict:
     sample_inputs, extract_seconds = collect_inputs(store, family, [archs[i] for i in sample_idx],
                                                     config, batch, "sample inputs")
     stacked = stack_inputs(sample_inputs)
-    cfg = evolution_config(config)
-    runs = {}
-    par = config.get("parallel") or {}
-    devices = parallel.local_devices(par.get("devices") or None)
-    mesh = parallel.arch_mesh(devices) if par.get("shard_candidates", True) and len(devices) > 1 else None
+    devices = parallel.local_devices(config.parallel.get("devices") or None)
+    mesh = (parallel.arch_mesh(devices) if config.parallel.get("shard_candidates", True)
+            and len(devices) > 1 else None)
 
-    evaluator = FitnessEvaluator(stacked, truth[sample_idx], use_rps=s.rps, layer_reduce=s.layer_reduce,
-                                 backend=s.evaluator, n_unary=s.n_unary, mesh=mesh)
-    state = _run_evolution(evaluator, cfg, workdir / "search_checkpoint.json", s.checkpoint_every,
-                           "evolution")
-    runs["evolution" if s.rps else "evolution_no_rps"] = [
-        {"evaluated": h["evaluated"], "best_fitness": h["best_fitness"]} for h in state.history]
-    budget = evaluator.evaluated
+    def make_evaluator(use_rps: bool) -> FitnessEvaluator:
+        return FitnessEvaluator(stacked, truth[sample_idx], use_rps=use_rps,
+                                layer_reduce=s.layer_reduce, backend=s.evaluator,
+                                n_unary=s.n_unary, mesh=mesh)
 
-    baselines = {}
-    for name in [b.strip() for b in s.baselines.split(",") if b.strip()]:
-        if name == "random":
-            ev = FitnessEvaluator(stacked, truth[sample_idx], use_rps=s.rps, layer_reduce=s.layer_reduce,
-                                 backend=s.evaluator, n_unary=s.n_unary, mesh=mesh)
-            best, rho, hist = random_search(ev, budget, cfg.n_unary, config.seed)
-            runs["random"] = hist
-            baselines["random"] = {"best_genome": best, "fitness": rho, "evaluated": ev.evaluated}
-        elif name == "no_rps" and s.rps:
-            ev = FitnessEvaluator(stacked, truth[sample_idx], use_rps=False, layer_reduce=s.layer_reduce,
-                                  backend=s.evaluator, n_unary=s.n_unary, mesh=mesh)
-            st = _run_evolution(ev, cfg, workdir / "search_checkpoint_no_rps.json", s.checkpoint_every,
-                                "evolution without RPS")
-            runs["evolution_no_rps"] = [{"evaluated": h["evaluated"], "best_fitness": h["best_fitness"]}
-                                        for h in st.history]
-            baselines["no_rps"] = {"best_genome": st.history[-1]["best_genome"],
-                                   "fitness": st.history[-1]["best_fitness"], "evaluated": ev.evaluated}
-        elif name != "no_rps":
-            raise ValueError(f"unknown baseline {name!r}; known: random, no_rps")
+    evaluator = make_evaluator(s.rps)
+    state = _run_evolution(evaluator, evolution_config(config), workdir / "search_checkpoint.json",
+                           s.checkpoint_every, "evolution")
+    runs = {"evolution" if s.rps else "evolution_no_rps": _history_points(state)}
+    baselines = _baselines(config, make_evaluator, evaluator.evaluated, workdir, runs)
     search_seconds = time.perf_counter() - started - extract_seconds
 
     best_text = state.history[-1]["best_genome"]
@@ -128,27 +146,25 @@ def run(config, workdir: Path) -> dict:
         "candidates_pruned": evaluator.pruned.total(),
         "pruned_per_rule": {k: v for k, v in evaluator.pruned.counts.items() if v},
         "generations": state.generation,
-        "population": cfg.population,
+        "population": s.population,
         "baselines": baselines,
     }
     held_seconds = 0.0
     if s.evaluate_all:
         # only the inputs the scored genomes use: W alone needs no forward pass, A/H/S no backward
-        needed = set(best.inputs)
-        for b in baselines.values():
-            if b["best_genome"]:
-                needed |= set(parse_genome(b["best_genome"]).inputs)
+        genomes = [best] + [parse_genome(b["best_genome"]) for b in baselines.values()
+                            if b["best_genome"]]
+        needed = tuple(sorted({x for g in genomes for x in g.inputs}))
         others, held_seconds = collect_inputs(store, family, [archs[i] for i in held_idx], config,
-                                              batch, "held-out inputs", needed=tuple(sorted(needed)))
+                                              batch, "held-out inputs", needed=needed)
         by_index = dict(zip(held_idx.tolist(), others))
         by_index.update(zip(sample_idx.tolist(), sample_inputs))
-        all_inputs = [by_index[i] for i in range(len(archs))]
-        result["all"] = score_archs(evaluator, best, all_inputs, truth)
+        result["all"] = score_archs(evaluator, best, [by_index[i] for i in range(len(archs))], truth)
         result["held_out"] = score_archs(evaluator, best, others, truth[held_idx])
-        for name, b in baselines.items():
+        for b in baselines.values():
             if b["best_genome"]:
-                g = parse_genome(b["best_genome"])
-                b["held_out"] = score_archs(evaluator, g, others, truth[held_idx])
+                b["held_out"] = score_archs(evaluator, parse_genome(b["best_genome"]), others,
+                                            truth[held_idx])
     result["seconds"] = {
         "input_extraction_sample": extract_seconds,
         "input_extraction_held_out": held_seconds,
@@ -159,12 +175,7 @@ def run(config, workdir: Path) -> dict:
     }
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     save_json(workdir / "search.json", result)
-    with open(workdir / "history.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["generation", "best_fitness", "population_mean", "best_genome", "evaluated"])
-        for h in state.history:
-            w.writerow([h["generation"], h["best_fitness"], h["population_mean"], h["best_genome"],
-                        h["evaluated"]])
+    _write_history(state, workdir / "history.csv")
     report.plot_search_curves(runs, workdir / "evolution.png")
     logging.info("best genome %s: fitness %.4f on the sample%s", best_text, result["fitness_on_sample"],
                  "" if "held_out" not in result else

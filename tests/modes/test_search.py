@@ -10,9 +10,8 @@ from tests.conftest import tiny_config
 
 def search_config(**kw):
     c = tiny_config(num_archs=8, **kw)
-    c.search = dict(population=6, generations=15, pool_ratio=0.34, crossover_rate=0.5,
-                    mutation_rate=0.5, n_unary=2, sample_archs=5, rps=True, baselines="random",
-                    layer_reduce="mean", checkpoint_every=5, evaluate_all=True, evaluator="program")
+    c.search.update(dict(population=6, generations=15, pool_ratio=0.34, sample_archs=5,
+                         baselines="random", checkpoint_every=5))
     return c
 
 
