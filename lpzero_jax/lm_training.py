@@ -14,6 +14,7 @@ perplexity = exp(mean cross-entropy over every predicted token).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Dict, Hashable
@@ -75,17 +76,11 @@ def _loss_fn(model, params, ids):
     return lm_loss(model.apply(params, embeds), ids)
 
 
-def train_lm(family, model_config: Hashable, train_ids: np.ndarray, valid_ids: np.ndarray,
-             tc: TrainConfig, init_seed: int, data_seed: int, log_every: int = 0,
-             log=print) -> Dict[str, float]:
-    """Trains one model from its rule-based init; returns validation perplexity and run facts.
-
-    Raises FloatingPointError if the training loss becomes NaN/inf.
-    """
+@functools.lru_cache(maxsize=4)
+def _compiled(family, model_config: Hashable, tc: TrainConfig):
+    """(optimizer, jitted train step, jitted summed validation NLL), shared by runs of one shape."""
     model = family.build_model(model_config)
-    params = family.init_params(model_config, init_seed)
     optimizer = make_optimizer(tc)
-    opt_state = optimizer.init(params)
 
     @jax.jit
     def step(params, opt_state, ids):
@@ -96,6 +91,20 @@ def train_lm(family, model_config: Hashable, train_ids: np.ndarray, valid_ids: n
     @jax.jit
     def eval_nll(params, ids):
         return _loss_fn(model, params, ids) * (ids.shape[0] * (ids.shape[1] - 1))
+
+    return optimizer, step, eval_nll
+
+
+def train_lm(family, model_config: Hashable, train_ids: np.ndarray, valid_ids: np.ndarray,
+             tc: TrainConfig, init_seed: int, data_seed: int, log_every: int = 0,
+             log=print) -> Dict[str, float]:
+    """Trains one model from its rule-based init; returns validation perplexity and run facts.
+
+    Raises FloatingPointError if the training loss becomes NaN/inf.
+    """
+    params = family.init_params(model_config, init_seed)
+    optimizer, step, eval_nll = _compiled(family, model_config, tc)
+    opt_state = optimizer.init(params)
 
     train_windows = windows(train_ids, tc.seq_len)
     order = batch_order(len(train_windows), tc.batch_size, tc.steps, data_seed)

@@ -1,0 +1,109 @@
+"""subnet_search: the evolution respects the budget, improves its fitness, is deterministic; the mode
+writes its files and resumes; proxy fitness sees the supernet's (sliced) weights."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from ml_collections import ConfigDict
+
+from lpzero_jax.families import get_family
+from lpzero_jax.models.llama import LlamaConfig
+from lpzero_jax.models.lonas import LonasSpace, extract_subnet_params
+from lpzero_jax.modes import MODES
+from lpzero_jax.modes.subnet_search import (EvolutionSettings, SubnetWorld, choice_key, evolve_subnets,
+                                            make_fitness, parse_choice_key, repair)
+
+FAMILY = get_family("llama")
+
+
+def space(layers=6):
+    supernet = LlamaConfig.uniform(vocab_size=512, hidden_size=16, intermediate_size=64,
+                                   num_hidden_layers=layers, num_attention_heads=2, attn_lora_rank=8,
+                                   ffn_lora_rank=8)
+    return LonasSpace(supernet, rank_choices=(8, 7))
+
+
+def test_evolution_fills_the_budget_with_params_fitness():
+    s = space()
+    budget = int(0.85 * s.num_params(s.max_choice()))
+    fitness = lambda cs: [s.num_params(c) for c in cs]  # noqa: E731
+    settings = EvolutionSettings(population=8, generations=8, seed=3)
+    result = evolve_subnets(s, fitness, budget, settings)
+    assert all(s.num_params(c) <= budget for c in result.scores)
+    first = result.history[0]["best"]
+    best_choice, best = result.best[0]
+    assert best == s.num_params(best_choice) and best > first  # the search improved on generation 0
+    assert budget - best < 0.01 * budget  # and (nearly) filled the budget
+    assert [h["best"] for h in result.history] == sorted(h["best"] for h in result.history)  # elitism
+    again = evolve_subnets(s, fitness, budget, settings)
+    assert again.best == result.best and again.history == result.history  # deterministic
+    other = evolve_subnets(s, fitness, budget, EvolutionSettings(population=8, generations=8, seed=4))
+    assert set(other.scores) != set(result.scores)
+
+
+def test_repair_and_impossible_budget():
+    s = space(2)
+    rng = np.random.default_rng(0)
+    budget = s.num_params(s.medium_choice())
+    fixed = repair(s, s.max_choice(), budget, rng)
+    assert s.num_params(fixed) <= budget
+    with pytest.raises(ValueError, match="smallest subnet"):
+        repair(s, s.max_choice(), s.num_params(s.min_choice()) - 1, rng)
+
+
+def test_choice_keys_roundtrip():
+    c = ((0, 4), (1, 2))
+    assert choice_key(c) == "0-4|1-2" and parse_choice_key("0-4|1-2") == c
+
+
+def mode_config(tmp_path, **ss):
+    c = ConfigDict(dict(
+        family="llama", mode="subnet_search", workdir=str(tmp_path), seed=0, data_root=None,
+        corpus="wikitext-2/test.txt", vocab_path=None, tokenizer_path=None, vocab_size=256,
+        vocab_corpus="wikitext-2/test.txt", batch_size=2, seq_len=8,
+        inputs=dict(sample_size=32, sample_seed=0, cache_dir=None),
+        subnet_search=dict(checkpoint=None, adapter_path=None,
+                           supernet=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                                         num_attention_heads=2, num_key_value_heads=2, rope_theta=10000.0,
+                                         tie_word_embeddings=False),
+                           width_ratios=(1.0, 0.875, 0.75, 0.625, 0.5), rank_choices=(4, 3),
+                           separate_ffn_rank=False, lora_scaling=2.0, budget_fraction=0.85,
+                           fitness="params", population=6, generations=4, parent_fraction=0.5,
+                           mutation_prob=0.2, crossover_prob=0.5, top_k=3, seed=1)))
+    c.subnet_search.update(ss)
+    return c
+
+
+def test_mode_writes_best_subnets_and_resumes(tmp_path):
+    config = mode_config(tmp_path)
+    out = MODES.get("subnet_search")(config, tmp_path)
+    best = json.loads((tmp_path / "subnet_search" / "best_subnets.json").read_text())
+    summary = json.loads((tmp_path / "subnet_search" / "summary.json").read_text())
+    assert len(best) == 3 and best == out["best"]
+    assert all(b["params"] <= summary["max_params"] for b in best)
+    assert best[0]["fitness"] == best[0]["params"] and best[0]["params_fraction"] <= 0.85
+    assert [l["ffn_width"] for l in best[0]["layers"]] and summary["scored"] >= 6
+    evaluations = list((tmp_path / "subnet_search").glob("evaluations_*.jsonl"))
+    assert len(evaluations) == 1
+    lines = evaluations[0].read_text().splitlines()
+    again = MODES.get("subnet_search")(config, tmp_path)  # replays from the stored evaluations
+    assert again["best"] == out["best"] and evaluations[0].read_text().splitlines() == lines
+
+
+def test_proxy_fitness_uses_the_sliced_supernet_weights(tmp_path, data_root):
+    config = mode_config(tmp_path, fitness="proxy:attention_confidence")
+    s = space(2)
+    super_params = FAMILY.init_params(s.supernet, 0)
+    config.vocab_size = 512
+    world = SubnetWorld(s, FAMILY, super_params, config)
+    choice = ((1, 3), (0, 1))
+    ctx = world.context(choice)
+    sliced = extract_subnet_params(super_params, FAMILY.param_shapes(s.config_of(choice)))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, ctx.params, sliced)
+    scores = make_fitness("proxy:attention_confidence", world)([choice, s.max_choice()])
+    assert len(scores) == 2 and all(np.isfinite(scores))
+    assert make_fitness("params", world)([choice]) == [float(s.num_params(choice))]
+    with pytest.raises(KeyError, match="unknown subnet fitness kind 'nope'"):
+        make_fitness("nope:x", world)
