@@ -174,15 +174,23 @@ def evolve_subnets(space: LonasSpace, fitness: Fitness, max_params: int, setting
 FITNESS_KINDS: Registry[Callable[..., Fitness]] = Registry("subnet fitness kind")
 
 
-@dataclasses.dataclass
 class SubnetWorld:
-    """What fitness functions may use: the space, supernet weights, run config, text batch."""
+    """What fitness functions may use: the space, supernet weights (loaded on first use), the run
+    config and its text batch (made on first use). A params-only search never builds the weights."""
 
-    space: LonasSpace
-    family: object
-    super_params: object
-    config: object
-    batch: Optional[Dict[str, np.ndarray]] = None
+    def __init__(self, space: LonasSpace, family, super_params, config,
+                 batch: Optional[Dict[str, np.ndarray]] = None):
+        self.space = space
+        self.family = family
+        self._super_params = super_params  # a pytree, or a callable returning one
+        self.config = config
+        self.batch = batch
+
+    @property
+    def super_params(self):
+        if callable(self._super_params):
+            self._super_params = self._super_params()
+        return self._super_params
 
     def arch(self, choice: Choice) -> Arch:
         return Arch(arch_id=choice_key(choice), config=self.space.config_of(choice).to_dict(),
@@ -265,15 +273,22 @@ def make_fitness(spec: str, world: SubnetWorld) -> Fitness:
 # the mode
 
 
-def supernet_from_config(config, family) -> Tuple[LlamaConfig, object]:
-    """(supernet LlamaConfig, params): a local checkpoint if given, else the family init with config.seed."""
+def supernet_from_config(config, family) -> Tuple[LlamaConfig, Callable[[], object]]:
+    """(supernet LlamaConfig, a function returning its params): a local checkpoint if given, else the
+    family init with config.seed. The params are only built when a fitness asks for them."""
     ss = config.subnet_search
     rank = int(max(ss.rank_choices))
     if ss.get("checkpoint"):
-        from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint
+        from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
 
-        return load_llama_checkpoint(Path(ss.checkpoint), family, rank, rank, float(ss.lora_scaling),
-                                     ss.get("adapter_path"), int(config.seed))
+        supernet = LlamaConfig.from_hf(read_hf_config(Path(ss.checkpoint)), rank, rank,
+                                       float(ss.lora_scaling))
+
+        def load():
+            return load_llama_checkpoint(Path(ss.checkpoint), family, rank, rank, float(ss.lora_scaling),
+                                         ss.get("adapter_path"), int(config.seed))[1]
+
+        return supernet, load
     s = ss.supernet
     supernet = LlamaConfig.uniform(
         vocab_size=int(config.vocab_size), hidden_size=int(s.hidden_size),
@@ -282,7 +297,7 @@ def supernet_from_config(config, family) -> Tuple[LlamaConfig, object]:
         num_key_value_heads=int(s.get("num_key_value_heads") or s.num_attention_heads),
         attn_lora_rank=rank, ffn_lora_rank=rank, rope_theta=float(s.rope_theta),
         tie_word_embeddings=bool(s.tie_word_embeddings), lora_scaling=float(ss.lora_scaling))
-    return supernet, family.init_params(supernet, int(config.seed))
+    return supernet, lambda: family.init_params(supernet, int(config.seed))
 
 
 def evaluations_path(config, space: LonasSpace, workdir: Path) -> Path:
@@ -303,7 +318,7 @@ def run(config, workdir: Path) -> dict:
     out = Path(workdir) / "subnet_search"
     out.mkdir(parents=True, exist_ok=True)
     family = get_family(config.family)
-    supernet, super_params = supernet_from_config(config, family)
+    supernet, super_params = supernet_from_config(config, family)  # params: lazy
     space = LonasSpace(supernet, tuple(float(r) for r in ss.width_ratios),
                        tuple(int(r) for r in ss.rank_choices), bool(ss.separate_ffn_rank))
     super_count = space.num_params(space.max_choice())
