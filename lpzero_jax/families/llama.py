@@ -25,10 +25,30 @@ from lpzero_jax import lm_vocab, text
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.benchmarks.minibench import DEFAULT_LLAMA_FILE, check_vocab, load_minibench
 from lpzero_jax.families.base import FAMILIES, Family
+from lpzero_jax.models.init import path_names
 from lpzero_jax.models.llama import Llama, LlamaConfig, llama_config_from_dict
 from lpzero_jax.paths import resolve_data_file
 
 TOKENIZER = "gpt2"
+# parameter groups (the per-group #Params proxies read them); nonembedding = Attn + FFN + LayerNorm
+PARAM_GROUPS = ("Embedding", "Attn", "FFN", "LayerNorm", "Softmax", "Adapters", "nonembedding", "total")
+
+
+def param_group(path: Tuple[str, ...]) -> str:
+    """Group of a parameter path (without the leading 'params'). LoRA factors count in their block
+    (Attn / FFN) and also in 'Adapters'."""
+    top = path[0]
+    if top == "embed_tokens":
+        return "Embedding"
+    if top == "lm_head":
+        return "Softmax"
+    if path[-1] == "scale":
+        return "LayerNorm"
+    if top.startswith("layer_") and path[1] == "self_attn":
+        return "Attn"
+    if top.startswith("layer_") and path[1] == "mlp":
+        return "FFN"
+    raise ValueError(f"parameter {'/'.join(path)} belongs to no group")
 
 
 def vocab_spec(config: ConfigDict) -> Dict[str, object]:
@@ -100,6 +120,10 @@ class LlamaFamily(Family):
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return path[-1] == "kernel" and any(p.startswith("layer_") for p in path)
 
+    def param_group_counts(self, model_config: LlamaConfig) -> Dict[str, int]:
+        """{Embedding, Attn, FFN, LayerNorm, Softmax, Adapters, nonembedding, total} from shapes."""
+        return dict(_group_counts(self, model_config))
+
     def init_rule(self, path, shape, rng):
         """peft LoRA init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0 (the adapter starts as identity)."""
         if path[-1] == "lora_a":
@@ -108,6 +132,22 @@ class LlamaFamily(Family):
         if path[-1] == "lora_b":
             return np.zeros(shape, np.float32)
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _group_counts(family: LlamaFamily, model_config: LlamaConfig) -> Dict[str, int]:
+    import jax
+
+    counts = dict.fromkeys(PARAM_GROUPS, 0)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(family.param_shapes(model_config))[0]:
+        names = path_names(path)
+        names = names[1:] if names[0] == "params" else names
+        n = int(np.prod(leaf.shape, dtype=np.int64))
+        counts[param_group(names)] += n
+        counts["Adapters"] += n if names[-1] in ("lora_a", "lora_b") else 0
+        counts["total"] += n
+    counts["nonembedding"] = counts["Attn"] + counts["FFN"] + counts["LayerNorm"]
+    return counts
 
 
 FAMILIES.register(LlamaFamily.name)(LlamaFamily())

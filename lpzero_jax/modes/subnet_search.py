@@ -323,6 +323,11 @@ def run(config, workdir: Path) -> dict:
                        tuple(int(r) for r in ss.rank_choices), bool(ss.separate_ffn_rank))
     super_count = space.num_params(space.max_choice())
     max_params = int(math.floor(float(ss.budget_fraction) * super_count))
+    min_count = space.num_params(space.min_choice())
+    if min_count > max_params:
+        raise ValueError(f"budget_fraction {ss.budget_fraction} allows {max_params} params, but the smallest "
+                         f"subnet has {min_count} ({min_count / super_count:.3f} of the supernet): raise "
+                         "budget_fraction, or use a supernet whose FFNs weigh more than its embeddings")
     logging.info("subnet_search: %d layers, %d subnets, supernet %d params, budget %d (%.3f), fitness %s",
                  space.num_layers, space.size(), super_count, max_params, ss.budget_fraction, ss.fitness)
 

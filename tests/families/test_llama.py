@@ -108,3 +108,17 @@ def test_proxy_inputs_of_a_llama(data_root):
     for name, v in inputs.values.items():
         assert np.all(np.isfinite(v)), name
     assert np.abs(inputs.values["G"]).sum() > 0 and np.abs(inputs.values["J"]).sum() > 0
+
+
+def test_param_groups_add_up():
+    from lpzero_jax.models.llama import count_llama_params
+
+    mc = LlamaConfig.uniform(vocab_size=100, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, attn_lora_rank=2, ffn_lora_rank=3)
+    g = FAMILY.param_group_counts(mc)
+    assert g["total"] == count_llama_params(mc)
+    assert g["Embedding"] == g["Softmax"] == 1600 and g["LayerNorm"] == 5 * 16
+    assert g["FFN"] == 2 * (3 * 16 * 24 + 2 * 3 * (16 + 24))
+    assert g["Attn"] == 2 * (16 * 16 + 2 * 16 * 8 + 16 * 16 + 2 * ((16 + 16) + 2 * (16 + 8)))
+    assert g["Adapters"] == 2 * (2 * ((16 + 16) + 2 * (16 + 8)) + 2 * 3 * (16 + 24))
+    assert g["nonembedding"] == g["total"] - 3200
