@@ -1,29 +1,26 @@
 """LLaMA family: our CPU-trained mini-benchmark (48 small LLaMAs, -validation perplexity as ground
-truth) for `rank`, and LoNAS subnets of a LLaMA supernet for `subnet_search`.
+truth; see docs/llama.md) for `rank` / `search`, and LoNAS subnets of a LLaMA supernet for
+`subnet_search`.
 
-PYTHONPATH=. python -m lpzero_jax.main --config=experiments/llama.py --config.proxies=params \
+python -m lpzero_jax.main --config=experiments/llama.py --config.proxies=params,lpzero_llama \
     --config.workdir=runs/llama_rank
-PYTHONPATH=. python -m lpzero_jax.main --config=experiments/llama.py --config.mode=subnet_search \
+python -m lpzero_jax.main --config=experiments/llama.py --config.mode=subnet_search \
     --config.subnet_search.fitness=params --config.workdir=runs/llama_subnets
 """
 
 from ml_collections import ConfigDict, config_dict
 
+from lpzero_jax.configs import base_config
+
 
 def get_config() -> ConfigDict:
-    c = ConfigDict()
+    c = base_config()
     c.family = "llama"
     c.mode = "rank"
     c.workdir = "runs/llama"
-    c.seed = 42  # model init (supernet) and mini-batch sampling
-
-    # data (read at run time; never part of the repository)
-    c.data_root = config_dict.placeholder(str)  # default: $LPZERO_DATA or ../shared/data
     c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/benchmarks/data/llama_minibench.json
-    c.num_archs = 0  # first N benchmark entries; 0 = all
     # proxy batch: the benchmark's TRAINING text (valid.txt is its ground truth; proxies must not see it)
     c.corpus = "wikitext-2/test.txt"
-    c.vocab_path = config_dict.placeholder(str)  # folder with GPT-2 vocab.json + merges.txt (else package)
     # LM vocabulary: GPT-2 BPE reduced to the vocab_size-1 most frequent ids of vocab_corpus + UNK, as
     # the mini-benchmark was trained (checked against the benchmark file); >= 50257: GPT-2's own ids
     c.vocab_size = 4096
@@ -31,15 +28,8 @@ def get_config() -> ConfigDict:
     c.tokenizer_path = config_dict.placeholder(str)  # a real checkpoint's own tokenizer folder (local)
     c.batch_size = 32  # paper: 32 for LLaMA
     c.seq_len = 64  # the benchmark's training window
-
-    # rank mode
-    c.proxies = "params"
-
-    # compact proxy inputs (see lpzero_jax/inputs.py)
-    c.inputs = ConfigDict()
-    c.inputs.sample_size = 4096
-    c.inputs.sample_seed = 0
-    c.inputs.cache_dir = config_dict.placeholder(str)  # default: <workdir>/inputs_cache
+    c.proxies = "params,params_nonembedding,params_attn,params_ffn,lpzero_llama"
+    c.search.sample_archs = 24  # of the 48 benchmark models; the other 24 are held out
 
     # subnet_search mode: evolution over LoNAS subnets (lpzero_jax/modes/subnet_search.py)
     s = c.subnet_search = ConfigDict()
@@ -53,7 +43,9 @@ def get_config() -> ConfigDict:
     s.separate_ffn_rank = False  # True: gate/up adapters get their own rank knob (LoNAS's nncf groups)
     s.lora_scaling = 2.0  # peft lora_alpha / r = 64 / 32
     s.budget_fraction = 0.85  # max params / supernet params (paper: 5.7B of 6.7B)
-    s.fitness = "published:lpzero_llama"  # or params | proxy:<name> | genome:<genome>
+    # fitness: params | proxy:<name> | genome:<genome> | published:<key>; default: the paper's
+    # Appendix B LLaMA proxy (lpzero_jax.expression.published)
+    s.fitness = "published:lpzero_llama"
     s.population = 20
     s.generations = 10
     s.parent_fraction = 0.25

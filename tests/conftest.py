@@ -23,22 +23,40 @@ def bert_ids(data_root):
     return text.bert_batch(data_root / "wikitext-2" / "valid.txt", 2, 16, seed=0)
 
 
-def tiny_config(**overrides):
-    """The FlexiBERT experiment config shrunk for tests: 2 x 16 tokens, 256-value samples, no
-    persistent compilation cache."""
+def experiment_config(name: str):
+    """get_config() of experiments/<name>.py."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "experiments" / "flexibert.py"
-    spec = importlib.util.spec_from_file_location("flexibert_experiment", path)
+    path = Path(__file__).resolve().parent.parent / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_experiment", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    c = module.get_config()
+    return module.get_config()
+
+
+def tiny_config(**overrides):
+    """The FlexiBERT experiment config shrunk for tests: 2 x 16 tokens, 256-value samples, no
+    persistent compilation cache."""
+    c = experiment_config("flexibert")
     c.seed = 0
     c.batch_size, c.seq_len = 2, 16
     c.proxies = "params"
     c.compilation_cache_dir = ""
     c.inputs.sample_size = 256
+    c.update(overrides)
+    return c
+
+
+def tiny_llama_config(**overrides):
+    """The LLaMA experiment config shrunk for tests: 3 x 12 tokens of a 512-token vocabulary,
+    64-value samples, no persistent compilation cache."""
+    c = experiment_config("llama")
+    c.seed = 0
+    c.batch_size, c.seq_len, c.vocab_size = 3, 12, 512
+    c.proxies = "params"
+    c.compilation_cache_dir = ""
+    c.inputs.sample_size = 64
     c.update(overrides)
     return c
 

@@ -26,6 +26,7 @@ from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.benchmarks.minibench import DEFAULT_LLAMA_FILE, check_vocab, load_minibench
 from lpzero_jax.families.base import FAMILIES, Family
 from lpzero_jax.models.init import path_names
+from lpzero_jax.models import llama as llama_model
 from lpzero_jax.models.llama import Llama, LlamaConfig, llama_config_from_dict
 from lpzero_jax.paths import resolve_data_file
 
@@ -104,6 +105,9 @@ class LlamaFamily(Family):
 
     def build_model(self, model_config: LlamaConfig) -> Llama:
         return Llama(model_config)
+
+    def stages(self, model_config: LlamaConfig):
+        return llama_model.stages(model_config)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
         if config.get("tokenizer_path"):

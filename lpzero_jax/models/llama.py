@@ -63,8 +63,6 @@ class LlamaConfig:
     lora_scaling: float = 2.0  # peft lora_alpha / r of the supernet (LoNAS: 64 / 32)
 
     def __post_init__(self):
-        if not self.layers:
-            raise ValueError("LlamaConfig needs at least one layer")
         for i, l in enumerate(self.layers):
             if l.num_heads % l.num_kv_heads:
                 raise ValueError(f"layer {i}: num_heads {l.num_heads} is not a multiple of "
@@ -293,10 +291,13 @@ class Llama(nn.Module):
     """Causal LM. Methods:
 
     embed(input_ids) -> token embeddings [B, S, E]: the input the Jacobian J is taken against.
-    hidden_states(word_embeds) -> final RMS-normed hidden states [B, S, E].
+    prelude(word_embeds) -> input of layer 0 (LLaMA adds nothing: positions enter through RoPE).
+    logits(hidden) -> final RMSNorm + LM head, [B, S, V].
     __call__(word_embeds) -> logits [B, S, V].
-    proxy_loss(word_embeds, batch) -> mean next-token cross-entropy on batch['input_ids']
-        (labels = inputs shifted by one; `batch['loss_mask']` [B, S-1] optionally weights targets).
+    head_loss(hidden, batch) -> mean next-token cross-entropy of the last layer's output on
+        batch['input_ids'] (labels = inputs shifted by one; `batch['loss_mask']` [B, S-1] optional).
+    proxy_loss(word_embeds, batch) -> head_loss after every layer: the loss behind G and J.
+    A config without layers is the "outer" stage of staged extraction (embeddings, norm, head).
     """
 
     config: LlamaConfig
@@ -305,7 +306,8 @@ class Llama(nn.Module):
         c = self.config
         self.embed_tokens = nn.Embed(c.vocab_size, c.hidden_size,
                                      embedding_init=nn.initializers.normal(INIT_STD))
-        self.layers = [DecoderLayer(c, l, name=f"layer_{i}") for i, l in enumerate(c.layers)]
+        shared = dataclasses.replace(c, layers=())  # layers depend on their own config only
+        self.layers = [DecoderLayer(shared, l, name=f"layer_{i}") for i, l in enumerate(c.layers)]
         self.norm = RMSNorm(c.rms_norm_eps)
         if not c.tie_word_embeddings:
             self.lm_head = LoraLinear(c.vocab_size, 0)
@@ -313,24 +315,44 @@ class Llama(nn.Module):
     def embed(self, input_ids: jax.Array) -> jax.Array:
         return self.embed_tokens(input_ids)
 
-    def hidden_states(self, word_embeds: jax.Array) -> jax.Array:
-        x = word_embeds
-        for layer in self.layers:
-            x = layer(x)
-        return self.norm(x)
+    def prelude(self, word_embeds: jax.Array) -> jax.Array:
+        return word_embeds
 
-    def __call__(self, word_embeds: jax.Array) -> jax.Array:
-        h = self.hidden_states(word_embeds)
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        h = self.norm(hidden)
         if self.config.tie_word_embeddings:
             return self.embed_tokens.attend(h)
         return self.lm_head(h)
 
+    def _layers(self, word_embeds: jax.Array) -> jax.Array:
+        x = self.prelude(word_embeds)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __call__(self, word_embeds: jax.Array) -> jax.Array:
+        return self.logits(self._layers(word_embeds))
+
+    def head_loss(self, hidden: jax.Array, batch: dict) -> jax.Array:
+        return lm_loss(self.logits(hidden), batch["input_ids"], batch.get("loss_mask"))
+
     def proxy_loss(self, word_embeds: jax.Array, batch: dict) -> jax.Array:
-        return lm_loss(self(word_embeds), batch["input_ids"], batch.get("loss_mask"))
+        return self.head_loss(self._layers(word_embeds), batch)
 
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`): embed + forward."""
         return self(self.embed(input_ids))
+
+
+def stages(config: LlamaConfig):
+    """The model cut into separately compiled stages (lpzero_jax/staged.py): the layer-less Llama
+    (embeddings, final norm, head; shared by every model of the same vocabulary and width) and one
+    DecoderLayer per layer (shared by every equal layer, e.g. subnets' layers of the same width/rank)."""
+    from lpzero_jax.staged import Stages
+
+    shared = dataclasses.replace(config, layers=())
+    return Stages(outer=Llama(shared),
+                  layers=[(DecoderLayer(shared, l), f"layer_{i}") for i, l in enumerate(config.layers)])
 
 
 def lm_loss(logits: jax.Array, input_ids: jax.Array, loss_mask: Optional[jax.Array] = None) -> jax.Array:

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
 from lpzero_jax import lm_vocab
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
@@ -13,15 +12,13 @@ from lpzero_jax.families import get_family
 from lpzero_jax.families.llama import vocab_fingerprint
 from lpzero_jax.inputs import extract_proxy_inputs
 from lpzero_jax.models.llama import LlamaConfig
+from tests.conftest import tiny_llama_config
 
 FAMILY = get_family("llama")
 
 
 def run_config(**kw):
-    c = ConfigDict(dict(family="llama", seed=0, data_root=None, benchmark_file=None, num_archs=0,
-                        corpus="wikitext-2/test.txt", vocab_path=None, tokenizer_path=None,
-                        vocab_size=512, vocab_corpus="wikitext-2/test.txt", batch_size=3, seq_len=12,
-                        proxies="params", inputs=dict(sample_size=64, sample_seed=0, cache_dir=None)))
+    c = tiny_llama_config()
     c.update(kw)
     return c
 
@@ -122,3 +119,16 @@ def test_param_groups_add_up():
     assert g["Attn"] == 2 * (16 * 16 + 2 * 16 * 8 + 16 * 16 + 2 * ((16 + 16) + 2 * (16 + 8)))
     assert g["Adapters"] == 2 * (2 * ((16 + 16) + 2 * (16 + 8)) + 2 * 3 * (16 + 24))
     assert g["nonembedding"] == g["total"] - 3200
+
+
+def test_staged_extraction_equals_the_whole_model(data_root):
+    c = run_config()
+    mc = LlamaConfig.uniform(vocab_size=512, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, attn_lora_rank=2, ffn_lora_rank=2)
+    params = FAMILY.init_params(mc, 0)
+    batch = FAMILY.make_batch(c)
+    staged = extract_proxy_inputs(FAMILY, mc, params, batch, 64, 0, staged=True)
+    whole = extract_proxy_inputs(FAMILY, mc, params, batch, 64, 0, staged=False)
+    for name in whole.values:
+        np.testing.assert_array_equal(staged.counts[name], whole.counts[name])
+        np.testing.assert_allclose(staged.values[name], whole.values[name], rtol=1e-5, atol=1e-6)

@@ -6,7 +6,6 @@ import json
 import jax
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
 from lpzero_jax.families import get_family
 from lpzero_jax.models.llama import LlamaConfig
@@ -14,6 +13,7 @@ from lpzero_jax.models.lonas import LonasSpace, extract_subnet_params
 from lpzero_jax.modes import MODES
 from lpzero_jax.modes.subnet_search import (EvolutionSettings, SubnetWorld, choice_key, evolve_subnets,
                                             make_fitness, parse_choice_key, repair)
+from tests.conftest import tiny_llama_config
 
 FAMILY = get_family("llama")
 
@@ -59,19 +59,12 @@ def test_choice_keys_roundtrip():
 
 
 def mode_config(tmp_path, **ss):
-    c = ConfigDict(dict(
-        family="llama", mode="subnet_search", workdir=str(tmp_path), seed=0, data_root=None,
-        corpus="wikitext-2/test.txt", vocab_path=None, tokenizer_path=None, vocab_size=256,
-        vocab_corpus="wikitext-2/test.txt", batch_size=2, seq_len=8,
-        inputs=dict(sample_size=32, sample_seed=0, cache_dir=None),
-        subnet_search=dict(checkpoint=None, adapter_path=None,
-                           supernet=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=3,
-                                         num_attention_heads=2, num_key_value_heads=2, rope_theta=10000.0,
-                                         tie_word_embeddings=False),
-                           width_ratios=(1.0, 0.875, 0.75, 0.625, 0.5), rank_choices=(4, 3),
-                           separate_ffn_rank=False, lora_scaling=2.0, budget_fraction=0.85,
-                           fitness="params", population=6, generations=4, parent_fraction=0.5,
-                           mutation_prob=0.2, crossover_prob=0.5, top_k=3, seed=1)))
+    c = tiny_llama_config(mode="subnet_search", workdir=str(tmp_path), batch_size=2, seq_len=8,
+                          vocab_size=256)
+    c.subnet_search.supernet.update(hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                                    num_attention_heads=2, num_key_value_heads=2)
+    c.subnet_search.update(dict(rank_choices=(4, 3), fitness="params", population=6, generations=4,
+                                parent_fraction=0.5, mutation_prob=0.2, top_k=3, seed=1))
     c.subnet_search.update(ss)
     return c
 
