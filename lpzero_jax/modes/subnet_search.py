@@ -201,12 +201,14 @@ class SubnetWorld:
             self.batch = self.family.make_batch(self.config)
         return SubnetContext(self.family, self.arch(choice), self.config, self.batch, self.super_params)
 
-    def compact_inputs(self, choice: Choice):
-        from lpzero_jax.inputs import extract_proxy_inputs
+    def compact_inputs(self, choice: Choice, needed=None):
+        """The subnet's compact proxy inputs (only those in `needed`, e.g. W alone needs no pass)."""
+        from lpzero_jax.inputs import INPUT_NAMES, extract_proxy_inputs
 
         ctx = self.context(choice)
         return extract_proxy_inputs(self.family, ctx.model_config, ctx.params, ctx.batch,
-                                    int(self.config.inputs.sample_size), int(self.config.inputs.sample_seed))
+                                    int(self.config.inputs.sample_size), int(self.config.inputs.sample_seed),
+                                    needed=tuple(needed) if needed else INPUT_NAMES)
 
 
 class SubnetContext(ArchContext):
@@ -249,8 +251,10 @@ def genome_fitness(world: SubnetWorld, arg: str) -> Fitness:
     from lpzero_jax.expression import compile_genome
     from lpzero_jax.inputs import stack_inputs
 
-    scorer = compile_genome(arg)
-    return lambda choices: list(scorer(stack_inputs([world.compact_inputs(c) for c in choices])))
+    search = world.config.get("search") or {}
+    scorer = compile_genome(arg, search.get("layer_reduce", "mean"))
+    needed = tuple(sorted(set(scorer.genome.inputs)))
+    return lambda choices: list(scorer(stack_inputs([world.compact_inputs(c, needed) for c in choices])))
 
 
 @FITNESS_KINDS.register("published")

@@ -100,3 +100,27 @@ def test_proxy_fitness_uses_the_sliced_supernet_weights(tmp_path, data_root):
     assert make_fitness("params", world)([choice]) == [float(s.num_params(choice))]
     with pytest.raises(KeyError, match="unknown subnet fitness kind 'nope'"):
         make_fitness("nope:x", world)
+
+
+def test_genome_fitness_scores_subnets(tmp_path, data_root):
+    from lpzero_jax.expression import PUBLISHED, compile_genome
+    from lpzero_jax.inputs import extract_proxy_inputs, stack_inputs
+
+    config = mode_config(tmp_path)
+    s = space(2)
+    world = SubnetWorld(s, FAMILY, lambda: FAMILY.init_params(s.supernet, 0), config)
+    config.vocab_size = 512
+    choices = [((1, 3), (0, 1)), s.max_choice(), s.min_choice()]
+    genome = "mul(mean(relu(W)),l1(square(G)))"
+    got = make_fitness(f"genome:{genome}", world)(choices)
+    # the same genome on inputs extracted by hand from the sliced weights
+    ctx = world.context(choices[0])
+    inputs = extract_proxy_inputs(FAMILY, ctx.model_config, ctx.params, ctx.batch,
+                                  config.inputs.sample_size, config.inputs.sample_seed)
+    want = compile_genome(genome)(stack_inputs([inputs]))[0]
+    assert got[0] == pytest.approx(float(want), rel=1e-5)
+    assert len(set(got)) == 3 and all(np.isfinite(got))
+    published = make_fitness("published:lpzero_llama", world)(choices)
+    assert all(np.isfinite(published)) and PUBLISHED["lpzero_llama"]
+    with pytest.raises(KeyError, match="unknown published genome"):
+        make_fitness("published:nope", world)
