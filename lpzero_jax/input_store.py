@@ -29,6 +29,7 @@ def fingerprint_fields(config) -> dict:
         "seed": config.seed,
         "corpus": config.get("corpus_file") or config.corpus,
         "benchmark": config.get("benchmark_file") or config.get("benchmark_dir"),
+        "vocab_size": config.get("vocab_size"),
         "sample_size": config.inputs.sample_size,
         "sample_seed": config.inputs.sample_seed,
         "version": 2,
