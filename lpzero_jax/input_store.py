@@ -20,7 +20,7 @@ from lpzero_jax import inputs as proxy_inputs
 
 def fingerprint_fields(config) -> dict:
     """The config fields the proxy inputs depend on."""
-    return {
+    fields = {
         "family": config.family,
         "arch_reading": config.get("arch_reading"),
         "proxy_loss": config.get("proxy_loss"),
@@ -29,11 +29,13 @@ def fingerprint_fields(config) -> dict:
         "seed": config.seed,
         "corpus": config.get("corpus_file") or config.corpus,
         "benchmark": config.get("benchmark_file") or config.get("benchmark_dir"),
-        "vocab_size": config.get("vocab_size"),
         "sample_size": config.inputs.sample_size,
         "sample_seed": config.inputs.sample_seed,
         "version": 2,
     }
+    if config.get("vocab_size"):  # families with a configurable LM vocabulary (llama)
+        fields["vocab_size"] = config.vocab_size
+    return fields
 
 
 class InputStore:
