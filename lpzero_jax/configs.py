@@ -35,7 +35,7 @@ def base_config() -> ConfigDict:
     c.search.sample_archs = 50  # S, drawn with config.seed; the rest are held out
     c.search.rps = True
     c.search.baselines = "random"  # comma list of: random, no_rps (same evaluation budget)
-    c.search.layer_reduce = "mean"  # how per-layer values become one score: mean or sum
+    c.search.aggregate = "sum"  # tensors of a layer and layers of a model are summed (or "mean")
     c.search.evaluator = "program"  # "program" (compile once, genomes as data) or "compiled"
     c.search.checkpoint_every = 25
     c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture

@@ -66,7 +66,7 @@ def ragged(values: np.ndarray, counts: np.ndarray, groups: int = 1):
 
 
 @functools.lru_cache(maxsize=64)
-def _branch_program(num_segments: int):
+def _branch_program(num_segments: int, aggregate: str):
     table = [op.fn for op in ops.UNARY_OPS]
 
     def one(code, values, counts, segments):
@@ -76,7 +76,7 @@ def _branch_program(num_segments: int):
         per_tensor = ops.tensor_mean(t)
         sums = jax.ops.segment_sum(per_tensor, segments, num_segments)
         n = jax.ops.segment_sum(jnp.ones_like(per_tensor), segments, num_segments)
-        return sums / jnp.maximum(n, 1.0), n > 0
+        return (sums if aggregate == "sum" else sums / jnp.maximum(n, 1.0)), n > 0
 
     def run(codes, values, counts, segments):
         return jax.lax.map(lambda c: one(c, values, counts, segments), codes)
@@ -94,7 +94,7 @@ NP_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply,
              "div": lambda a, b: a * _np_reciprocal(b)}
 
 
-def combine_np(v1, m1, p1, v2, m2, p2, binary: str, layer_reduce: str) -> np.ndarray:
+def combine_np(v1, m1, p1, v2, m2, p2, binary: str, aggregate: str) -> np.ndarray:
     """Binary op per layer (a pruned branch yields the other), then the layer reduction."""
     if p1 and p2:
         return np.full(v1.shape[0], np.nan, np.float32)
@@ -107,21 +107,21 @@ def combine_np(v1, m1, p1, v2, m2, p2, binary: str, layer_reduce: str) -> np.nda
             v, m = NP_BINARY[binary](v1, v2).astype(np.float32), m1 & m2
     total = np.sum(np.where(m, v, 0.0), axis=-1, dtype=np.float32)
     n = np.sum(m, axis=-1)
-    score = total if layer_reduce == "sum" else total / np.maximum(n, 1)
+    score = total if aggregate == "sum" else total / np.maximum(n, 1)
     return np.where(n > 0, score, np.nan).astype(np.float32)
 
 
 class GenomeProgram:
     """Scores genomes on fixed stacked inputs with compile-once branch programs and a branch cache."""
 
-    def __init__(self, stacked: StackedInputs, n_unary: int, layer_reduce: str = "mean",
+    def __init__(self, stacked: StackedInputs, n_unary: int, aggregate: str = "sum",
                  mesh=None):
         """mesh: a 1-D jax.sharding.Mesh ('archs'); rows are then sharded over its devices, whole
         architectures per device (see parallel.arch_mesh), with results equal to one device."""
         from jax.sharding import NamedSharding, PartitionSpec
 
         self.n_unary = n_unary
-        self.layer_reduce = layer_reduce
+        self.aggregate = aggregate
         self.num_archs, self.num_layers = stacked.layer_mask.shape
         self.layer_mask = np.asarray(stacked.layer_mask)
         groups = mesh.devices.size if mesh is not None else 1
@@ -146,7 +146,7 @@ class GenomeProgram:
         code = jax.ShapeDtypeStruct((1, self.n_unary), jnp.int32)
         for name in INPUT_NAMES:
             v, c, seg, num_segments, _ = self._data[name]
-            _branch_program(num_segments).lower(code, v, c, seg).compile()
+            _branch_program(num_segments, self.aggregate).lower(code, v, c, seg).compile()
         self.scores([Genome(("A", "H"), (("identity",) * self.n_unary,) * 2, "add")])
 
     def _aligned(self, per_layer: np.ndarray, valid: np.ndarray, layers: int):
@@ -174,7 +174,7 @@ class GenomeProgram:
                 continue
             self.branch_misses += len(keys)
             v, c, seg, num_segments, layers = self._data[name]
-            program = _branch_program(num_segments)
+            program = _branch_program(num_segments, self.aggregate)
             for key in keys:  # one chain per call: a single compiled batch shape
                 code = jnp.asarray(encode_chain(key[1], self.n_unary)[None])
                 per_layer, valid = program(code, v, c, seg)
@@ -188,5 +188,5 @@ class GenomeProgram:
         for g in genomes:
             v1, m1, p1 = self.branch_cache[(g.inputs[0], tuple(g.unary[0]))]
             v2, m2, p2 = self.branch_cache[(g.inputs[1], tuple(g.unary[1]))]
-            out.append(combine_np(v1, m1, p1, v2, m2, p2, g.binary, self.layer_reduce))
+            out.append(combine_np(v1, m1, p1, v2, m2, p2, g.binary, self.aggregate))
         return np.stack(out)

@@ -37,21 +37,25 @@ def evolution_config(config) -> EvolutionConfig:
                            mutation_rate=s.mutation_rate, n_unary=s.n_unary, seed=config.seed)
 
 
-def _run_evolution(evaluator, cfg, path: Path, every: int, label: str) -> SearchState:
-    """Evolution with checkpoints at `path` (resumed if the file exists)."""
+def _run_evolution(evaluator, cfg, path: Path, every: int, label: str, fitness_key: dict) -> SearchState:
+    """Evolution with checkpoints at `path` (resumed if the file exists). `fitness_key` describes
+    what the cached fitness values depend on besides `cfg`; a checkpoint with other settings is
+    refused rather than silently mixed in."""
     saved = load_json(path)
     state = None
+    settings = dict(vars(cfg), **fitness_key)
     if saved is not None:
-        if saved.get("config") != dict(vars(cfg)):
+        if saved.get("config") != settings:
             raise ValueError(f"{path} was written by a search with other settings "
-                             f"({saved.get('config')}); use another workdir or delete it")
+                             f"({saved.get('config')}, now {settings}); use another workdir or "
+                             f"delete it")
         state = SearchState.from_dict(saved["state"])
         evaluator.restore(saved["evaluator"])
         logging.info("%s: resuming at generation %d from %s", label, state.generation, path)
 
     def checkpoint(s: SearchState) -> None:
         if s.generation % every == 0 or s.generation == cfg.generations:
-            save_json(path, {"config": dict(vars(cfg)), "state": s.to_dict(),
+            save_json(path, {"config": settings, "state": s.to_dict(),
                              "evaluator": evaluator.state()})
 
     state = evolve(evaluator, cfg, state, on_generation=checkpoint)
@@ -70,6 +74,16 @@ def _history_points(state: SearchState) -> List[dict]:
     return [{"evaluated": h["evaluated"], "best_fitness": h["best_fitness"]} for h in state.history]
 
 
+def fitness_key(config, use_rps: bool) -> dict:
+    """Settings the fitness of a genome depends on (besides the evolution parameters)."""
+    from lpzero_jax.input_store import fingerprint_fields
+    from lpzero_jax.inputs import inputs_fingerprint
+
+    s = config.search
+    return {"rps": use_rps, "aggregate": s.aggregate, "sample_archs": s.sample_archs,
+            "inputs": inputs_fingerprint(fingerprint_fields(config)), "num_archs": config.num_archs}
+
+
 def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -> dict:
     """The baselines of `config.search.baselines`, at the same evaluation budget as evolution."""
     s = config.search
@@ -85,7 +99,7 @@ def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -
                 continue  # the main run already is evolution without RPS
             ev = make_evaluator(False)
             st = _run_evolution(ev, cfg, workdir / "search_checkpoint_no_rps.json",
-                                s.checkpoint_every, "evolution without RPS")
+                                s.checkpoint_every, "evolution without RPS", fitness_key(config, False))
             runs["evolution_no_rps"] = _history_points(st)
             out["no_rps"] = {"best_genome": st.history[-1]["best_genome"],
                              "fitness": st.history[-1]["best_fitness"], "evaluated": ev.evaluated}
@@ -125,12 +139,12 @@ def run(config, workdir: Path) -> dict:
 
     def make_evaluator(use_rps: bool) -> FitnessEvaluator:
         return FitnessEvaluator(stacked, truth[sample_idx], use_rps=use_rps,
-                                layer_reduce=s.layer_reduce, backend=s.evaluator,
+                                aggregate=s.aggregate, backend=s.evaluator,
                                 n_unary=s.n_unary, mesh=mesh)
 
     evaluator = make_evaluator(s.rps)
     state = _run_evolution(evaluator, evolution_config(config), workdir / "search_checkpoint.json",
-                           s.checkpoint_every, "evolution")
+                           s.checkpoint_every, "evolution", fitness_key(config, s.rps))
     runs = {"evolution" if s.rps else "evolution_no_rps": _history_points(state)}
     baselines = _baselines(config, make_evaluator, evaluator.evaluated, workdir, runs)
     search_seconds = time.perf_counter() - started - extract_seconds

@@ -252,7 +252,7 @@ def genome_fitness(world: SubnetWorld, arg: str) -> Fitness:
     from lpzero_jax.inputs import stack_inputs
 
     search = world.config.get("search") or {}
-    scorer = compile_genome(arg, search.get("layer_reduce", "mean"))
+    scorer = compile_genome(arg, search.get("aggregate", "sum"))
     needed = tuple(sorted(set(scorer.genome.inputs)))
     return lambda choices: list(scorer(stack_inputs([world.compact_inputs(c, needed) for c in choices])))
 

@@ -10,12 +10,12 @@ from lpzero_jax.inputs import stack_inputs
 from lpzero_jax.proxies.base import ArchContext, ProxyFn, register_proxy
 
 
-def genome_proxy(text: str, layer_reduce: str = "mean") -> ProxyFn:
+def genome_proxy(text: str, aggregate: str = "sum") -> ProxyFn:
     """A proxy function scoring one architecture with the genome `text`."""
     genome = parse_genome(text)
 
     def proxy(ctx: ArchContext) -> float:
-        scores = compile_genome(genome, layer_reduce)
+        scores = compile_genome(genome, aggregate)
         return float(scores(stack_inputs([ctx.proxy_inputs(genome.inputs)]))[0])
 
     proxy.genome = genome

@@ -35,13 +35,13 @@ def resolve_proxies(spec: str, config=None) -> Dict[str, ProxyFn]:
     names = PROXIES.names() if spec.strip() == "all" else split_proxy_list(spec)
     if not names:
         raise ValueError("config.proxies is empty")
-    layer_reduce = "mean"
+    aggregate = "sum"
     if config is not None and "search" in config:
-        layer_reduce = config.search.get("layer_reduce", "mean")
+        aggregate = config.search.get("aggregate", "sum")
     out = {}
     for name in names:
         if looks_like_genome(name):
-            fn = genome_proxy(name, layer_reduce)
+            fn = genome_proxy(name, aggregate)
             out[str(fn.genome)] = fn
         else:
             out[name] = PROXIES.get(name)

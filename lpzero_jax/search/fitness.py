@@ -42,7 +42,7 @@ class FitnessEvaluator:
     BACKENDS = ("program", "compiled")
 
     def __init__(self, stacked: StackedInputs, truth: Sequence[float], use_rps: bool = True,
-                 layer_reduce: str = "mean", backend: str = "program", n_unary: int = 2,
+                 aggregate: str = "sum", backend: str = "program", n_unary: int = 2,
                  mesh=None):
         """backend: 'program' (one compiled evaluator, genomes as data; see expression/program.py)
         or 'compiled' (one XLA program per genome; see expression/compile.py). mesh: shard the
@@ -52,7 +52,7 @@ class FitnessEvaluator:
         self.stacked = stacked
         self.truth = np.asarray(truth, dtype=np.float64)
         self.use_rps = use_rps
-        self.layer_reduce = layer_reduce
+        self.aggregate = aggregate
         self.backend = backend
         self.cache: Dict[str, Fitness] = {}
         self.pruned = rps.PruneCounter()
@@ -63,7 +63,7 @@ class FitnessEvaluator:
         self.program = None
         if backend == "program":
             t = time.perf_counter()
-            self.program = GenomeProgram(stacked, n_unary, layer_reduce, mesh=mesh)
+            self.program = GenomeProgram(stacked, n_unary, aggregate, mesh=mesh)
             self.program.compile()
             self.compile_seconds += time.perf_counter() - t
 
@@ -88,7 +88,7 @@ class FitnessEvaluator:
             import jax
 
             t = time.perf_counter()
-            compiled = jax.jit(genome_function(genome, self.layer_reduce)).lower(*args).compile()
+            compiled = jax.jit(genome_function(genome, self.aggregate)).lower(*args).compile()
             self.compile_seconds += time.perf_counter() - t
             self._compiled[key] = compiled
         t = time.perf_counter()

@@ -25,42 +25,47 @@ def fake_archs(n=6, k=32, seed=0):
     return inputs.stack_inputs(items)
 
 
-def test_program_equals_compiled_on_random_genomes():
+@pytest.mark.parametrize("aggregate", ["sum", "mean"])
+def test_program_equals_compiled_on_random_genomes(aggregate):
     stacked = fake_archs()
-    program = GenomeProgram(stacked, n_unary=2)
+    program = GenomeProgram(stacked, n_unary=2, aggregate=aggregate)
     rng = np.random.default_rng(3)
-    genomes = [random_genome(rng, 2) for _ in range(60)]
+    genomes = [random_genome(rng, 2) for _ in range(40)]
     got = program.scores(genomes)
     for g, row in zip(genomes, got):
-        ref = compile_genome(g)(stacked)
+        ref = compile_genome(g, aggregate)(stacked)
         both_nan = np.isnan(ref) & np.isnan(row)
         np.testing.assert_allclose(np.where(both_nan, 0, row), np.where(both_nan, 0, ref),
                                    rtol=2e-4, atol=1e-5, err_msg=str(g))
 
 
-def test_aggregation_is_mean_over_layers_of_binary_of_layer_means():
+@pytest.mark.parametrize("aggregate,reduce", [("sum", np.sum), ("mean", np.mean)])
+def test_aggregation_of_tensors_and_layers(aggregate, reduce):
+    """score = reduce over layers of (reduce over A's tensors - reduce over H's tensors)."""
     stacked = fake_archs(n=3)
     g = parse_genome("sub(identity(identity(A)),identity(identity(H)))")
-    got = compile_genome(g)(stacked)
+    got = compile_genome(g, aggregate)(stacked)
     for i in range(3):
         per_layer = []
         for l in np.nonzero(stacked.layer_mask[i])[0]:
-            means = {}
+            per_input = {}
             for name in ("A", "H"):
                 c = stacked.counts[name][i, l]
                 v = stacked.values[name][i, l]
-                means[name] = np.mean([v[t, :min(c[t], v.shape[-1])].mean() for t in np.nonzero(c)[0]])
-            per_layer.append(means["A"] - means["H"])
-        assert got[i] == pytest.approx(np.mean(per_layer), rel=1e-5)
+                per_input[name] = reduce([v[t, :min(c[t], v.shape[-1])].mean() for t in np.nonzero(c)[0]])
+            per_layer.append(per_input["A"] - per_input["H"])
+        assert got[i] == pytest.approx(reduce(per_layer), rel=1e-5)
 
 
 def test_pruned_branch_yields_the_other_and_j_broadcasts():
     stacked = fake_archs(n=3)
     only_h = compile_genome("mul(prune(A),abs(H))")(stacked)
     np.testing.assert_allclose(only_h, compile_genome("add(abs(H),prune(W))")(stacked), rtol=1e-6)
-    j_alone = compile_genome("add(mean(J),prune(A))")(stacked)
+    j_alone = compile_genome("add(mean(J),prune(A))", "mean")(stacked)
     j_mean = [np.mean([stacked.values["J"][i, 0, t, :min(c, 32)].mean()
                        for t, c in enumerate(stacked.counts["J"][i, 0]) if c > 0]) for i in range(3)]
     np.testing.assert_allclose(j_alone, j_mean, rtol=1e-5)
+    j_sum = [np.sum([stacked.values["J"][i, 0, t, :min(c, 32)].mean()
+                     for t, c in enumerate(stacked.counts["J"][i, 0]) if c > 0]) for i in range(3)]
     s = compile_genome("add(mean(J),prune(A))", "sum")(stacked)
-    np.testing.assert_allclose(s, np.asarray(j_mean) * stacked.layer_mask.sum(1), rtol=1e-5)
+    np.testing.assert_allclose(s, np.asarray(j_sum) * stacked.layer_mask.sum(1), rtol=1e-5)
