@@ -46,6 +46,7 @@ from lpzero_jax.families.llama import TOKENIZER, lm_corpus_ids, vocab_fingerprin
 from lpzero_jax.lm_training import TrainConfig, train_lm  # noqa: E402
 from lpzero_jax.models.llama import LlamaConfig, LlamaLayerConfig, count_llama_params  # noqa: E402
 from lpzero_jax.models.lonas import LONAS_WIDTH_RATIOS, elastic_widths  # noqa: E402
+from lpzero_jax.search.checkpoint import read_jsonl  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("out", str(DEFAULT_LLAMA_FILE.relative_to(_REPO)), "benchmark JSON to write")
@@ -120,17 +121,9 @@ def sample_archs(num: int) -> list:
     return out
 
 
-def read_jsonl(path: Path) -> dict:
-    out = {}
-    if path.exists():
-        with open(path) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
-                out[r["id"]] = r
-    return out
+def read_results(path: Path) -> dict:
+    """Models already trained (results.jsonl, written as each one finishes), by id."""
+    return {r["id"]: r for r in read_jsonl(path)}
 
 
 def run_config() -> ConfigDict:
@@ -179,7 +172,7 @@ def main(argv):
     run_cfg = run_config()
     archs = sample_archs(F.num_archs)
     results_path = workdir / "results.jsonl"
-    results = read_jsonl(results_path)
+    results = read_results(results_path)
     foreign = [r["id"] for r in results.values() if r.get("settings") != settings_fingerprint()]
     if foreign:
         raise SystemExit(f"{results_path} holds results of other settings ({foreign[:3]}...); "

@@ -23,19 +23,12 @@ from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies import ArchContext
 from lpzero_jax.proxies.resolve import resolve_proxies
+from lpzero_jax.search.checkpoint import read_jsonl
 
 
 def _load_done(path: Path) -> Dict[Tuple[str, str], Tuple[float, float]]:
-    done = {}
-    if path.exists():
-        with open(path) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by an interruption
-                done[(str(r["arch_id"]), r["proxy"])] = (float(r["value"]), float(r["seconds"]))
-    return done
+    return {(str(r["arch_id"]), r["proxy"]): (float(r["value"]), float(r["seconds"]))
+            for r in read_jsonl(path)}
 
 
 def run(config, workdir: Path) -> Dict[str, dict]:

@@ -40,6 +40,7 @@ from absl import logging
 
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.modes.base import register_mode
+from lpzero_jax.search.checkpoint import read_jsonl
 from lpzero_jax.models.llama import LlamaConfig
 from lpzero_jax.models.lonas import (Choice, LonasSpace, as_choice, choice_array,
                                      extract_subnet_params)
@@ -338,15 +339,9 @@ def run(config, workdir: Path) -> dict:
     world = SubnetWorld(space, family, super_params, config)
     fitness = make_fitness(ss.fitness, world)
     cache_path = evaluations_path(config, space, out)
-    cached: Dict[Choice, float] = {}
-    if cache_path.exists():
-        with open(cache_path) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                cached[parse_choice_key(r["key"])] = float(r["fitness"])
+    cached: Dict[Choice, float] = {parse_choice_key(r["key"]): float(r["fitness"])
+                                   for r in read_jsonl(cache_path)}
+    if cached:
         logging.info("resuming: %d subnets already scored in %s", len(cached), cache_path)
 
     def cached_fitness(choices: Sequence[Choice]) -> List[float]:

@@ -27,3 +27,17 @@ def load_json(path: Path) -> Optional[dict]:
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def read_jsonl(path: Path) -> list:
+    """The records of an append-only JSON-lines log; a last line cut by an interruption is skipped."""
+    path = Path(path)
+    records = []
+    if path.exists():
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return records
