@@ -25,8 +25,10 @@ def get_config() -> ConfigDict:
     c.batch_size = 128  # paper: 128 for BERT
     c.seq_len = 128
 
-    # rank mode
+    # rank mode ("all" = every registered hand-crafted proxy)
     c.proxies = "params,attention_confidence"
+    c.zerolm_alpha = 0.5  # ZeroLM's attention/FFN balance for the 'zerolm' proxy
+    c.zerolm_sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on
 
     # compact proxy inputs (see lpzero_jax/inputs.py)
     c.inputs = ConfigDict()

@@ -1,6 +1,25 @@
 """Hand-crafted zero-cost proxies, one file each, registered in PROXIES by importing this package."""
 
-from lpzero_jax.proxies.base import PROXIES, ArchContext, register_proxy
-from lpzero_jax.proxies import attention_confidence, params  # noqa: F401
+from lpzero_jax.proxies.base import DERIVED, PROXIES, ArchContext, register_derived, register_proxy
+from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxies)
+    activation_distance,
+    attention_confidence,
+    decoder_params,
+    eznas,
+    fisher,
+    grad_norm,
+    grasp,
+    head_importance,
+    jacobian_cosine,
+    logsynflow,
+    params,
+    pca,
+    snip,
+    softmax_confidence,
+    synaptic_diversity,
+    synaptic_saliency,
+    synflow,
+    zerolm,
+)
 
-__all__ = ["PROXIES", "ArchContext", "register_proxy"]
+__all__ = ["DERIVED", "PROXIES", "ArchContext", "register_derived", "register_proxy"]

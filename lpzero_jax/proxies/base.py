@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, Dict, Hashable, Mapping, Optional
+from typing import Callable, Dict, Hashable, List, Mapping, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.benchmarks.base import Arch
+from lpzero_jax.proxies import common, stages
 from lpzero_jax.registry import Registry
 
 ProxyFn = Callable[["ArchContext"], float]
@@ -27,6 +28,18 @@ PROXIES: Registry[ProxyFn] = Registry("proxy")
 def register_proxy(name: str):
     """Decorator: registers `fn(ctx) -> float` under `name`."""
     return PROXIES.register(name)
+
+
+# A derived proxy is computed after every architecture has been scored, from other proxies'
+# columns and the ground truth (e.g. ZeroLM with alpha fitted on a sample of the benchmark):
+# fn(columns {proxy: scores [N]}, truth [N], config) -> {row name: (scores [N], note)}.
+DerivedFn = Callable[[Dict[str, np.ndarray], np.ndarray, object], Dict[str, Tuple[np.ndarray, str]]]
+DERIVED: Registry[DerivedFn] = Registry("derived proxy")
+
+
+def register_derived(name: str):
+    """Decorator: registers a derived-proxy function (see `DerivedFn`)."""
+    return DERIVED.register(name)
 
 
 @functools.lru_cache(maxsize=8)
@@ -40,14 +53,6 @@ def _compiled_forward(family, model_config: Hashable):
         return loss, state.get("intermediates", {})
 
     return jax.jit(forward)
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled_forward_backward(family, model_config: Hashable):
-    from lpzero_jax.inputs import forward_backward
-
-    model = family.build_model(model_config)
-    return jax.jit(lambda params, batch: forward_backward(model, params, batch))
 
 
 class ArchContext:
@@ -87,6 +92,10 @@ class ArchContext:
         reused = sum(before[k] for k in self._used if k in before)
         return value, elapsed + reused
 
+    def cached(self, name: str, build: Callable[[], object]):
+        """A proxy-defined stage: `build()` once per architecture, timed and shared like the others."""
+        return self._stage(name, build)
+
     # --- stages ---------------------------------------------------------------------------------
     @property
     def model(self):
@@ -104,19 +113,52 @@ class ArchContext:
     def device_batch(self) -> Dict[str, jax.Array]:
         return self._stage("batch", lambda: {k: jnp.asarray(v) for k, v in self.batch.items()})
 
+    # Dependencies are fetched before a stage's timer starts, so a stage's seconds are its own.
     def intermediates(self):
         """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
-        def build():
-            fn = _compiled_forward(self.family, self.model_config)
-            return fn(self.params, self.device_batch())[1]
-        return self._stage("forward", build)
+        params, batch = self.params, self.device_batch()
+        fn = _compiled_forward(self.family, self.model_config)
+        return self._stage("forward", lambda: fn(params, batch)[1])
+
+    def _backward_pass(self):
+        params, batch = self.params, self.device_batch()
+        fn = stages.compiled_backward(self.family, self.model_config)
+        return self._stage("backward", lambda: fn(params, batch))
 
     def backward(self):
         """(loss, intermediates, grads, d loss / d word embeddings) of the family's proxy loss."""
-        def build():
-            fn = _compiled_forward_backward(self.family, self.model_config)
-            return fn(self.params, self.device_batch())
-        return self._stage("backward", build)
+        return self._backward_pass()[:4]
+
+    def grads(self):
+        """d proxy loss / d params (the G tree of `backward`)."""
+        return self.backward()[2]
+
+    def linear_paths(self, select=None) -> List[Tuple[str, ...]]:
+        """Paths of the 2-D proxy weights (the reference's Linear layers), optionally filtered."""
+        return common.linear_weight_paths(self.family, self.param_shapes, select)
+
+    def synflow_grads(self):
+        """Gradient of the family's Synflow objective at |params| and all-ones word embeddings."""
+        params, batch = self.params, self.device_batch()
+        fn = stages.compiled_synflow(self.family, self.model_config)
+        return self._stage("synflow", lambda: fn(params, batch))
+
+    def hessian_gradient_product(self) -> Dict[Tuple[str, ...], jax.Array]:
+        """{path: H g} over the linear proxy weights W, g = dL/dW (GraSP's Hessian-gradient product).
+
+        H is the Hessian of the proxy loss w.r.t. those weights (the rest held fixed), as the
+        reference's autograd.grad over the Linear weights.
+        """
+        paths = self.linear_paths()
+        grads = common.flat_params(self.grads())
+        vector = {p: jax.lax.stop_gradient(grads[p]) for p in paths}
+        params, batch = self.params, self.device_batch()
+        fn = stages.compiled_hvp(self.family, self.model_config)
+        return self._stage("hvp", lambda: fn(params, batch, vector))
+
+    def linear_fisher(self) -> Dict[Tuple[str, ...], jax.Array]:
+        """{path of linear layer: Fisher information per output channel}, from the backward pass."""
+        return self._backward_pass()[4]
 
     def proxy_inputs(self):
         """The compact six inputs (CompactInputs), from the run's loader (disk cache) if given."""
