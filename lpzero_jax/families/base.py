@@ -83,6 +83,12 @@ class Family:
         """
         return self.weight_role(path) == "attention"
 
+    def reference_weight_layout(self, path: Tuple[str, ...]) -> str:
+        """How the reference PyTorch code stores this weight: "out_in" (nn.Linear, the default) or
+        "in_out" (HF Conv1D, GPT-2). Flax kernels are [in, out]; only proxies that are not
+        invariant to transposition care (EZNAS's sign Gram matrix `g @ g.t()`)."""
+        return "out_in"
+
     def synflow_objective(self, model: nn.Module, params, word_embeds: jax.Array,
                           batch: Dict[str, jax.Array]) -> jax.Array:
         """The scalar R whose gradient Synflow-style proxies use, at |params| and all-ones embeds.

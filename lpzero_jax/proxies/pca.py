@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lpzero_jax.inputs import group_by_layer
 from lpzero_jax.models.init import count_params
@@ -26,23 +27,34 @@ from lpzero_jax.proxies.base import ArchContext, register_proxy
 ETA = 0.99
 
 
-def pca_dims(samples: jax.Array, eta: float = ETA) -> jax.Array:
-    """[..., S, D] -> [...]: components needed to explain `eta` of the variance of S samples of D.
+def dims_from_variances(var: np.ndarray, eta: float = ETA) -> np.ndarray:
+    """[..., K] PCA variances (any order) -> [...] components needed to explain `eta` of them.
 
-    Uses the eigenvalues of the centred S x S Gram matrix (the non-zero PCA variances). A set of
-    identical samples (no variance) counts 0 dimensions.
+    The count is the smallest k whose k largest variances reach the fraction eta of the total;
+    0 when there is no variance at all.
     """
+    var = np.sort(np.clip(np.asarray(var, np.float64), 0.0, None), axis=-1)[..., ::-1]
+    total = var.sum(axis=-1, keepdims=True)
+    ratio = np.cumsum(var, axis=-1) / np.where(total > 0, total, 1.0)
+    k = np.sum(ratio < eta - 1e-6, axis=-1) + 1
+    return np.where(total[..., 0] > 0, k, 0)
+
+
+@jax.jit
+def _centred_gram(samples: jax.Array) -> jax.Array:
     x = samples.astype(jnp.float32)
     x = x - jnp.mean(x, axis=-2, keepdims=True)
-    gram = jnp.einsum("...sd,...td->...st", x, x)
-    var = jnp.clip(jnp.linalg.eigvalsh(gram), 0.0, None)[..., ::-1]  # descending
-    total = jnp.sum(var, axis=-1, keepdims=True)
-    ratio = jnp.cumsum(var, axis=-1) / jnp.where(total > 0, total, 1.0)
-    k = jnp.sum(ratio < eta - 1e-6, axis=-1) + 1
-    return jnp.where(total[..., 0] > 0, k, 0)
+    return jnp.einsum("...sd,...td->...st", x, x)
 
 
-_per_input_dims = jax.jit(lambda a: jnp.mean(pca_dims(a).astype(jnp.float32)))
+def pca_dims(samples, eta: float = ETA) -> np.ndarray:
+    """[..., S, D] -> [...]: components needed to explain `eta` of the variance of S samples of D.
+
+    The non-zero PCA variances are the eigenvalues of the centred S x S Gram matrix (LAPACK,
+    float64 on the float32 Gram).
+    """
+    gram = np.asarray(_centred_gram(jnp.asarray(samples)), np.float64)
+    return dims_from_variances(np.linalg.eigvalsh(gram), eta)
 
 
 def pca_score(ctx: ArchContext) -> float:
@@ -51,7 +63,7 @@ def pca_score(ctx: ArchContext) -> float:
     firsts = [acts[0] for acts in layers if acts]
     if not firsts:
         return float("nan")  # not applicable: no FFN activations
-    return float(sum(_per_input_dims(a.reshape((a.shape[0], -1, a.shape[-1]))) for a in firsts))
+    return float(sum(np.mean(pca_dims(a.reshape((a.shape[0], -1, a.shape[-1])))) for a in firsts))
 
 
 @register_proxy("vanilla_pca")
