@@ -2,9 +2,11 @@
 
 A proxy is `fn(ctx: ArchContext) -> float`, registered with `@register_proxy("name")`, one file per
 proxy in this package. The context builds what proxies share lazily and once per architecture:
-the model, its parameters (fixed init seed), the full-tensor forward intermediates, and the compact
-six proxy inputs. It also records how long each shared stage took, so every proxy's
-`seconds_per_arch` includes the stages it used, as if it had been computed alone.
+the model, its parameters (fixed init seed), the full-tensor forward intermediates, the backward
+pass (G, J and per-channel Fisher of every linear layer), the Hessian-gradient product, the
+data-free Synflow gradients, proxy-defined stages (`cached`), and the compact six proxy inputs.
+It also records how long each shared stage took, so every proxy's `seconds_per_arch` includes the
+stages it used, as if it had been computed alone (XLA compilation of the architecture included).
 """
 
 from __future__ import annotations

@@ -58,12 +58,19 @@ def pca_dims(samples, eta: float = ETA) -> np.ndarray:
 
 
 def pca_score(ctx: ArchContext) -> float:
-    """Sum over layers of the mean PCA dimension count of the first FFN activation (NaN if none)."""
+    """Sum over layers of the mean PCA dimension count of the first FFN activation (NaN if none).
+
+    One cached stage per architecture, shared by 'vanilla_pca' and 'wpca'.
+    """
     layers = group_by_layer(ctx.intermediates(), name="A")
     firsts = [acts[0] for acts in layers if acts]
     if not firsts:
         return float("nan")  # not applicable: no FFN activations
-    return float(sum(np.mean(pca_dims(a.reshape((a.shape[0], -1, a.shape[-1])))) for a in firsts))
+
+    def build():
+        return float(sum(np.mean(pca_dims(a.reshape((a.shape[0], -1, a.shape[-1]))))
+                         for a in firsts))
+    return ctx.cached("ffn_pca", build)
 
 
 @register_proxy("vanilla_pca")
