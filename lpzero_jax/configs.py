@@ -23,6 +23,8 @@ def base_config() -> ConfigDict:
 
     # rank mode: comma list of proxy names and/or genomes, or "all"
     c.proxies = "params"
+    c.zerolm_alpha = 0.5  # ZeroLM's attention/FFN balance for the 'zerolm' proxy
+    c.zerolm_sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on
 
     # search mode (paper Section 4.1 settings)
     c.search = ConfigDict()

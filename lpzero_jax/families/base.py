@@ -14,7 +14,7 @@ Model contract (every family's Flax module):
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, Hashable, List, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -57,6 +57,54 @@ class Family:
         the whole model per architecture."""
         return None
 
+    # --- proxy hooks (family facts some hand-crafted proxies need; defaults documented) ----------
+    def weight_role(self, path: Tuple[str, ...]) -> Optional[str]:
+        """The part of a layer a proxy weight belongs to, or None when it is neither.
+
+        Roles: "attention" (the token mixer's own projections: query/key/value, or an LT input
+        projection, ...), "attention_output" (the projection after the mixer), "ffn" (every
+        feed-forward matrix). Used by proxies defined on a sub-block (Synaptic Saliency: FFN;
+        Synaptic Diversity: mixer + its output; Head Importance, EZNAS: mixer; ZeroLM: attention
+        vs FFN). The default recognises the usual names (GPT-2 `attn/c_attn`, `attn/c_proj`,
+        `mlp/*`; LLaMA `self_attn/{q,k,v,o}_proj`, `mlp/*`; BERT `attention`, `intermediate`);
+        a family with other names overrides it.
+        """
+        if not self.is_proxy_weight(path):
+            return None
+        names = [p.lower() for p in path]
+        if any(any(k in n for k in _FFN_NAMES) for n in names):
+            return "ffn"
+        for i, n in enumerate(names):
+            if any(k in n for k in _ATTENTION_NAMES):
+                after = names[i + 1:-1]  # module names between the attention block and the leaf
+                return "attention_output" if any(a in _OUTPUT_PROJECTIONS for a in after) \
+                    else "attention"
+        return None
+
+    def is_head_projection(self, path: Tuple[str, ...]) -> bool:
+        """Whether a proxy weight produces attention-head outputs (Head Importance's weights).
+
+        Default: every "attention" weight (the mixer's projections, not its output projection).
+        """
+        return self.weight_role(path) == "attention"
+
+    def reference_weight_layout(self, path: Tuple[str, ...]) -> str:
+        """How the reference PyTorch code stores this weight: "out_in" (nn.Linear, the default) or
+        "in_out" (HF Conv1D, GPT-2). Flax kernels are [in, out]; only proxies that are not
+        invariant to transposition care (EZNAS's sign Gram matrix `g @ g.t()`)."""
+        return "out_in"
+
+    def synflow_objective(self, model: nn.Module, params, word_embeds: jax.Array,
+                          batch: Dict[str, jax.Array]) -> jax.Array:
+        """The scalar R whose gradient Synflow-style proxies use, at |params| and all-ones embeds.
+
+        Default: the model's `proxy_loss` at the given (all-ones) word embeddings, which for an
+        encoder whose proxy loss is the sum of its outputs is Tanaka et al.'s R = 1^T f(1).
+        Families whose proxy loss is a cross-entropy should return the sum of the output logits
+        instead (what LPZero does for GPT-2).
+        """
+        return model.apply(params, word_embeds, batch, method=model.proxy_loss)
+
     # --- shared -------------------------------------------------------------------------------
     def init_rule(self, path, shape, rng):
         """Family-specific initial value of a leaf, or None for the default N(0, init_std)/0/1."""
@@ -82,6 +130,10 @@ def _param_shapes(family: Family, model_config: Hashable):
     ids = jnp.zeros((1, 8), jnp.int32)
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), ids, method=model.init_all))
 
+
+_FFN_NAMES = ("mlp", "ffn", "feed_forward", "feedforward", "intermediate")
+_ATTENTION_NAMES = ("attn", "attention")
+_OUTPUT_PROJECTIONS = ("c_proj", "o_proj", "out_proj", "output", "dense_output")
 
 FAMILIES: Registry[Family] = Registry("family")
 

@@ -11,7 +11,7 @@ Two readings of a benchmark entry (`config.arch_reading`):
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from ml_collections import ConfigDict
@@ -87,6 +87,32 @@ class FlexiBertFamily(Family):
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         # every kernel inside an encoder layer: operation projections, output projections, FFN
         return path[-1] == "kernel" and any(p.startswith("layer_") for p in path)
+
+    def weight_role(self, path: Tuple[str, ...]) -> Optional[str]:
+        """layer_i/operation/* -> "attention" (the token mixer: SA query/key/value/weight, LT input,
+        DSC query/key/value/conv kernels/conv_kernel/conv_out), layer_i/operation_output ->
+        "attention_output", layer_i/intermediate/* and layer_i/output -> "ffn". This is the
+        reference's `layer.operation.operation` / `layer.operation.output` / `layer.intermediate`
+        + `layer.output` split."""
+        if not self.is_proxy_weight(path):
+            return None
+        modules = set(path[:-1])
+        if "operation" in modules:
+            return "attention"
+        if "operation_output" in modules:
+            return "attention_output"
+        if "intermediate" in modules or "output" in modules:
+            return "ffn"
+        return None
+
+    def is_head_projection(self, path: Tuple[str, ...]) -> bool:
+        """Mixer projections except DSC's `conv_kernel` generator (heads x kernel outputs).
+
+        The reference keeps `layer.operation.operation` Linears with at least 128 outputs, which at
+        its hidden size 256 drops exactly `conv_kernel`; naming it keeps the intent when the
+        benchmark reading builds hidden-128 models (whose DSC query/key/value have 64 outputs).
+        """
+        return self.weight_role(path) == "attention" and "conv_kernel" not in path
 
     def init_rule(self, path, shape, rng):
         if path[-1] == "embedding" and path[-2] == "word_embeddings":

@@ -1,7 +1,9 @@
 """`rank` mode: proxy scores for every architecture, and their rank correlation with ground truth.
 
-Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy) and DIR/ranking.json
-({proxy: {kendall_tau, spearman_rho, n, n_nonfinite, seconds_per_arch}}). Every computed value is
+Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy), DIR/ranking.json
+({proxy: {kendall_tau, spearman_rho, n, n_nonfinite, seconds_per_arch}}), and through
+`lpzero_jax.report` DIR/table.csv, DIR/table.md (ours beside the published figures) and
+DIR/scatter.png (proxy vs ground truth). Every computed value is
 appended to DIR/rank_values.jsonl as it is produced, so an interrupted run resumes where it stopped.
 """
 
@@ -17,11 +19,11 @@ from typing import Dict, List, Tuple
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation
+from lpzero_jax import evaluation, report
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
-from lpzero_jax.proxies import ArchContext
+from lpzero_jax.proxies import DERIVED, ArchContext
 from lpzero_jax.proxies.resolve import resolve_proxies
 from lpzero_jax.search.checkpoint import read_jsonl
 
@@ -29,6 +31,17 @@ from lpzero_jax.search.checkpoint import read_jsonl
 def _load_done(path: Path) -> Dict[Tuple[str, str], Tuple[float, float]]:
     return {(str(r["arch_id"]), r["proxy"]): (float(r["value"]), float(r["seconds"]))
             for r in read_jsonl(path)}
+
+
+def _score(ctx: ArchContext, name: str, fn) -> Tuple[float, float]:
+    """(value, seconds) of one proxy; an exception is logged and scored NaN, never fatal."""
+    started = time.perf_counter()
+    try:
+        value, seconds = ctx.timed_call(fn)
+        return float(value), seconds
+    except Exception:  # noqa: BLE001  (one failing proxy must not end a long run)
+        logging.exception("proxy %s failed on arch %s; scored NaN", name, ctx.arch.arch_id)
+        return float("nan"), time.perf_counter() - started
 
 
 def run(config, workdir: Path) -> Dict[str, dict]:
@@ -56,8 +69,7 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             ctx = ArchContext(family, arch, config, batch, inputs_loader=store)
             parts = []
             for name in todo:
-                value, seconds = ctx.timed_call(proxies[name])
-                value = float(value)
+                value, seconds = _score(ctx, name, proxies[name])
                 if not math.isfinite(value):
                     logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
                 done[(str(arch.arch_id), name)] = (value, seconds)
@@ -69,27 +81,37 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs), arch.arch_id,
                          ", ".join(parts), elapsed)
 
-    return write_outputs(archs, names, done, workdir)
+    return write_outputs(archs, names, done, workdir, config)
 
 
-def write_outputs(archs, names: List[str], done, workdir: Path) -> Dict[str, dict]:
-    """scores.csv and ranking.json from the (arch_id, proxy) -> (value, seconds) table."""
-    truth = [a.score for a in archs]
+def write_outputs(archs, names: List[str], done, workdir: Path, config=None) -> Dict[str, dict]:
+    """scores.csv, ranking.json, table.{csv,md} and scatter.png from the (arch_id, proxy) ->
+    (value, seconds) table, plus the derived proxies (e.g. ZeroLM with fitted alpha)."""
+    truth = np.asarray([a.score for a in archs], np.float64)
+    columns = {n: np.asarray([done[(str(a.arch_id), n)][0] for a in archs]) for n in names}
+    seconds = {n: float(np.mean([done[(str(a.arch_id), n)][1] for a in archs])) for n in names}
+    notes = {}
+    for derive in (DERIVED.get(k) for k in DERIVED.names()):
+        for name, (scores, note) in derive(columns, truth, config or {}).items():
+            columns[name], notes[name] = np.asarray(scores, np.float64), note
+            seconds[name] = float("nan")
     with open(workdir / "scores.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["arch_id", "ground_truth"] + names)
-        for a in archs:
-            w.writerow([a.arch_id, a.score] + [done[(str(a.arch_id), n)][0] for n in names])
+        w.writerow(["arch_id", "ground_truth"] + list(columns))
+        for i, a in enumerate(archs):
+            w.writerow([a.arch_id, a.score] + [columns[n][i] for n in columns])
     ranking = {}
-    for n in names:
-        scores = [done[(str(a.arch_id), n)][0] for a in archs]
-        seconds = [done[(str(a.arch_id), n)][1] for a in archs]
+    for n, scores in columns.items():
         ranking[n] = dict(evaluation.rank_correlations(scores, truth),
-                          seconds_per_arch=float(np.mean(seconds)))
+                          seconds_per_arch=seconds[n])
+        if n in notes:
+            ranking[n]["note"] = notes[n]
         logging.info("%-28s tau %.3f  rho %.3f  (n=%d, %.3fs/arch)", n, ranking[n]["kendall_tau"],
                      ranking[n]["spearman_rho"], ranking[n]["n"], ranking[n]["seconds_per_arch"])
     with open(workdir / "ranking.json", "w") as f:
         json.dump(ranking, f, indent=2)
+    family = config.family if config is not None else "unknown"
+    report.write_report(workdir, family, ranking, columns, truth)
     return ranking
 
 

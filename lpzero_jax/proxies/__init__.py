@@ -1,7 +1,28 @@
 """Hand-crafted zero-cost proxies, one file each, registered in PROXIES by importing this package."""
 
-from lpzero_jax.proxies.base import PROXIES, ArchContext, register_proxy
-from lpzero_jax.proxies import (attention_confidence, genome, params, params_attn,  # noqa: F401
-                                params_ffn, params_nonembedding)
+from lpzero_jax.proxies.base import DERIVED, PROXIES, ArchContext, register_derived, register_proxy
+from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxies)
+    activation_distance,
+    attention_confidence,
+    eznas,
+    fisher,
+    genome,
+    grad_norm,
+    grasp,
+    head_importance,
+    jacobian_cosine,
+    logsynflow,
+    params,
+    params_attn,
+    params_ffn,
+    params_nonembedding,
+    pca,
+    snip,
+    softmax_confidence,
+    synaptic_diversity,
+    synaptic_saliency,
+    synflow,
+    zerolm,
+)
 
-__all__ = ["PROXIES", "ArchContext", "register_proxy"]
+__all__ = ["DERIVED", "PROXIES", "ArchContext", "register_derived", "register_proxy"]

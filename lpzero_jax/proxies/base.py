@@ -2,22 +2,25 @@
 
 A proxy is `fn(ctx: ArchContext) -> float`, registered with `@register_proxy("name")`, one file per
 proxy in this package. The context builds what proxies share lazily and once per architecture:
-the model, its parameters (fixed init seed), the full-tensor forward intermediates, and the compact
-six proxy inputs. It also records how long each shared stage took, so every proxy's
-`seconds_per_arch` includes the stages it used, as if it had been computed alone.
+the model, its parameters (fixed init seed), the full-tensor forward intermediates, the backward
+pass (G, J and per-channel Fisher of every linear layer), the Hessian-gradient product, the
+data-free Synflow gradients, proxy-defined stages (`cached`), and the compact six proxy inputs.
+It also records how long each shared stage took, so every proxy's `seconds_per_arch` includes the
+stages it used, as if it had been computed alone (XLA compilation of the architecture included).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, Dict, Hashable, Mapping, Optional
+from typing import Callable, Dict, Hashable, List, Mapping, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.benchmarks.base import Arch
+from lpzero_jax.proxies import common, stages
 from lpzero_jax.registry import Registry
 
 ProxyFn = Callable[["ArchContext"], float]
@@ -27,6 +30,18 @@ PROXIES: Registry[ProxyFn] = Registry("proxy")
 def register_proxy(name: str):
     """Decorator: registers `fn(ctx) -> float` under `name`."""
     return PROXIES.register(name)
+
+
+# A derived proxy is computed after every architecture has been scored, from other proxies'
+# columns and the ground truth (e.g. ZeroLM with alpha fitted on a sample of the benchmark):
+# fn(columns {proxy: scores [N]}, truth [N], config) -> {row name: (scores [N], note)}.
+DerivedFn = Callable[[Dict[str, np.ndarray], np.ndarray, object], Dict[str, Tuple[np.ndarray, str]]]
+DERIVED: Registry[DerivedFn] = Registry("derived proxy")
+
+
+def register_derived(name: str):
+    """Decorator: registers a derived-proxy function (see `DerivedFn`)."""
+    return DERIVED.register(name)
 
 
 @functools.lru_cache(maxsize=8)
@@ -40,14 +55,6 @@ def _compiled_forward(family, model_config: Hashable):
         return loss, state.get("intermediates", {})
 
     return jax.jit(forward)
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled_forward_backward(family, model_config: Hashable):
-    from lpzero_jax.inputs import forward_backward
-
-    model = family.build_model(model_config)
-    return jax.jit(lambda params, batch: forward_backward(model, params, batch))
 
 
 class ArchContext:
@@ -83,9 +90,12 @@ class ArchContext:
         t = time.perf_counter()
         value = fn(self)
         elapsed = time.perf_counter() - t
-        built_now = sum(v for k, v in self.stage_seconds.items() if k not in before)
         reused = sum(before[k] for k in self._used if k in before)
         return value, elapsed + reused
+
+    def cached(self, name: str, build: Callable[[], object]):
+        """A proxy-defined stage: `build()` once per architecture, timed and shared like the others."""
+        return self._stage(name, build)
 
     # --- stages ---------------------------------------------------------------------------------
     @property
@@ -104,29 +114,58 @@ class ArchContext:
     def device_batch(self) -> Dict[str, jax.Array]:
         return self._stage("batch", lambda: {k: jnp.asarray(v) for k, v in self.batch.items()})
 
+    # Dependencies are fetched before a stage's timer starts, so a stage's seconds are its own.
     def intermediates(self):
         """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
-        def build():
-            stages = self.family.stages(self.model_config)
-            if stages is not None:  # compiled per layer, shared across architectures
-                from lpzero_jax.staged import forward_full
+        params, batch = self.params, self.device_batch()
+        staged_model = self.family.stages(self.model_config)
+        if staged_model is not None:  # compiled per layer, shared across architectures
+            from lpzero_jax.staged import forward_full
 
-                return forward_full(stages, self.params, self.device_batch(), False)[1]
-            fn = _compiled_forward(self.family, self.model_config)
-            return fn(self.params, self.device_batch())[1]
-        return self._stage("forward", build)
+            return self._stage("forward",
+                               lambda: forward_full(staged_model, params, batch, False)[1])
+        fn = _compiled_forward(self.family, self.model_config)
+        return self._stage("forward", lambda: fn(params, batch)[1])
+
+    def _backward_pass(self):
+        params, batch = self.params, self.device_batch()
+        fn = stages.compiled_backward(self.family, self.model_config)
+        return self._stage("backward", lambda: fn(params, batch))
 
     def backward(self):
         """(loss, intermediates, grads, d loss / d word embeddings) of the family's proxy loss."""
-        def build():
-            stages = self.family.stages(self.model_config)
-            if stages is not None:
-                from lpzero_jax.staged import forward_full
+        return self._backward_pass()[:4]
 
-                return forward_full(stages, self.params, self.device_batch(), True)
-            fn = _compiled_forward_backward(self.family, self.model_config)
-            return fn(self.params, self.device_batch())
-        return self._stage("backward", build)
+    def grads(self):
+        """d proxy loss / d params (the G tree of `backward`)."""
+        return self.backward()[2]
+
+    def linear_paths(self, select=None) -> List[Tuple[str, ...]]:
+        """Paths of the 2-D proxy weights (the reference's Linear layers), optionally filtered."""
+        return common.linear_weight_paths(self.family, self.param_shapes, select)
+
+    def synflow_grads(self):
+        """Gradient of the family's Synflow objective at |params| and all-ones word embeddings."""
+        params, batch = self.params, self.device_batch()
+        fn = stages.compiled_synflow(self.family, self.model_config)
+        return self._stage("synflow", lambda: fn(params, batch))
+
+    def hessian_gradient_product(self) -> Dict[Tuple[str, ...], jax.Array]:
+        """{path: H g} over the linear proxy weights W, g = dL/dW (GraSP's Hessian-gradient product).
+
+        H is the Hessian of the proxy loss w.r.t. those weights (the rest held fixed), as the
+        reference's autograd.grad over the Linear weights.
+        """
+        paths = self.linear_paths()
+        grads = common.flat_params(self.grads())
+        vector = {p: jax.lax.stop_gradient(grads[p]) for p in paths}
+        params, batch = self.params, self.device_batch()
+        fn = stages.compiled_hvp(self.family, self.model_config)
+        return self._stage("hvp", lambda: fn(params, batch, vector))
+
+    def linear_fisher(self) -> Dict[Tuple[str, ...], jax.Array]:
+        """{path of linear layer: Fisher information per output channel}, from the backward pass."""
+        return self._backward_pass()[4]
 
     def proxy_inputs(self, needed=None):
         """Compact proxy inputs (CompactInputs) covering `needed` (default: all six), from the

@@ -1,0 +1,33 @@
+"""EZNAS baseline of LPZero (their `compute_eznas`): sign -> Gram -> slogdet -> sigmoid -> Frobenius.
+
+For every linear weight of the token mixer (`family.weight_role` "attention", the reference's
+`layer.operation.operation`) with gradient G: s = sign(G) in the reference's layout,
+t = log|det(s s^T)| (`g @ g.t()`: out x out for nn.Linear's [out, in], in x in for GPT-2's Conv1D
+[in, out]; see `family.reference_weight_layout`), term = ||sigmoid(t)||_F = sigmoid(t);
+S = sum of terms. A singular Gram (rank below its size) gives t = -inf, term 0.
+
+Deviation for GPT-2: LPZero sums over every Linear/Conv1D of the model; we keep the attention
+weights for every family (the FlexiBERT definition).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.common import pick, role_selector, sum_of
+
+
+def eznas_term(grad: jax.Array, layout: str = "out_in") -> jax.Array:
+    """sigmoid(log|det(s s^T)|) for s = sign of the reference-layout gradient ([out, in] for
+    "out_in"; a Flax [in, out] kernel gradient is transposed accordingly)."""
+    s = jnp.sign(grad)
+    gram = s.T @ s if layout == "out_in" else s @ s.T
+    _, logabsdet = jnp.linalg.slogdet(gram)
+    return jnp.linalg.norm(jnp.atleast_1d(jax.nn.sigmoid(logabsdet)))
+
+
+@register_proxy("eznas")
+def eznas(ctx: ArchContext) -> float:
+    paths = ctx.linear_paths(role_selector(ctx.family, "attention"))
+    grads = pick(ctx.grads(), paths)
+    return sum_of(eznas_term(g, ctx.family.reference_weight_layout(p)) for p, g in zip(paths, grads))

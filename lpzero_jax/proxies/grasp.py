@@ -1,0 +1,21 @@
+"""GraSP (Wang et al., 2020), as LPZero's baseline: S = sum over linear weights of -(H g) * W.
+
+g = dL/dW and H = d^2L/dW^2 for the linear proxy weights W (the other parameters held fixed);
+H g is computed exactly by forward-over-reverse differentiation (`jax.jvp` of `jax.grad`, see
+`ArchContext.hessian_gradient_product`) instead of the reference's double backward through
+`autograd.grad(create_graph=True)`. The sign follows LPZero ("accuracy seems to be negatively
+correlated with this metric, so we add -ve sign"). As for SNIP, the reference BERT run kept only
+the first layer's entry; we sum all layers.
+"""
+
+import jax.numpy as jnp
+
+from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.common import flat_params, sum_of
+
+
+@register_proxy("grasp")
+def grasp(ctx: ArchContext) -> float:
+    hg = ctx.hessian_gradient_product()
+    weights = flat_params(ctx.params)
+    return sum_of(-jnp.sum(hg[p] * weights[p]) for p in hg)

@@ -1,0 +1,19 @@
+"""Head Importance, as Serianni & Kalita compute it: sum over head projections of |dL/dW * W|.
+
+Their `head_importance(model)` sums |W * W.grad| over the Linear layers of the token mixer
+(`layer.operation.operation`) with at least 128 outputs, which drops DSC's kernel generator; here
+the weights `family.is_head_projection` accepts. (Michel et al.'s importance is defined on head
+outputs; the authors' weight-saliency version is what their and LPZero's numbers measure.)
+"""
+
+import jax.numpy as jnp
+
+from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.common import pick, sum_of
+
+
+@register_proxy("head_importance")
+def head_importance(ctx: ArchContext) -> float:
+    paths = ctx.linear_paths(ctx.family.is_head_projection)
+    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
+    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))

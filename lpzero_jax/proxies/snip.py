@@ -1,0 +1,22 @@
+"""SNIP (Lee et al., 2019), as LPZero's baseline computes it for language models.
+
+S = sum over the linear proxy weights of |dL/dW * W| (the gradient w.r.t. a multiplicative
+all-ones mask is dL/dW * W). L is the family's proxy loss (FlexiBERT: sum of the last hidden
+states, the reference's `output.backward(ones_like(output))`; causal LMs: the LM loss).
+
+Deviation from the reference run: LPZero's `eval_searched_bert.py` kept only the first entry of
+the per-layer list (`zc = zc[0]`, the embedding projection) before summing; we sum every layer, as
+the measure is defined.
+"""
+
+import jax.numpy as jnp
+
+from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.common import pick, sum_of
+
+
+@register_proxy("snip")
+def snip(ctx: ArchContext) -> float:
+    paths = ctx.linear_paths()
+    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
+    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))

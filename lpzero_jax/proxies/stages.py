@@ -1,0 +1,138 @@
+"""Jitted per-architecture passes that several proxies share, beyond the plain forward/backward.
+
+Each builder is cached per (family, model config) and returns one `jax.jit` function:
+- `compiled_synflow`: gradient of the family's Synflow objective at |params| with all-ones word
+  embeddings (Tanaka et al.'s data-free recipe).
+- `compiled_hvp`: Hessian-vector product of the proxy loss w.r.t. a chosen set of weights, by
+  forward-over-reverse differentiation (`jax.jvp` of `jax.grad`).
+- `compiled_backward`: the forward/backward pass of the proxy loss (loss, intermediates, G, J),
+  which also takes the gradient w.r.t. zero perturbations added to every linear layer's output and
+  reduces it to Turner et al.'s Fisher per output channel, 0.5 * mean_rows (a * dL/da)^2.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Dict, Hashable, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+Path = Tuple[str, ...]
+
+
+def proxy_loss(model, params, batch) -> jax.Array:
+    """The family's proxy loss on the batch (the loss behind G and J)."""
+    embeds = model.apply(params, batch["input_ids"], method=model.embed)
+    return model.apply(params, embeds, batch, method=model.proxy_loss)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_synflow(family, model_config: Hashable):
+    """jit fn(params, batch) -> grads of R at |params| (R: `family.synflow_objective`)."""
+    model = family.build_model(model_config)
+
+    def synflow_grads(params, batch):
+        abs_params = jax.tree_util.tree_map(jnp.abs, params)
+
+        def objective(p):
+            embeds = model.apply(p, batch["input_ids"], method=model.embed)
+            return family.synflow_objective(model, p, jnp.ones_like(embeds), batch)
+
+        return jax.grad(objective)(abs_params)
+
+    return jax.jit(synflow_grads)
+
+
+def hessian_vector_product(loss_fn, weights, vector):
+    """H v for H the Hessian of `loss_fn` at `weights` (pytrees of the same structure)."""
+    return jax.jvp(jax.grad(loss_fn), (weights,), (vector,))[1]
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_hvp(family, model_config: Hashable):
+    """jit fn(params, batch, vector {path: array}) -> {path: (H vector)} over those weights only."""
+    model = family.build_model(model_config)
+
+    def hvp(params, batch, vector: Dict[Path, jax.Array]):
+        flat = traverse_util.flatten_dict(params)
+
+        def loss_of(weights):
+            merged = dict(flat)
+            merged.update(weights)
+            return proxy_loss(model, traverse_util.unflatten_dict(merged), batch)
+
+        weights = {path: flat[path] for path in vector}
+        return hessian_vector_product(loss_of, weights, vector)
+
+    return jax.jit(hvp)
+
+
+def _is_linear_call(family, context) -> bool:
+    module = context.module
+    return (context.method_name == "__call__" and isinstance(module, (nn.Dense, nn.DenseGeneral))
+            and family.is_proxy_weight(("params",) + tuple(module.path) + ("kernel",)))
+
+
+def _with_output_deltas(family, deltas, record, fn):
+    """Runs fn() with deltas[path] added to each linear layer's output; outputs go to `record`."""
+
+    def interceptor(next_fun, args, kwargs, context):
+        y = next_fun(*args, **kwargs)
+        if _is_linear_call(family, context):
+            key = ("params",) + tuple(context.module.path)
+            if key in record:
+                raise ValueError(f"linear layer {key} is called twice; Fisher needs one call each")
+            record[key] = y
+            if deltas is not None:
+                y = y + deltas[key]
+        return y
+
+    with nn.intercept_methods(interceptor):
+        return fn()
+
+
+def channel_fisher(activation: jax.Array, grad: jax.Array) -> jax.Array:
+    """Turner et al.'s per-channel Fisher 0.5 * mean_rows (a * dL/da)^2 of a [..., C] output."""
+    width = activation.shape[-1]
+    g_nk = activation.reshape(-1, width) * grad.reshape(-1, width)
+    return 0.5 * jnp.mean(jnp.square(g_nk), axis=0)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_backward(family, model_config: Hashable):
+    """jit fn(params, batch) -> (loss, intermediates, grads, d loss/d word embeds, fisher).
+
+    One forward and one backward pass of the proxy loss (the same quantities as
+    `inputs.forward_backward`), plus the gradient w.r.t. a zero perturbation of every linear
+    layer's output, reduced on the spot to Fisher per output channel: {layer path: [C]}.
+    """
+    model = family.build_model(model_config)
+
+    def backward(params, batch):
+        embeds = model.apply(params, batch["input_ids"], method=model.embed)
+
+        def loss_fn(p, e, deltas, record):
+            def run():
+                loss, state = model.apply(p, e, batch, method=model.proxy_loss,
+                                          mutable=["intermediates"])
+                return loss, state.get("intermediates", {})
+            return _with_output_deltas(family, deltas, record, run)
+
+        shapes: Dict[Path, jax.Array] = {}
+        jax.eval_shape(lambda p, e: loss_fn(p, e, None, shapes), params, embeds)
+        zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+
+        def with_outputs(p, e, d):
+            outputs: Dict[Path, jax.Array] = {}
+            loss, inter = loss_fn(p, e, d, outputs)
+            return loss, (inter, outputs)
+
+        (loss, (inter, outputs)), (grads, d_embeds, d_outputs) = jax.value_and_grad(
+            with_outputs, argnums=(0, 1, 2), has_aux=True)(params, embeds, zeros)
+        fisher = {k: channel_fisher(outputs[k], d_outputs[k]) for k in outputs}
+        return loss, inter, grads, d_embeds, fisher
+
+    return jax.jit(backward)

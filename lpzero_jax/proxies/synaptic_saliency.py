@@ -1,0 +1,19 @@
+"""Synaptic Saliency, as Serianni & Kalita compute it: sum over FFN weights of |dL/dW * W|.
+
+Their `synaptic_saliency(model)` sums |W * W.grad| over the Linear layers of every layer's
+`intermediate` and `output` blocks, i.e. the feed-forward network; here the weights whose
+`family.weight_role` is "ffn". (The LPZero/Abdelfattah formula is the same product over all
+parameters; this file follows the Transformer-specific original the paper's Table 1 cites.)
+"""
+
+import jax.numpy as jnp
+
+from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.common import pick, role_selector, sum_of
+
+
+@register_proxy("synaptic_saliency")
+def synaptic_saliency(ctx: ArchContext) -> float:
+    paths = ctx.linear_paths(role_selector(ctx.family, "ffn"))
+    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
+    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))

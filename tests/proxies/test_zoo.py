@@ -1,0 +1,96 @@
+"""Every registered proxy on a tiny FlexiBERT (SA, LT and DSC layers; batch 2 x 16) gives a number."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+
+LAYERS = [
+    dict(operation_type="SA", operation_parameter="WMA", num_operation_heads=2,
+         feed_forward_dimension=32, num_feed_forward=2),
+    dict(operation_type="LT", operation_parameter="DCT", num_operation_heads=2,
+         feed_forward_dimension=32, num_feed_forward=1),
+    dict(operation_type="DSC", operation_parameter=5, num_operation_heads=4,
+         feed_forward_dimension=32, num_feed_forward=1),
+]
+# documented "not applicable" cases: none for this model (it has attention, FFN and softmax)
+MAY_BE_NAN = set()
+
+
+@pytest.fixture(scope="module")
+def ctx(data_root):
+    from lpzero_jax.benchmarks.base import Arch
+    from lpzero_jax.families import get_family
+    from lpzero_jax.proxies import ArchContext
+
+    family = get_family("flexibert")
+    config = tiny_config(data_root=str(data_root))
+    arch = Arch("tiny", dict(hidden_size=32, encoder_layers=LAYERS), 1.0, {})
+    return ArchContext(family, arch, config, family.make_batch(config))
+
+
+def _names():
+    import lpzero_jax.proxies  # noqa: F401
+    from lpzero_jax.proxies import PROXIES
+
+    return PROXIES.names()
+
+
+@pytest.mark.parametrize("name", _names())
+def test_proxy_is_finite(ctx, name):
+    from lpzero_jax.proxies import PROXIES
+
+    value, seconds = ctx.timed_call(PROXIES.get(name))
+    assert isinstance(value, float)
+    assert seconds >= 0
+    if name not in MAY_BE_NAN:
+        assert math.isfinite(value), f"{name} = {value}"
+
+
+def test_zoo_has_the_issue_proxies():
+    expected = {"snip", "grasp", "fisher", "grad_norm", "synflow", "logsynflow", "synaptic_saliency",
+                "synaptic_diversity", "jacobian_cosine", "activation_distance", "softmax_confidence",
+                "head_importance", "eznas", "wpca", "vanilla_pca", "zerolm", "zerolm_attention",
+                "zerolm_ffn", "params", "attention_confidence", "params_nonembedding",
+                "lpzero_flexibert", "lpzero_gpt2", "lpzero_llama"}
+    assert expected <= set(_names())
+
+
+def test_counting_proxies_are_exact(ctx):
+    from lpzero_jax.proxies import PROXIES
+    from lpzero_jax.models.init import count_params
+
+    total = count_params(ctx.param_shapes)
+    assert PROXIES.get("params")(ctx) == total
+
+
+def test_wpca_is_params_times_pca(ctx):
+    from lpzero_jax.proxies import PROXIES
+
+    pca = PROXIES.get("vanilla_pca")(ctx)
+    assert 0 < pca <= 3 * 15  # three layers, at most S - 1 = 15 components per input
+    assert PROXIES.get("wpca")(ctx) == pytest.approx(PROXIES.get("params")(ctx) * pca)
+
+
+def test_zerolm_combines_its_parts(ctx):
+    from lpzero_jax.proxies import PROXIES
+
+    a = PROXIES.get("zerolm_attention")(ctx)
+    f = PROXIES.get("zerolm_ffn")(ctx)
+    assert PROXIES.get("zerolm")(ctx) == pytest.approx(0.5 * a + 0.5 * f)
+
+
+def test_fisher_stage_covers_every_linear_layer(ctx):
+    fisher = ctx.linear_fisher()
+    linear_modules = {p[:-1] for p in ctx.linear_paths()}
+    assert set(fisher) == linear_modules
+    assert all(np.all(np.asarray(v) >= 0) for v in fisher.values())
+
+
+def test_hessian_gradient_product_matches_weights(ctx):
+    hg = ctx.hessian_gradient_product()
+    shapes = {p: ctx.param_shapes for p in ctx.linear_paths()}
+    assert set(hg) == set(shapes)
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in hg.values())
