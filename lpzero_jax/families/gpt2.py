@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
@@ -105,6 +106,15 @@ class GPT2Family(Family):
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return (path[-1] == "kernel" and any(p in _BLOCK_KERNELS for p in path)
                 and any(p.startswith("layer_") for p in path))
+
+    def reference_weight_layout(self, path: Tuple[str, ...]) -> str:
+        """LTS's HfGPT2Flex stores its block weights as HF Conv1D, [in, out] like Flax kernels."""
+        return "in_out"
+
+    def synflow_objective(self, model, params, word_embeds, batch):
+        """R = sum of the final hidden states at |params| and all-ones word embeddings (data-free;
+        LPZero sums the model outputs instead of a loss for GPT-2 too)."""
+        return jnp.sum(model.apply(params, word_embeds))
 
     def init_rule(self, path, shape, rng):
         """Not used on its own: the c_proj std depends on n_layer; see `init_params`."""

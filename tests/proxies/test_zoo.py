@@ -15,20 +15,37 @@ LAYERS = [
     dict(operation_type="DSC", operation_parameter=5, num_operation_heads=4,
          feed_forward_dimension=32, num_feed_forward=1),
 ]
-# documented "not applicable" cases: none for this model (it has attention, FFN and softmax)
-MAY_BE_NAN = set()
+# documented "not applicable" cases: LTS's parameter groups do not exist for FlexiBERT
+MAY_BE_NAN = {"flexibert": {"params_nonembedding", "params_attn", "params_ffn"}, "gpt2": set()}
+# a tiny GPT-2 of the LTS space: 2 layers, d_model 32, adaptive embeddings (div_val 2, 4 clusters)
+TINY_GPT2 = dict(n_token=50264, cutoffs=[19997, 39997, 199997, 50264], tie_projs=[False, True, True,
+                 True], tie_weight=True, d_model=32, d_embed=32, div_val=2, n_head=[2, 4],
+                 d_inner=[48, 64], tgt_len=16)
 
 
-@pytest.fixture(scope="module")
-def ctx(data_root):
+def _context(family_name: str, data_root):
     from lpzero_jax.benchmarks.base import Arch
     from lpzero_jax.families import get_family
     from lpzero_jax.proxies import ArchContext
 
-    family = get_family("flexibert")
-    config = tiny_config(data_root=str(data_root))
-    arch = Arch("tiny", dict(hidden_size=32, encoder_layers=LAYERS), 1.0, {})
+    family = get_family(family_name)
+    if family_name == "flexibert":
+        config = tiny_config(data_root=str(data_root))
+        arch = Arch("tiny", dict(hidden_size=32, encoder_layers=LAYERS), 1.0, {})
+    else:
+        config = tiny_config(data_root=str(data_root), family="gpt2")
+        arch = Arch("tiny_gpt2", TINY_GPT2, -100.0, {})
     return ArchContext(family, arch, config, family.make_batch(config))
+
+
+@pytest.fixture(scope="module")
+def ctx(data_root):
+    return _context("flexibert", data_root)
+
+
+@pytest.fixture(scope="module")
+def gpt2_ctx(data_root):
+    return _context("gpt2", data_root)
 
 
 def _names():
@@ -40,12 +57,21 @@ def _names():
 
 @pytest.mark.parametrize("name", _names())
 def test_proxy_is_finite(ctx, name):
+    _check_finite(ctx, name, "flexibert")
+
+
+@pytest.mark.parametrize("name", _names())
+def test_proxy_is_finite_on_gpt2(gpt2_ctx, name):
+    _check_finite(gpt2_ctx, name, "gpt2")
+
+
+def _check_finite(ctx, name, family):
     from lpzero_jax.proxies import PROXIES
 
     value, seconds = ctx.timed_call(PROXIES.get(name))
     assert isinstance(value, float)
     assert seconds >= 0
-    if name not in MAY_BE_NAN:
+    if name not in MAY_BE_NAN[family]:
         assert math.isfinite(value), f"{name} = {value}"
 
 
