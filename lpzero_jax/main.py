@@ -17,6 +17,37 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
                                           lock_config=True)
 
 
+# Fields a rerun may change without invalidating what the workdir already holds.
+RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir", "inputs.cache_dir",
+                     "parallel", "distributed", "search.baselines", "search.checkpoint_every",
+                     "search.evaluate_all", "search.generations", "bench", "data_root",
+                     "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_conflicts(previous: dict, current: dict) -> list:
+    """Fields whose values differ between a workdir's saved config and this run's, ignoring the
+    ones a resumed run may change (RESUMABLE_CHANGES: paths, which proxies, how far to go) and
+    fields only one of them has (a config saved by an older version)."""
+    old, new = _flatten(previous), _flatten(current)
+
+    def free(key):
+        return any(key == f or key.startswith(f + ".") for f in RESUMABLE_CHANGES)
+
+    return sorted(k for k in set(old) & set(new)
+                  if not free(k) and str(old.get(k)) != str(new.get(k)))
+
+
 def run(config) -> object:
     """Runs config.mode on config.workdir; saves the resolved config next to the results."""
     from lpzero_jax import parallel, runtime
@@ -27,7 +58,15 @@ def run(config) -> object:
     parallel.initialize(config)
     workdir = Path(config.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / f"config_{config.mode}.json", "w") as f:
+    saved = workdir / f"config_{config.mode}.json"
+    if saved.exists():  # a resumed run must not mix results of two different settings
+        conflicts = config_conflicts(json.loads(saved.read_text()),
+                                     json.loads(json.dumps(config.to_dict(), default=str)))
+        if conflicts:
+            raise ValueError(f"{workdir} holds a {config.mode} run with other settings "
+                             f"({', '.join(conflicts)} differ, see {saved}); use a new workdir "
+                             "or delete that one")
+    with open(saved, "w") as f:
         json.dump(config.to_dict(), f, indent=2, default=str)
     logging.info("mode %s, family %s, workdir %s", config.mode, config.family, workdir)
     return mode(config, workdir)
