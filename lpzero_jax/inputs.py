@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import hashlib
 import json
 import re
@@ -71,11 +72,11 @@ class CompactInputs:
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # one per writer process
         arrays = {f"values_{k}": v for k, v in self.values.items()}
         arrays.update({f"counts_{k}": v for k, v in self.counts.items()})
         np.savez(tmp, **arrays)
-        tmp.replace(path)  # atomic: an interrupted write never leaves a half file
+        tmp.replace(path)  # atomic: no half file, even with two writers
 
     @classmethod
     def load(cls, path: Path) -> "CompactInputs":
