@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Dict, Hashable, List, Mapping, Sequence, Tuple
