@@ -97,7 +97,7 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
 
     import jax
 
-    from lpzero_jax import parallel
+    from lpzero_jax import parallel, runtime
     from lpzero_jax.proxies.base import ArchContext
 
     t0 = time.perf_counter()
@@ -108,6 +108,7 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
     def extract(arch):
         t = time.perf_counter()
         store(ArchContext(family, arch, config, batch), needed)
+        runtime.release_host_memory()
         done[0] += 1
         logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
                      len(mine), arch.arch_id, time.perf_counter() - t, time.perf_counter() - t0)

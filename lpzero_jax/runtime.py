@@ -28,3 +28,27 @@ def configure_compilation_cache(cache_dir: str) -> None:
 def setup(config) -> None:
     """Applies the runtime fields of a run config."""
     configure_compilation_cache(config.get("compilation_cache_dir") or "")
+
+
+def release_host_memory() -> None:
+    """Hands freed heap pages back to the OS (glibc `malloc_trim`; a no-op elsewhere).
+
+    Extracting hundreds of architectures allocates and frees large activation buffers of many
+    shapes; glibc keeps the freed pages, and the resident size of a 450-architecture FlexiBERT
+    extraction grew past 14 GB although its live data stayed under 2 GB (measured: 1.83 GB ->
+    0.54 GB after one trim). Called after every architecture.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (raises AttributeError when absent)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None

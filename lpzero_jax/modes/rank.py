@@ -19,7 +19,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, report
+from lpzero_jax import evaluation, report, runtime
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
@@ -80,6 +80,8 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             elapsed = time.perf_counter() - started
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs), arch.arch_id,
                          ", ".join(parts), elapsed)
+            del ctx  # this architecture's tensors and stages
+            runtime.release_host_memory()
 
     return write_outputs(archs, names, done, workdir, config)
 
