@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, inputs as proxy_inputs, parallel
+from lpzero_jax import evaluation, inputs as proxy_inputs, parallel, runtime
 from lpzero_jax.expression.compile import compile_genome
 from lpzero_jax.expression.genome import random_genome
 from lpzero_jax.expression.program import GenomeProgram
@@ -90,6 +90,8 @@ def run(config, workdir: Path) -> dict:
         rows.append({"arch_id": arch.arch_id, "cold_s": cold, "warm_s": warm, "flops": flops,
                      "flops_per_s": flops / warm})
         stored.append(x)
+        del ctx, params
+        runtime.release_host_memory()
         logging.info("extract [%d/%d] arch %s: cold %.2fs, warm %.2fs%s", i + 1, len(sample),
                      arch.arch_id, cold, warm,
                      "" if np.isnan(flops) else f", {flops / warm / 1e9:.1f} GFLOP/s "
