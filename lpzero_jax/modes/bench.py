@@ -159,6 +159,8 @@ def run(config, workdir: Path) -> dict:
             ctx = ArchContext(family, arch, config, batch)
             x = proxy_inputs.extract_proxy_inputs(family, ctx.model_config, ctx.params, batch, k)
             scores.append(compile_genome(g)(proxy_inputs.stack_inputs([x]))[0])
+            del ctx, x
+            runtime.release_host_memory()
         evaluation.spearman_rho(scores, truth)
         naive.append(time.perf_counter() - t)
         logging.info("naive path: one candidate on %d archs took %.1fs", len(sample), naive[-1])
