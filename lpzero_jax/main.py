@@ -24,22 +24,13 @@ RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir",
                      "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def config_conflicts(previous: dict, current: dict) -> list:
     """Fields whose values differ between a workdir's saved config and this run's, ignoring the
     ones a resumed run may change (RESUMABLE_CHANGES: paths, which proxies, how far to go) and
     fields only one of them has (a config saved by an older version)."""
-    old, new = _flatten(previous), _flatten(current)
+    from flax import traverse_util
+
+    old, new = (traverse_util.flatten_dict(d, sep=".") for d in (previous, current))
 
     def free(key):
         return any(key == f or key.startswith(f + ".") for f in RESUMABLE_CHANGES)

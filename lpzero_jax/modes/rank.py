@@ -49,7 +49,7 @@ def run(config, workdir: Path) -> Dict[str, dict]:
     workdir.mkdir(parents=True, exist_ok=True)
     family = get_family(config.family)
     archs = family.load_benchmark(config)
-    proxies = resolve_proxies(config.proxies, config)
+    proxies = resolve_proxies(config.proxies)
     names = list(proxies)
     logging.info("rank: %d architectures x %d proxies (%s) -> %s", len(archs), len(names),
                  ", ".join(names), workdir)

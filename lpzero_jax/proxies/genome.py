@@ -10,12 +10,14 @@ from lpzero_jax.inputs import stack_inputs
 from lpzero_jax.proxies.base import ArchContext, ProxyFn, register_proxy
 
 
-def genome_proxy(text: str, aggregate: str = "sum") -> ProxyFn:
-    """A proxy function scoring one architecture with the genome `text`."""
+def genome_proxy(text: str) -> ProxyFn:
+    """A proxy function scoring one architecture with the genome `text`, aggregated over layers as
+    the run's `search.aggregate` says (default "sum")."""
     genome = parse_genome(text)
 
     def proxy(ctx: ArchContext) -> float:
-        scores = compile_genome(genome, aggregate)
+        search = ctx.config.get("search") or {}
+        scores = compile_genome(genome, search.get("aggregate", "sum"))
         return float(scores(stack_inputs([ctx.proxy_inputs(genome.inputs)]))[0])
 
     proxy.genome = genome

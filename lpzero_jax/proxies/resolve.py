@@ -22,7 +22,7 @@ def split_proxy_list(spec: str) -> list:
     return [p for p in parts if p]
 
 
-def resolve_proxies(spec: str, config=None) -> Dict[str, ProxyFn]:
+def resolve_proxies(spec: str) -> Dict[str, ProxyFn]:
     """'params,attention_confidence,add(abs(G),log(W))' or 'all' -> {name: fn}, in the given order.
 
     Names are looked up in PROXIES; anything shaped like `op(...)` is parsed as a genome (a syntax
@@ -35,17 +35,10 @@ def resolve_proxies(spec: str, config=None) -> Dict[str, ProxyFn]:
     names = PROXIES.names() if spec.strip() == "all" else split_proxy_list(spec)
     if not names:
         raise ValueError("config.proxies is empty")
-    aggregate = "sum"
-    if config is not None and "search" in config:
-        aggregate = config.search.get("aggregate", "sum")
     out = {}
-    from lpzero_jax.expression import PUBLISHED
-
     for name in names:
-        if name in PUBLISHED:  # a published genome, aggregated as this run asks
-            out[name] = genome_proxy(PUBLISHED[name], aggregate)
-        elif looks_like_genome(name):
-            fn = genome_proxy(name, aggregate)
+        if looks_like_genome(name):
+            fn = genome_proxy(name)
             out[str(fn.genome)] = fn
         else:
             out[name] = PROXIES.get(name)

@@ -120,3 +120,19 @@ def test_hessian_gradient_product_matches_weights(ctx):
     shapes = {p: ctx.param_shapes for p in ctx.linear_paths()}
     assert set(hg) == set(shapes)
     assert all(np.all(np.isfinite(np.asarray(v))) for v in hg.values())
+
+
+def test_genome_proxies_follow_the_runs_aggregation(ctx):
+    """A published genome named in config.proxies sums over layers by default and averages with
+    search.aggregate=mean: on this 3-layer model the two differ."""
+    from lpzero_jax.proxies.resolve import resolve_proxies
+
+    fn = resolve_proxies("lpzero_llama")["lpzero_llama"]
+    summed = fn(ctx)
+    ctx.config.search.aggregate = "mean"
+    try:
+        averaged = fn(ctx)
+    finally:
+        ctx.config.search.aggregate = "sum"
+    assert math.isfinite(summed) and math.isfinite(averaged)
+    assert abs(summed - averaged) > 1e-6 * abs(summed)
