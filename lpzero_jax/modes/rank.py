@@ -24,6 +24,7 @@ from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies import DERIVED, ArchContext
+from lpzero_jax.proxies.base import HVP_PROXIES
 from lpzero_jax.proxies.resolve import resolve_proxies
 from lpzero_jax.search.checkpoint import read_jsonl
 
@@ -66,7 +67,8 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             todo = [n for n in names if (str(arch.arch_id), n) not in done]
             if not todo:
                 continue
-            ctx = ArchContext(family, arch, config, batch, inputs_loader=store)
+            fuse = bool(config.fuse_hvp) and bool(HVP_PROXIES & set(todo))
+            ctx = ArchContext(family, arch, config, batch, inputs_loader=store, fuse_hvp=fuse)
             parts = []
             for name in todo:
                 value, seconds = _score(ctx, name, proxies[name])

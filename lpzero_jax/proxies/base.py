@@ -27,8 +27,16 @@ ProxyFn = Callable[["ArchContext"], float]
 PROXIES: Registry[ProxyFn] = Registry("proxy")
 
 
-def register_proxy(name: str):
-    """Decorator: registers `fn(ctx) -> float` under `name`."""
+# Proxies that use the Hessian-gradient product: when one is scored, the backward pass and the
+# HVP are compiled as one program (see `ArchContext.fuse_hvp`).
+HVP_PROXIES: set = set()
+
+
+def register_proxy(name: str, uses_hvp: bool = False):
+    """Decorator: registers `fn(ctx) -> float` under `name` (`uses_hvp`: it calls
+    `ctx.hessian_gradient_product()`)."""
+    if uses_hvp:
+        HVP_PROXIES.add(name)
     return PROXIES.register(name)
 
 
@@ -61,8 +69,12 @@ class ArchContext:
     """Everything about one architecture that proxies may need, computed on first use."""
 
     def __init__(self, family, arch: Arch, config, batch: Mapping[str, np.ndarray],
-                 inputs_loader: Optional[Callable[["ArchContext"], object]] = None):
+                 inputs_loader: Optional[Callable[["ArchContext"], object]] = None,
+                 fuse_hvp: bool = False):
+        """fuse_hvp: compute the backward pass and the Hessian-gradient product as one program
+        (set it when an HVP proxy will be scored; each then shares that program's seconds)."""
         self.family = family
+        self.fuse_hvp = fuse_hvp
         self.arch = arch
         self.config = config
         self.batch = batch
@@ -128,8 +140,13 @@ class ArchContext:
         return self._stage("forward", lambda: fn(params, batch)[1])
 
     def _backward_pass(self):
+        """compiled_backward's five outputs (+ {path: H g} last when fuse_hvp)."""
         params, batch = self.params, self.device_batch()
-        fn = stages.compiled_backward(self.family, self.model_config)
+        if self.fuse_hvp:
+            paths = tuple(self.linear_paths())
+            fn = stages.compiled_backward_hvp(self.family, self.model_config, paths)
+        else:
+            fn = stages.compiled_backward(self.family, self.model_config)
         return self._stage("backward", lambda: fn(params, batch))
 
     def backward(self):
@@ -156,6 +173,8 @@ class ArchContext:
         H is the Hessian of the proxy loss w.r.t. those weights (the rest held fixed), as the
         reference's autograd.grad over the Linear weights.
         """
+        if self.fuse_hvp:
+            return self._backward_pass()[5]
         paths = self.linear_paths()
         grads = common.flat_params(self.grads())
         vector = {p: jax.lax.stop_gradient(grads[p]) for p in paths}

@@ -8,6 +8,7 @@ Each builder is cached per (family, model config) and returns one `jax.jit` func
 - `compiled_backward`: the forward/backward pass of the proxy loss (loss, intermediates, G, J),
   which also takes the gradient w.r.t. zero perturbations added to every linear layer's output and
   reduces it to Turner et al.'s Fisher per output channel, 0.5 * mean_rows (a * dL/da)^2.
+- `compiled_backward_hvp`: both of the last two in one program (one primal pass for both).
 """
 
 from __future__ import annotations
@@ -101,6 +102,33 @@ def channel_fisher(activation: jax.Array, grad: jax.Array) -> jax.Array:
     return 0.5 * jnp.mean(jnp.square(g_nk), axis=0)
 
 
+def _backward(family, model, params, batch):
+    """(loss, intermediates, grads, d loss/d word embeds, fisher) of the proxy loss; see
+    `compiled_backward`."""
+    embeds = model.apply(params, batch["input_ids"], method=model.embed)
+
+    def loss_fn(p, e, deltas, record):
+        def run():
+            loss, state = model.apply(p, e, batch, method=model.proxy_loss,
+                                      mutable=["intermediates"])
+            return loss, state.get("intermediates", {})
+        return _with_output_deltas(family, deltas, record, run)
+
+    shapes: Dict[Path, jax.Array] = {}
+    jax.eval_shape(lambda p, e: loss_fn(p, e, None, shapes), params, embeds)
+    zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+
+    def with_outputs(p, e, d):
+        outputs: Dict[Path, jax.Array] = {}
+        loss, inter = loss_fn(p, e, d, outputs)
+        return loss, (inter, outputs)
+
+    (loss, (inter, outputs)), (grads, d_embeds, d_outputs) = jax.value_and_grad(
+        with_outputs, argnums=(0, 1, 2), has_aux=True)(params, embeds, zeros)
+    fisher = {k: channel_fisher(outputs[k], d_outputs[k]) for k in outputs}
+    return loss, inter, grads, d_embeds, fisher
+
+
 @functools.lru_cache(maxsize=8)
 def compiled_backward(family, model_config: Hashable):
     """jit fn(params, batch) -> (loss, intermediates, grads, d loss/d word embeds, fisher).
@@ -110,29 +138,31 @@ def compiled_backward(family, model_config: Hashable):
     layer's output, reduced on the spot to Fisher per output channel: {layer path: [C]}.
     """
     model = family.build_model(model_config)
+    return jax.jit(lambda params, batch: _backward(family, model, params, batch))
 
-    def backward(params, batch):
-        embeds = model.apply(params, batch["input_ids"], method=model.embed)
 
-        def loss_fn(p, e, deltas, record):
-            def run():
-                loss, state = model.apply(p, e, batch, method=model.proxy_loss,
-                                          mutable=["intermediates"])
-                return loss, state.get("intermediates", {})
-            return _with_output_deltas(family, deltas, record, run)
+@functools.lru_cache(maxsize=8)
+def compiled_backward_hvp(family, model_config: Hashable, paths: Tuple[Path, ...]):
+    """jit fn(params, batch) -> `compiled_backward`'s five outputs + ({path: H g},).
 
-        shapes: Dict[Path, jax.Array] = {}
-        jax.eval_shape(lambda p, e: loss_fn(p, e, None, shapes), params, embeds)
-        zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+    The backward pass and GraSP's Hessian-gradient product over the weights at `paths` in one
+    program: `jax.linearize` of the gradient function evaluates forward and backward once, and its
+    linear map (the `jax.jvp` of `jax.grad`) is applied to g = dL/dW itself. Saves the separate
+    `compiled_hvp`'s second primal forward/backward and a compilation; same values.
+    """
+    model = family.build_model(model_config)
 
-        def with_outputs(p, e, d):
-            outputs: Dict[Path, jax.Array] = {}
-            loss, inter = loss_fn(p, e, d, outputs)
-            return loss, (inter, outputs)
+    def backward_hvp(params, batch):
+        flat = traverse_util.flatten_dict(params)
 
-        (loss, (inter, outputs)), (grads, d_embeds, d_outputs) = jax.value_and_grad(
-            with_outputs, argnums=(0, 1, 2), has_aux=True)(params, embeds, zeros)
-        fisher = {k: channel_fisher(outputs[k], d_outputs[k]) for k in outputs}
-        return loss, inter, grads, d_embeds, fisher
+        def grads_of(weights):
+            merged = traverse_util.unflatten_dict({**flat, **weights})
+            out = _backward(family, model, merged, batch)
+            g = traverse_util.flatten_dict(out[2])
+            return {path: g[path] for path in weights}, out
 
-    return jax.jit(backward)
+        g, linear_map, out = jax.linearize(grads_of, {path: flat[path] for path in paths},
+                                           has_aux=True)
+        return out + (linear_map(g),)
+
+    return jax.jit(backward_hvp)
