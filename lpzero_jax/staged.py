@@ -67,7 +67,7 @@ def _by_name(inter, name: str) -> List[jax.Array]:
 _COMPILED: Dict[Hashable, Any] = {}
 
 
-def _cached(key: Hashable, build):
+def cached_jit(key: Hashable, build):
     """Process-wide cache of jitted stage functions (modules themselves are not hashable)."""
     if key not in _COMPILED:
         _COMPILED[key] = build()
@@ -75,7 +75,7 @@ def _cached(key: Hashable, build):
 
 
 def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight, sample_size: int, seed: int):
-    return _cached(("layer_fwd", key, is_proxy_weight, sample_size, seed),
+    return cached_jit(("layer_fwd", key, is_proxy_weight, sample_size, seed),
                    lambda: _build_layer_forward(module, is_proxy_weight, sample_size, seed))
 
 
@@ -104,7 +104,7 @@ def _layer_backward(is_proxy_weight, sample_size: int, seed: int):
 
 
 def _outer_forward(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...]):
-    return _cached(("outer_fwd", key, prelude_args), lambda: _build_outer_forward(outer, prelude_args))
+    return cached_jit(("outer_fwd", key, prelude_args), lambda: _build_outer_forward(outer, prelude_args))
 
 
 def _build_outer_forward(outer: nn.Module, prelude_args: Tuple[str, ...]):
@@ -118,7 +118,7 @@ def _build_outer_forward(outer: nn.Module, prelude_args: Tuple[str, ...]):
 
 
 def _head_grad(key: Hashable, outer: nn.Module):
-    return _cached(("head", key), lambda: _build_head_grad(outer))
+    return cached_jit(("head", key), lambda: _build_head_grad(outer))
 
 
 def _build_head_grad(outer: nn.Module):
@@ -148,14 +148,19 @@ def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
     return values, counts
 
 
+def split_params(stages: Stages, params):
+    """(layer params {key: tree}, outer params {"params": everything else})."""
+    p = params["params"]
+    layer_keys = {k for _, k in stages.layers}
+    return p, {"params": {k: v for k, v in p.items() if k not in layer_keys}}
+
+
 def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str, jax.Array],
                    is_proxy_weight, sample_size: int, sample_seed: int, backward: bool = True):
     """The six inputs of one architecture, stage by stage; returns (CompactInputs, loss).
 
     backward=False stops after the forward pass (A, H, S, W only; the loss is still computed)."""
-    p = params["params"]
-    layer_keys = {k for _, k in stages.layers}
-    outer_params = {"params": {k: v for k, v in p.items() if k not in layer_keys}}
+    p, outer_params = split_params(stages, params)
     okey = module_key(stages.outer)
     x, prelude_vjp = _outer_forward(okey, stages.outer, stages.prelude_args)(outer_params, batch)
     fwd_out, vjps = [], []
@@ -187,7 +192,9 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
 # full tensors (for hand-crafted proxies): the same stages, nothing compacted
 
 
-def _layer_apply(module: nn.Module):
+def layer_apply(module: nn.Module):
+    """f(layer params, x) -> (y, intermediates) of a layer module applied on its own."""
+
     def f(p, x):
         y, state = module.apply({"params": p}, x, mutable=["intermediates"])
         return y, state.get("intermediates", {})
@@ -197,18 +204,25 @@ def _layer_apply(module: nn.Module):
 
 def _layer_forward_full(key: Hashable, module: nn.Module, with_vjp: bool):
     def build():
-        f = _layer_apply(module)
+        f = layer_apply(module)
         if with_vjp:
             return jax.jit(lambda p, x: jax.vjp(f, p, x, has_aux=True))
         return jax.jit(f)
 
-    return _cached(("layer_full", key, with_vjp), build)
+    return cached_jit(("layer_full", key, with_vjp), build)
 
 
-def _outer_full(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...]):
+def outer_full(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...],
+               ones_word: bool = False):
+    """jitted (forward, head, head_loss) of the layer-less outer model: forward(params, batch) ->
+    (first layer's input, VJP over (params, word embeds)); head -> (loss, (d params, d hidden));
+    ones_word: all-ones word embeddings (Synflow's data-free input) instead of the batch's."""
+
     def build():
         def forward(params, batch):
             word = outer.apply(params, batch["input_ids"], method="embed")
+            if ones_word:
+                word = jnp.ones_like(word)
             args = [batch[k] for k in prelude_args]
             return jax.vjp(lambda p, w: outer.apply(p, w, *args, method="prelude"), params, word)
 
@@ -221,19 +235,19 @@ def _outer_full(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...]):
 
         return jax.jit(forward), jax.jit(head), jax.jit(head_loss)
 
-    return _cached(("outer_full", key, prelude_args), build)
+    return cached_jit(("outer_full", key, prelude_args, ones_word), build)
 
 
-_VJP = jax.jit(lambda vjp_fn, g: vjp_fn(g))
+apply_vjp = jax.jit(lambda vjp_fn, g: vjp_fn(g))
 
 
-def forward_full(stages: Stages, params, batch, with_grads: bool):
+def forward_full(stages: Stages, params, batch, with_grads: bool, ones_word: bool = False):
     """Stage-by-stage equivalent of `inputs.forward_only` (with_grads=False: (loss, intermediates))
-    and `inputs.forward_backward` (True: (loss, intermediates, grads, d loss / d word embeds))."""
-    p = params["params"]
-    layer_keys = {k for _, k in stages.layers}
-    outer_params = {"params": {k: v for k, v in p.items() if k not in layer_keys}}
-    forward, head, head_loss = _outer_full(module_key(stages.outer), stages.outer, stages.prelude_args)
+    and `inputs.forward_backward` (True: (loss, intermediates, grads, d loss / d word embeds)).
+    ones_word: the word embeddings replaced by ones (with |params|: Synflow's pass)."""
+    p, outer_params = split_params(stages, params)
+    forward, head, head_loss = outer_full(module_key(stages.outer), stages.outer,
+                                          stages.prelude_args, ones_word)
     x, prelude_vjp = forward(outer_params, batch)
     inter, vjps = {}, []
     for module, pkey in stages.layers:
@@ -248,8 +262,8 @@ def forward_full(stages: Stages, params, batch, with_grads: bool):
     loss, (g_outer, g) = head(outer_params, x, batch)
     grads = {}
     for pkey, vjp_fn in reversed(vjps):
-        grads[pkey], g = _VJP(vjp_fn, g)
-    g_outer_prelude, g_word = _VJP(prelude_vjp, g)
+        grads[pkey], g = apply_vjp(vjp_fn, g)
+    g_outer_prelude, g_word = apply_vjp(prelude_vjp, g)
     g_outer = jax.tree_util.tree_map(jnp.add, g_outer, g_outer_prelude)
     grads.update(g_outer["params"])
     return loss, inter, {"params": {k: grads[k] for k in p}}, g_word

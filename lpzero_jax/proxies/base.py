@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.benchmarks.base import Arch
-from lpzero_jax.proxies import common, stages
+from lpzero_jax.proxies import common, layerwise, stages
 from lpzero_jax.registry import Registry
 
 ProxyFn = Callable[["ArchContext"], float]
@@ -70,11 +70,14 @@ class ArchContext:
 
     def __init__(self, family, arch: Arch, config, batch: Mapping[str, np.ndarray],
                  inputs_loader: Optional[Callable[["ArchContext"], object]] = None,
-                 fuse_hvp: bool = False):
+                 fuse_hvp: bool = False, layer_by_layer: bool = True):
         """fuse_hvp: compute the backward pass and the Hessian-gradient product as one program
-        (set it when an HVP proxy will be scored; each then shares that program's seconds)."""
+        (set it when an HVP proxy will be scored; each then shares that program's seconds).
+        layer_by_layer: run the gradient passes stage by stage where `layerwise.stages_for`
+        allows (compiled once per distinct layer; fuse_hvp does not apply there)."""
         self.family = family
         self.fuse_hvp = fuse_hvp
+        self.layer_by_layer = layer_by_layer
         self.arch = arch
         self.config = config
         self.batch = batch
@@ -139,9 +142,22 @@ class ArchContext:
         fn = _compiled_forward(self.family, self.model_config)
         return self._stage("forward", lambda: fn(params, batch)[1])
 
+    def _layerwise(self):
+        """The model's stages when the zoo's gradient passes can run layer by layer
+        (`proxies.layerwise`: compiled once per distinct layer), else None."""
+        if "layerwise" not in self._cache:
+            self._cache["layerwise"] = (layerwise.stages_for(self.family, self.model_config,
+                                                             self.param_shapes)
+                                        if self.layer_by_layer else None)
+        return self._cache["layerwise"]
+
     def _backward_pass(self):
-        """compiled_backward's five outputs (+ {path: H g} last when fuse_hvp)."""
+        """compiled_backward's five outputs (+ {path: H g} last when fused with the HVP)."""
         params, batch = self.params, self.device_batch()
+        staged_model = self._layerwise()
+        if staged_model is not None:
+            return self._stage("backward", lambda: layerwise.backward(self.family, staged_model,
+                                                                      params, batch))
         if self.fuse_hvp:
             paths = tuple(self.linear_paths())
             fn = stages.compiled_backward_hvp(self.family, self.model_config, paths)
@@ -164,6 +180,10 @@ class ArchContext:
     def synflow_grads(self):
         """Gradient of the family's Synflow objective at |params| and all-ones word embeddings."""
         params, batch = self.params, self.device_batch()
+        staged_model = self._layerwise()
+        if staged_model is not None:
+            return self._stage("synflow",
+                               lambda: layerwise.synflow_grads(staged_model, params, batch))
         fn = stages.compiled_synflow(self.family, self.model_config)
         return self._stage("synflow", lambda: fn(params, batch))
 
@@ -173,12 +193,16 @@ class ArchContext:
         H is the Hessian of the proxy loss w.r.t. those weights (the rest held fixed), as the
         reference's autograd.grad over the Linear weights.
         """
-        if self.fuse_hvp:
+        staged_model = self._layerwise()
+        if self.fuse_hvp and staged_model is None:
             return self._backward_pass()[5]
         paths = self.linear_paths()
         grads = common.flat_params(self.grads())
         vector = {p: jax.lax.stop_gradient(grads[p]) for p in paths}
         params, batch = self.params, self.device_batch()
+        if staged_model is not None:
+            return self._stage("hvp", lambda: layerwise.hessian_vector_product(
+                staged_model, params, batch, vector))
         fn = stages.compiled_hvp(self.family, self.model_config)
         return self._stage("hvp", lambda: fn(params, batch, vector))
 

@@ -71,19 +71,22 @@ def compiled_hvp(family, model_config: Hashable):
     return jax.jit(hvp)
 
 
-def _is_linear_call(family, context) -> bool:
+def _is_linear_call(family, context, prefix: Path) -> bool:
     module = context.module
     return (context.method_name == "__call__" and isinstance(module, (nn.Dense, nn.DenseGeneral))
-            and family.is_proxy_weight(("params",) + tuple(module.path) + ("kernel",)))
+            and family.is_proxy_weight(("params",) + prefix + tuple(module.path) + ("kernel",)))
 
 
-def _with_output_deltas(family, deltas, record, fn):
-    """Runs fn() with deltas[path] added to each linear layer's output; outputs go to `record`."""
+def with_output_deltas(family, deltas, record, fn, prefix: Path = ()):
+    """Runs fn() with deltas[path] added to each linear layer's output; outputs go to `record`.
+
+    Paths are ("params",) + prefix + the module's path (prefix: where the applied module sits in
+    the whole model, e.g. ("layer_0",) for a layer applied on its own)."""
 
     def interceptor(next_fun, args, kwargs, context):
         y = next_fun(*args, **kwargs)
-        if _is_linear_call(family, context):
-            key = ("params",) + tuple(context.module.path)
+        if _is_linear_call(family, context, prefix):
+            key = ("params",) + prefix + tuple(context.module.path)
             if key in record:
                 raise ValueError(f"linear layer {key} is called twice; Fisher needs one call each")
             record[key] = y
@@ -112,7 +115,7 @@ def _backward(family, model, params, batch):
             loss, state = model.apply(p, e, batch, method=model.proxy_loss,
                                       mutable=["intermediates"])
             return loss, state.get("intermediates", {})
-        return _with_output_deltas(family, deltas, record, run)
+        return with_output_deltas(family, deltas, record, run)
 
     shapes: Dict[Path, jax.Array] = {}
     jax.eval_shape(lambda p, e: loss_fn(p, e, None, shapes), params, embeds)
