@@ -67,7 +67,7 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             todo = [n for n in names if (str(arch.arch_id), n) not in done]
             if not todo:
                 continue
-            fuse = bool(config.fuse_hvp) and bool(HVP_PROXIES & set(todo))
+            fuse = bool(config.get("fuse_hvp", True)) and bool(HVP_PROXIES & set(todo))
             ctx = ArchContext(family, arch, config, batch, inputs_loader=store, fuse_hvp=fuse)
             parts = []
             for name in todo:
