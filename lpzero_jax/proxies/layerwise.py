@@ -25,7 +25,7 @@ from flax import traverse_util
 
 from lpzero_jax import staged
 from lpzero_jax.families.base import Family
-from lpzero_jax.proxies.stages import channel_fisher, with_output_deltas
+from lpzero_jax.proxies.stages import channel_fisher, output_delta_function
 
 Path = Tuple[str, ...]
 LAYER = "layer_0"  # the name a layer's paths get inside its own (shared) stage
@@ -43,38 +43,21 @@ def stages_for(family, model_config, param_shapes) -> Optional[staged.Stages]:
     return stages
 
 
-def _layer_key(module):
-    return staged.module_key(module)
-
-
 # --- backward with Fisher --------------------------------------------------------------------------
 
 def _fisher_forward(module, family):
     """jit (p, x) -> (y, VJP over (p, x, output deltas), intermediates, linear outputs)."""
 
     def build():
-        def f(p, x, deltas, record):
-            def run():
-                y, state = module.apply({"params": p}, x, mutable=["intermediates"])
-                return y, state.get("intermediates", {})
-            return with_output_deltas(family, deltas, record, run, prefix=(LAYER,))
+        fn, zeros_for = output_delta_function(family, staged.layer_apply(module), prefix=(LAYER,))
 
         def forward(p, x):
-            shapes: Dict[Path, jax.Array] = {}
-            jax.eval_shape(lambda p, x: f(p, x, None, shapes), p, x)
-            zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-            def with_outputs(p, x, d):
-                outputs: Dict[Path, jax.Array] = {}
-                y, inter = f(p, x, d, outputs)
-                return y, (inter, outputs)
-
-            y, vjp_fn, (inter, outputs) = jax.vjp(with_outputs, p, x, zeros, has_aux=True)
+            y, vjp_fn, (inter, outputs) = jax.vjp(fn, p, x, zeros_for(p, x), has_aux=True)
             return y, vjp_fn, inter, outputs
 
         return jax.jit(forward)
 
-    return staged.cached_jit(("zoo_fisher_fwd", _layer_key(module), family), build)
+    return staged.cached_jit(("zoo_fisher_fwd", staged.module_key(module), family), build)
 
 
 @jax.jit
@@ -125,7 +108,7 @@ def _output_only(module):
 def _hvp_forward(module):
     """jit (p, x, v, x_dot) -> (y, y_dot): the layer's jvp along (v, x_dot)."""
     f = _output_only(module)
-    return staged.cached_jit(("zoo_hvp_fwd", _layer_key(module)),
+    return staged.cached_jit(("zoo_hvp_fwd", staged.module_key(module)),
                              lambda: jax.jit(lambda p, x, v, x_dot: jax.jvp(f, (p, x), (v, x_dot))))
 
 
@@ -143,7 +126,7 @@ def _hvp_backward(module):
 
         return jax.jit(step)
 
-    return staged.cached_jit(("zoo_hvp_bwd", _layer_key(module)), build)
+    return staged.cached_jit(("zoo_hvp_bwd", staged.module_key(module)), build)
 
 
 def _hvp_head(outer):

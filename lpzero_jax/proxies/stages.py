@@ -105,29 +105,41 @@ def channel_fisher(activation: jax.Array, grad: jax.Array) -> jax.Array:
     return 0.5 * jnp.mean(jnp.square(g_nk), axis=0)
 
 
+def output_delta_function(family, apply, prefix: Path = ()):
+    """Wraps apply(*args) -> (out, intermediates) for Fisher: returns
+    fn(*args, deltas) -> (out, (intermediates, {linear layer path: output})), which adds
+    deltas[path] to every linear layer's output, and zeros_for(*args) -> zero deltas of the right
+    shapes (differentiating fn at zeros gives dL/d output per layer)."""
+
+    def run(args, deltas, record):
+        return with_output_deltas(family, deltas, record, lambda: apply(*args), prefix)
+
+    def fn(*args_and_deltas):
+        *args, deltas = args_and_deltas
+        outputs: Dict[Path, jax.Array] = {}
+        out, inter = run(args, deltas, outputs)
+        return out, (inter, outputs)
+
+    def zeros_for(*args):
+        shapes: Dict[Path, jax.Array] = {}
+        jax.eval_shape(lambda *a: run(a, None, shapes), *args)
+        return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+
+    return fn, zeros_for
+
+
 def _backward(family, model, params, batch):
     """(loss, intermediates, grads, d loss/d word embeds, fisher) of the proxy loss; see
     `compiled_backward`."""
     embeds = model.apply(params, batch["input_ids"], method=model.embed)
 
-    def loss_fn(p, e, deltas, record):
-        def run():
-            loss, state = model.apply(p, e, batch, method=model.proxy_loss,
-                                      mutable=["intermediates"])
-            return loss, state.get("intermediates", {})
-        return with_output_deltas(family, deltas, record, run)
+    def apply(p, e):
+        loss, state = model.apply(p, e, batch, method=model.proxy_loss, mutable=["intermediates"])
+        return loss, state.get("intermediates", {})
 
-    shapes: Dict[Path, jax.Array] = {}
-    jax.eval_shape(lambda p, e: loss_fn(p, e, None, shapes), params, embeds)
-    zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-    def with_outputs(p, e, d):
-        outputs: Dict[Path, jax.Array] = {}
-        loss, inter = loss_fn(p, e, d, outputs)
-        return loss, (inter, outputs)
-
+    fn, zeros_for = output_delta_function(family, apply)
     (loss, (inter, outputs)), (grads, d_embeds, d_outputs) = jax.value_and_grad(
-        with_outputs, argnums=(0, 1, 2), has_aux=True)(params, embeds, zeros)
+        fn, argnums=(0, 1, 2), has_aux=True)(params, embeds, zeros_for(params, embeds))
     fisher = {k: channel_fisher(outputs[k], d_outputs[k]) for k in outputs}
     return loss, inter, grads, d_embeds, fisher
 
