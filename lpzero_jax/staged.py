@@ -245,25 +245,48 @@ def forward_full(stages: Stages, params, batch, with_grads: bool, ones_word: boo
     """Stage-by-stage equivalent of `inputs.forward_only` (with_grads=False: (loss, intermediates))
     and `inputs.forward_backward` (True: (loss, intermediates, grads, d loss / d word embeds)).
     ones_word: the word embeddings replaced by ones (with |params|: Synflow's pass)."""
+    if with_grads:
+        return backward_sweep(stages, params, batch, _plain_layer_forward, _plain_layer_backward,
+                              ones_word)[:4]
     p, outer_params = split_params(stages, params)
-    forward, head, head_loss = outer_full(module_key(stages.outer), stages.outer,
-                                          stages.prelude_args, ones_word)
-    x, prelude_vjp = forward(outer_params, batch)
-    inter, vjps = {}, []
+    forward, _, head_loss = outer_full(module_key(stages.outer), stages.outer,
+                                       stages.prelude_args, ones_word)
+    x, _ = forward(outer_params, batch)
+    inter = {}
     for module, pkey in stages.layers:
-        fwd = _layer_forward_full(module_key(module), module, with_grads)
-        if with_grads:
-            x, vjp_fn, inter[pkey] = fwd(p[pkey], x)
-            vjps.append((pkey, vjp_fn))
-        else:
-            x, inter[pkey] = fwd(p[pkey], x)
-    if not with_grads:
-        return head_loss(outer_params, x, batch), inter
+        x, inter[pkey] = _layer_forward_full(module_key(module), module, False)(p[pkey], x)
+    return head_loss(outer_params, x, batch), inter
+
+
+def _plain_layer_forward(module: nn.Module):
+    fwd = _layer_forward_full(module_key(module), module, True)
+    return lambda p, x: fwd(p, x) + (None,)
+
+
+def _plain_layer_backward(vjp_fn, aux, g):
+    return apply_vjp(vjp_fn, g) + (None,)
+
+
+def backward_sweep(stages: Stages, params, batch, layer_forward, layer_backward,
+                   ones_word: bool = False):
+    """Forward through the stages keeping each layer's VJP, then back from the head's loss.
+
+    layer_forward(module) -> fn(layer params, x) -> (y, vjp_fn, intermediates, aux);
+    layer_backward(vjp_fn, aux, g_y) -> (g_params, g_x, extra).
+    Returns (loss, intermediates, grads, d loss / d word embeds, {layer key: extra})."""
+    p, outer_params = split_params(stages, params)
+    forward, head, _ = outer_full(module_key(stages.outer), stages.outer, stages.prelude_args,
+                                  ones_word)
+    x, prelude_vjp = forward(outer_params, batch)
+    inter, saved = {}, []
+    for module, pkey in stages.layers:
+        x, vjp_fn, inter[pkey], aux = layer_forward(module)(p[pkey], x)
+        saved.append((pkey, vjp_fn, aux))
     loss, (g_outer, g) = head(outer_params, x, batch)
-    grads = {}
-    for pkey, vjp_fn in reversed(vjps):
-        grads[pkey], g = apply_vjp(vjp_fn, g)
+    grads, extra = {}, {}
+    for pkey, vjp_fn, aux in reversed(saved):
+        grads[pkey], g, extra[pkey] = layer_backward(vjp_fn, aux, g)
     g_outer_prelude, g_word = apply_vjp(prelude_vjp, g)
     g_outer = jax.tree_util.tree_map(jnp.add, g_outer, g_outer_prelude)
     grads.update(g_outer["params"])
-    return loss, inter, {"params": {k: grads[k] for k in p}}, g_word
+    return loss, inter, {"params": {k: grads[k] for k in p}}, g_word, extra

@@ -69,24 +69,11 @@ def _fisher_backward(vjp_fn, outputs, g_y):
 def backward(family, stages: staged.Stages, params, batch):
     """(loss, intermediates, grads, d loss / d word embeds, fisher {layer path: [C]}), as
     `stages.compiled_backward`."""
-    p, outer_params = staged.split_params(stages, params)
-    forward, head, _ = staged.outer_full(staged.module_key(stages.outer), stages.outer,
-                                         stages.prelude_args)
-    x, prelude_vjp = forward(outer_params, batch)
-    inter, saved = {}, []
-    for module, pkey in stages.layers:
-        x, vjp_fn, inter[pkey], outputs = _fisher_forward(module, family)(p[pkey], x)
-        saved.append((pkey, vjp_fn, outputs))
-    loss, (g_outer, g) = head(outer_params, x, batch)
-    grads, fisher_of = {}, {}
-    for pkey, vjp_fn, outputs in reversed(saved):
-        grads[pkey], g, fisher_of[pkey] = _fisher_backward(vjp_fn, outputs, g)
-    g_outer_prelude, g_word = staged.apply_vjp(prelude_vjp, g)
-    g_outer = jax.tree_util.tree_map(jnp.add, g_outer, g_outer_prelude)
-    grads.update(g_outer["params"])
+    loss, inter, grads, g_word, fisher_of = staged.backward_sweep(
+        stages, params, batch, lambda module: _fisher_forward(module, family), _fisher_backward)
     fisher = {("params", pkey) + k[2:]: v for _, pkey in stages.layers
               for k, v in fisher_of[pkey].items()}
-    return loss, inter, {"params": {k: grads[k] for k in p}}, g_word, fisher
+    return loss, inter, grads, g_word, fisher
 
 
 # --- Synflow ---------------------------------------------------------------------------------------

@@ -41,7 +41,12 @@ def test_hessian_vector_product_is_not_the_gradient(pair):
     """Guards the comparison above: H g differs from g (and is nonzero) on this model."""
     _, layered = pair
     hg = layered.hessian_gradient_product()
+    grads = layered.grads()
     norms = [float(np.linalg.norm(np.asarray(v))) for v in hg.values()]
     assert max(norms) > 0
     first = next(iter(hg))
     assert not np.allclose(np.asarray(hg[first]), 0)
+    g_first = grads
+    for key in first:
+        g_first = g_first[key]
+    assert not np.allclose(np.asarray(hg[first]), np.asarray(g_first))
