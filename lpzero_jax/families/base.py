@@ -33,6 +33,17 @@ class Family:
     name: str = ""
     init_std: float = 0.02
 
+    # --- reference-code facts, for the proxies' `_reference` variants and EZNAS ------------------
+    # Weight roles EZNAS reads (see `weight_role`); None: every linear proxy weight. The FlexiBERT
+    # reference takes the token mixer's Linears, the GPT-2 one every Conv1D of the model.
+    eznas_roles: Optional[Tuple[str, ...]] = ("attention",)
+    # Path of the learned position table whose gradient the reference's Jacobian Cosine reads
+    # (None: the model has none, e.g. rotary positions; the proxy is then not applicable).
+    position_table_path: Optional[Tuple[str, ...]] = None
+    # What the reference's Activation Distance hooks: "ffn_activation" (the FFN activation A, as
+    # for ELECTRA's `intermediate_act_fn`) or "linear_outputs" (every Linear/Conv1D output).
+    reference_activations: str = "ffn_activation"
+
     # --- abstract -----------------------------------------------------------------------------
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         raise NotImplementedError

@@ -61,6 +61,7 @@ def flexibert_config(arch_config: dict, reading: str = "benchmark",
 
 class FlexiBertFamily(Family):
     name = "flexibert"
+    position_table_path = ("params", "position_embeddings", "embedding")
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         path = resolve_data_file(DEFAULT_FILE, config.get("data_root"), config.get("benchmark_file"))

@@ -85,6 +85,11 @@ def gpt2_init_rule(mc: GPT2FlexConfig):
 
 class GPT2Family(Family):
     name = "gpt2"
+    # LPZero's GPT-2 baselines iterate over every Conv1D (all four block kernels) and hook their
+    # outputs; the position table is `wpe`.
+    eznas_roles = None
+    position_table_path = ("params", "wpe", "embedding")
+    reference_activations = "linear_outputs"
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         directory = resolve_data_file(DEFAULT_DIR, config.get("data_root"), config.get("benchmark_dir"))

@@ -3,6 +3,7 @@
 from lpzero_jax.proxies.base import DERIVED, PROXIES, ArchContext, register_derived, register_proxy
 from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxies)
     activation_distance,
+    activation_distance_reference,
     attention_confidence,
     eznas,
     fisher,
@@ -11,6 +12,7 @@ from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxi
     grasp,
     head_importance,
     jacobian_cosine,
+    jacobian_cosine_reference,
     logsynflow,
     params,
     params_attn,

@@ -1,13 +1,11 @@
 """EZNAS baseline of LPZero (their `compute_eznas`): sign -> Gram -> slogdet -> sigmoid -> Frobenius.
 
-For every linear weight of the token mixer (`family.weight_role` "attention", the reference's
-`layer.operation.operation`) with gradient G: s = sign(G) in the reference's layout,
-t = log|det(s s^T)| (`g @ g.t()`: out x out for nn.Linear's [out, in], in x in for GPT-2's Conv1D
-[in, out]; see `family.reference_weight_layout`), term = ||sigmoid(t)||_F = sigmoid(t);
-S = sum of terms. A singular Gram (rank below its size) gives t = -inf, term 0.
-
-Deviation for GPT-2: LPZero sums over every Linear/Conv1D of the model; we keep the attention
-weights for every family (the FlexiBERT definition).
+For every linear weight the reference reads (`family.eznas_roles`: FlexiBERT's token mixer,
+`layer.operation.operation`; every Conv1D of GPT-2) with gradient G: s = sign(G) in the
+reference's layout, t = log|det(s s^T)| (`g @ g.t()`: out x out for nn.Linear's [out, in], in x in
+for GPT-2's Conv1D [in, out]; see `family.reference_weight_layout`), term = ||sigmoid(t)||_F =
+sigmoid(t); S = sum of terms. A singular Gram (rank below its size, e.g. GPT-2's mlp c_proj whose
+d_inner x d_inner Gram has rank <= d_model) gives t = -inf, term 0.
 """
 
 import jax
@@ -28,6 +26,7 @@ def eznas_term(grad: jax.Array, layout: str = "out_in") -> jax.Array:
 
 @register_proxy("eznas")
 def eznas(ctx: ArchContext) -> float:
-    paths = ctx.linear_paths(role_selector(ctx.family, "attention"))
+    roles = ctx.family.eznas_roles
+    paths = ctx.linear_paths(None if roles is None else role_selector(ctx.family, *roles))
     grads = pick(ctx.grads(), paths)
     return sum_of(eznas_term(g, ctx.family.reference_weight_layout(p)) for p, g in zip(paths, grads))

@@ -108,3 +108,27 @@ def test_eznas_term_follows_the_reference_layout():
     g = jnp.asarray(np.random.default_rng(0).standard_normal((3, 6)))  # Flax kernel [in=3, out=6]
     assert float(eznas_term(g, "out_in")) == pytest.approx(0.0, abs=1e-7)  # 6 x 6 Gram of rank 3
     assert float(eznas_term(g, "in_out")) > 0.5  # 3 x 3 Gram, full rank
+
+
+def test_reference_activation_distance_sums_the_kernel_entries():
+    """sum_c p_c^2 + (S - p_c)^2 equals the reference's nansum(x x^T + (1-x)(1-x)^T)."""
+    from lpzero_jax.proxies.activation_distance_reference import kernel_entry_sum
+
+    y = np.random.default_rng(3).standard_normal((7, 2, 5))  # S=7 tokens, units over 2 x 5
+    x = (y.reshape(7, -1) > 0).astype(np.float64)
+    explicit = np.sum(x @ x.T + (1 - x) @ (1 - x).T)
+    assert float(kernel_entry_sum(jnp.asarray(y, jnp.float32))) == explicit
+    assert float(kernel_entry_sum(jnp.ones((4, 3)))) == 4 * 4 * 3  # every pair agrees everywhere
+
+
+def test_reference_jacobian_cosine_compares_embedding_columns():
+    """The reference reading of Jacobian Cosine compares the D columns of the position-table
+    gradient: orthogonal columns score 1, parallel ones 0; the reference's halving only rescales."""
+    from lpzero_jax.proxies.jacobian_cosine import jacobian_cosine_score
+
+    table_grad = np.zeros((6, 3), np.float32)
+    table_grad[[0, 2, 4], [0, 1, 2]] = [1.0, -2.0, 0.5]  # three orthogonal columns
+    assert jacobian_cosine_score(jnp.transpose(jnp.asarray(table_grad))) == pytest.approx(1.0)
+    parallel = np.outer(np.arange(1.0, 7.0), [1.0, -3.0, 2.0]).astype(np.float32)
+    assert jacobian_cosine_score(jnp.transpose(jnp.asarray(parallel))) == pytest.approx(0.0,
+                                                                                         abs=1e-6)

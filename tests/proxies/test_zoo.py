@@ -160,3 +160,53 @@ def assert_trees_close(a, b, rtol=1e-4, atol_scale=1e-5):
     scale = max(float(np.max(np.abs(np.asarray(x)))) for x in a)
     for x, y in zip(a, b):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=rtol, atol=atol_scale * scale)
+
+
+@pytest.mark.parametrize("family_name", ["flexibert", "gpt2"])
+def test_eznas_reads_the_reference_weights(family_name, data_root):
+    """EZNAS sums the reference's weights: FlexiBERT's token mixer only, every GPT-2 Conv1D."""
+    from lpzero_jax.proxies import PROXIES
+    from lpzero_jax.proxies.common import flat_params
+    from lpzero_jax.proxies.eznas import eznas_term
+
+    ctx = _context(family_name, data_root)
+    grads = flat_params(ctx.grads())
+    terms = {p: float(eznas_term(grads[p], ctx.family.reference_weight_layout(p)))
+             for p in ctx.linear_paths()}
+    roles = {p: ctx.family.weight_role(p) for p in terms}
+    read = {p for p in terms if family_name == "gpt2" or roles[p] == "attention"}
+    assert 0 < len(read) < len(terms) if family_name == "flexibert" else read == set(terms)
+    assert PROXIES.get("eznas")(ctx) == pytest.approx(sum(terms[p] for p in read), abs=1e-6)
+    if family_name == "gpt2":  # mlp c_proj: its d_inner x d_inner sign Gram has rank <= d_model
+        assert all(terms[p] == 0.0 for p in terms if p[-3:-1] == ("mlp", "c_proj"))
+
+
+def test_reference_variants_read_the_reference_tensors(gpt2_ctx):
+    """On GPT-2 the reference Jacobian Cosine reads the wpe gradient's columns and the reference
+    Activation Distance every Conv1D output of the first input (c_fc before its GELU)."""
+    from lpzero_jax.proxies import PROXIES
+    from lpzero_jax.proxies.activation_distance_reference import kernel_entry_sum
+    from lpzero_jax.proxies.common import flat_params
+    from lpzero_jax.proxies.jacobian_cosine import jacobian_cosine_score
+    from lpzero_jax.proxies.stages import proxy_loss, with_output_deltas
+
+    wpe = flat_params(gpt2_ctx.grads())[("params", "wpe", "embedding")]
+    assert PROXIES.get("jacobian_cosine_reference")(gpt2_ctx) == pytest.approx(
+        jacobian_cosine_score(wpe.T))
+    outputs = {}
+    with_output_deltas(gpt2_ctx.family, None, outputs,
+                       lambda: proxy_loss(gpt2_ctx.model, gpt2_ctx.params, gpt2_ctx.device_batch()))
+    assert {k + ("kernel",) for k in outputs} == set(gpt2_ctx.linear_paths())  # all 4 per layer
+    expected = sum(float(kernel_entry_sum(y[0])) for y in outputs.values())
+    assert PROXIES.get("activation_distance_reference")(gpt2_ctx) == expected
+    seq, width = outputs[("params", "layer_0", "mlp", "c_fc")].shape[1:]
+    assert expected > seq * seq * width  # at least the c_fc output's share (each entry >= S^2/2)
+
+
+def test_reference_jacobian_cosine_needs_a_position_table(ctx, monkeypatch):
+    """Not applicable (NaN, never a crash) to a family without a learned position table."""
+    from lpzero_jax.proxies import PROXIES
+
+    assert math.isfinite(PROXIES.get("jacobian_cosine_reference")(ctx))
+    monkeypatch.setattr(ctx.family, "position_table_path", None)
+    assert math.isnan(PROXIES.get("jacobian_cosine_reference")(ctx))
