@@ -14,6 +14,7 @@ from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxi
     jacobian_cosine,
     jacobian_cosine_reference,
     logsynflow,
+    lpzero_gpt2_reference,
     params,
     params_attn,
     params_ffn,

@@ -132,3 +132,14 @@ def test_reference_jacobian_cosine_compares_embedding_columns():
     parallel = np.outer(np.arange(1.0, 7.0), [1.0, -3.0, 2.0]).astype(np.float32)
     assert jacobian_cosine_score(jnp.transpose(jnp.asarray(parallel))) == pytest.approx(0.0,
                                                                                          abs=1e-6)
+
+
+def test_reference_lpzero_gpt2_term_softmaxes_the_reference_axis():
+    """softmax over dim 0 of the reference layout: Conv1D [in, out] -> Flax axis 0, nn.Linear
+    [out, in] -> Flax axis 1; each softmax column sums to 1, so a constant G gives 1/len^2."""
+    from lpzero_jax.proxies.lpzero_gpt2_reference import reference_genotype_term
+
+    w = jnp.full((4, 2), 0.5)
+    g = jnp.zeros((4, 2))
+    assert float(reference_genotype_term(w, g, "in_out")) == pytest.approx(0.25 + 1 / 16)
+    assert float(reference_genotype_term(w, g, "out_in")) == pytest.approx(0.25 + 1 / 4)
