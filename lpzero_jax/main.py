@@ -21,7 +21,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir", "inputs.cache_dir",
                      "parallel", "distributed", "search.baselines", "search.checkpoint_every",
                      "search.evaluate_all", "search.generations", "bench", "data_root",
-                     "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "fuse_hvp")
+                     "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "fuse_hvp",
+                     "rank_shard")
 
 
 def config_conflicts(previous: dict, current: dict) -> list:

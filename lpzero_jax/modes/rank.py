@@ -45,6 +45,19 @@ def _score(ctx: ArchContext, name: str, fn) -> Tuple[float, float]:
         return float("nan"), time.perf_counter() - started
 
 
+def parse_shard(text: str) -> Tuple[int, int]:
+    """"i/n" -> (i, n) with 0 <= i < n; "" -> (0, 1), every architecture."""
+    if not text:
+        return 0, 1
+    try:
+        index, count = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"rank_shard {text!r}: expected 'i/n', e.g. '0/2'") from None
+    if not 0 <= index < count:
+        raise ValueError(f"rank_shard {text!r}: need 0 <= i < n")
+    return index, count
+
+
 def run(config, workdir: Path) -> Dict[str, dict]:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -61,23 +74,27 @@ def run(config, workdir: Path) -> Dict[str, dict]:
     if done:
         logging.info("resuming: %d values already in %s", len(done), values_path)
 
+    shard, n_shards = parse_shard(config.get("rank_shard", ""))
     started = time.perf_counter()
-    with open(values_path, "a") as log:
+    with open(values_path, "a") as log:  # appends (O_APPEND): shards may share the file
         for i, arch in enumerate(archs):
+            if i % n_shards != shard:
+                continue
             todo = [n for n in names if (str(arch.arch_id), n) not in done]
             if not todo:
                 continue
             fuse = bool(config.get("fuse_hvp", True)) and bool(HVP_PROXIES & set(todo))
             ctx = ArchContext(family, arch, config, batch, inputs_loader=store, fuse_hvp=fuse)
-            parts = []
+            parts, lines = [], []
             for name in todo:
                 value, seconds = _score(ctx, name, proxies[name])
                 if not math.isfinite(value):
                     logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
                 done[(str(arch.arch_id), name)] = (value, seconds)
-                log.write(json.dumps({"arch_id": arch.arch_id, "proxy": name, "value": value,
-                                      "seconds": seconds}) + "\n")
+                lines.append(json.dumps({"arch_id": arch.arch_id, "proxy": name, "value": value,
+                                         "seconds": seconds}) + "\n")
                 parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
+            log.write("".join(lines))  # one write per architecture: shards' lines never interleave
             log.flush()
             elapsed = time.perf_counter() - started
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs), arch.arch_id,
@@ -85,6 +102,14 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             del ctx  # this architecture's tensors and stages
             runtime.release_host_memory()
 
+    if n_shards > 1:
+        done = _load_done(values_path)  # the other shards' values too
+        missing = sum((str(a.arch_id), n) not in done for a in archs for n in names)
+        if missing:
+            logging.info("shard %d/%d done; %d values still missing from other shards: rerun "
+                         "without rank_shard once they finish to write the tables", shard,
+                         n_shards, missing)
+            return {}
     return write_outputs(archs, names, done, workdir, config)
 
 

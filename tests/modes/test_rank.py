@@ -33,3 +33,26 @@ def test_rank_writes_scores_and_ranking_and_resumes(tmp_path):
 def test_unknown_proxy_is_a_clear_error(tmp_path):
     with pytest.raises(KeyError, match="unknown proxy 'nope'"):
         rank.run(tiny_config(num_archs=2, proxies="params,nope"), tmp_path)
+
+
+def test_shards_share_a_workdir_and_the_last_run_writes_the_tables(tmp_path):
+    """rank_shard "i/n": each shard scores its own archs into the shared log; a shard that finds
+    values missing writes no tables; a run without it then only writes them."""
+    config = tiny_config(num_archs=5, proxies="params")
+    config.rank_shard = "1/2"
+    assert rank.run(config, tmp_path) == {}  # archs 1 and 3 only: 0, 2, 4 still missing
+    logged = [json.loads(x) for x in (tmp_path / "rank_values.jsonl").read_text().splitlines()]
+    assert sorted(int(r["arch_id"]) for r in logged) == [1, 3]
+    config.rank_shard = "0/2"
+    ranking = rank.run(config, tmp_path)  # completes the set: this shard writes the tables
+    assert ranking["params"]["n"] == 5 and (tmp_path / "table.md").exists()
+    lines = (tmp_path / "rank_values.jsonl").read_text().splitlines()
+    config.rank_shard = ""
+    assert rank.run(config, tmp_path) == ranking
+    assert (tmp_path / "rank_values.jsonl").read_text().splitlines() == lines  # nothing recomputed
+
+
+@pytest.mark.parametrize("text", ["2/2", "1", "a/b", "-1/2"])
+def test_bad_shard_is_a_clear_error(text):
+    with pytest.raises(ValueError, match="rank_shard"):
+        rank.parse_shard(text)
