@@ -8,11 +8,14 @@ sigmoid(t); S = sum of terms. A singular Gram (rank below its size, e.g. GPT-2's
 d_inner x d_inner Gram has rank <= d_model) gives t = -inf, term 0.
 """
 
+import functools
+from typing import Tuple
+
 import jax
 import jax.numpy as jnp
 
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import pick, role_selector, sum_of
+from lpzero_jax.proxies.common import pick, role_selector
 
 
 def eznas_term(grad: jax.Array, layout: str = "out_in") -> jax.Array:
@@ -24,9 +27,17 @@ def eznas_term(grad: jax.Array, layout: str = "out_in") -> jax.Array:
     return jnp.linalg.norm(jnp.atleast_1d(jax.nn.sigmoid(logabsdet)))
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _eznas_sum(grads: Tuple[jax.Array, ...], layouts: Tuple[str, ...]) -> jax.Array:
+    """Sum of eznas_term over the weights, as one program (eager ops would compile per shape)."""
+    return jnp.sum(jnp.stack([eznas_term(g, layout) for g, layout in zip(grads, layouts)]))
+
+
 @register_proxy("eznas")
 def eznas(ctx: ArchContext) -> float:
     roles = ctx.family.eznas_roles
     paths = ctx.linear_paths(None if roles is None else role_selector(ctx.family, *roles))
-    grads = pick(ctx.grads(), paths)
-    return sum_of(eznas_term(g, ctx.family.reference_weight_layout(p)) for p, g in zip(paths, grads))
+    if not paths:
+        return float("nan")  # not applicable: no such weights
+    layouts = tuple(ctx.family.reference_weight_layout(p) for p in paths)
+    return float(_eznas_sum(tuple(pick(ctx.grads(), paths)), layouts))

@@ -10,6 +10,9 @@ with softmax over the reference layout's first axis (Conv1D [in, out]: the input
 [out, in]: the outputs), to measure which of the two produced the published GPT-2 figure.
 """
 
+import functools
+from typing import Tuple
+
 import jax
 import jax.numpy as jnp
 
@@ -23,10 +26,19 @@ def reference_genotype_term(weight: jax.Array, grad: jax.Array, layout: str) -> 
     return jnp.mean(jnp.abs(weight ** 2)) + jnp.mean(jax.nn.softmax(grad, axis=axis) ** 2)
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def _mean_term(weights: Tuple[jax.Array, ...], grads: Tuple[jax.Array, ...],
+               layouts: Tuple[str, ...]) -> jax.Array:
+    """Mean of the per-weight terms, as one program (eager ops would compile per shape)."""
+    return jnp.mean(jnp.stack([reference_genotype_term(w, g, layout)
+                               for w, g, layout in zip(weights, grads, layouts)]))
+
+
 @register_proxy("lpzero_gpt2_reference")
 def lpzero_gpt2_reference(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
-    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
-    terms = [reference_genotype_term(w, g, ctx.family.reference_weight_layout(p))
-             for p, w, g in zip(paths, weights, grads)]
-    return float(jnp.mean(jnp.stack(terms))) if terms else float("nan")
+    if not paths:
+        return float("nan")
+    layouts = tuple(ctx.family.reference_weight_layout(p) for p in paths)
+    return float(_mean_term(tuple(pick(ctx.params, paths)), tuple(pick(ctx.grads(), paths)),
+                            layouts))
