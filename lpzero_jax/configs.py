@@ -26,7 +26,7 @@ def base_config() -> ConfigDict:
     c.zerolm_alpha = 0.5  # ZeroLM's attention/FFN balance for the 'zerolm' proxy
     c.zerolm_sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on
     c.rank_shard = ""  # "i/n": score only the archs with index % n == i, so n processes can
-    #                    share one workdir (and the cores); a run without it writes the tables
+    #                    share one workdir; whichever run finds every value present writes the tables
     c.fuse_hvp = True  # with GraSP: backward + HVP as one program (faster; gradient proxies then
     #                    share its seconds). False times each stage on its own.
 
