@@ -9,10 +9,15 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 @pytest.fixture(scope="session")
-def data_root():
-    from lpzero_jax.paths import data_root as resolve
+def data_root(tmp_path_factory):
+    """../shared/data or $LPZERO_DATA; on a bare install without either, the package's own copies
+    unpacked into a temporary data root."""
+    from lpzero_jax import paths
 
-    return resolve()
+    try:
+        return paths.data_root()
+    except paths.DataNotFoundError:
+        return paths.unpack_packaged_data(tmp_path_factory.mktemp("packaged_data"))
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,31 @@ class Family:
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         raise NotImplementedError
 
+    def parse_benchmark_config(self, raw: Any, where: str) -> Dict[str, Any]:
+        """One architecture's `config` of an own-format benchmark line (benchmarks/own.py), validated
+        and returned as this family's Arch config; BenchmarkFormatError naming `where` otherwise."""
+        from lpzero_jax.benchmarks.base import BenchmarkFormatError
+
+        raise BenchmarkFormatError(f"{where}: family {self.name!r} reads no own-format benchmarks")
+
+    def load_own_benchmark(self, config: ConfigDict) -> Optional[List[Arch]]:
+        """The archs of `config.benchmark_file` when it is an own-format (JSON-lines) benchmark,
+        else None (the family then reads its built-in format)."""
+        from pathlib import Path
+
+        from lpzero_jax.benchmarks import own
+
+        path = config.get("benchmark_file")
+        if not path:
+            return None
+        path = Path(path).expanduser()
+        if not (path.name.endswith((".jsonl", ".jsonl.gz")) or own.is_own_format(path)):
+            return None
+        num = config.get("num_archs")
+        archs, _ = own.load_own(path, self.name, self.parse_benchmark_config,
+                                num if num and num > 0 else None)
+        return archs
+
     def model_config(self, arch: Arch, config: ConfigDict) -> Hashable:
         """The hashable model configuration of an architecture under this run's config."""
         raise NotImplementedError

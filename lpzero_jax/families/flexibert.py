@@ -19,6 +19,7 @@ from ml_collections import ConfigDict
 from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.benchmarks.flexibert import DEFAULT_FILE, load_flexibert
+from lpzero_jax.benchmarks.own import parse_flexibert_config
 from lpzero_jax.families.base import FAMILIES, Family
 from lpzero_jax.models import flexibert as flexibert_model
 from lpzero_jax.models.flexibert import FlexiBert, FlexiBertConfig, LayerConfig
@@ -64,9 +65,15 @@ class FlexiBertFamily(Family):
     position_table_path = ("params", "position_embeddings", "embedding")
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
+        own = self.load_own_benchmark(config)
+        if own is not None:
+            return own
         path = resolve_data_file(DEFAULT_FILE, config.get("data_root"), config.get("benchmark_file"))
         num = config.get("num_archs")
         return load_flexibert(path, num if num and num > 0 else None)
+
+    def parse_benchmark_config(self, raw, where: str) -> dict:
+        return parse_flexibert_config(raw, where)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> FlexiBertConfig:
         return flexibert_config(arch.config, config.get("arch_reading", "benchmark"),

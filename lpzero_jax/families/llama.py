@@ -90,15 +90,26 @@ class LlamaFamily(Family):
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         path = config.get("benchmark_file") or str(DEFAULT_LLAMA_FILE)
-        num = config.get("num_archs")
-        archs, header = load_minibench(path, num if num and num > 0 else None,
-                                       parse_config=llama_config_from_dict, family=self.name)
-        check_vocab(header, dict(vocab_spec(config), fingerprint=vocab_fingerprint(config)), str(path))
+        archs = self.load_own_benchmark(config)
+        if archs is None:
+            num = config.get("num_archs")
+            archs, header = load_minibench(path, num if num and num > 0 else None,
+                                           parse_config=llama_config_from_dict, family=self.name)
+            check_vocab(header, dict(vocab_spec(config), fingerprint=vocab_fingerprint(config)),
+                        str(path))
         for a in archs:
             if a.config["vocab_size"] != int(config.vocab_size):
                 raise BenchmarkFormatError(f"{path} arch {a.arch_id!r}: vocab_size "
-                                           f"{a.config['vocab_size']} != the header's {config.vocab_size}")
+                                           f"{a.config['vocab_size']} != the run's vocab_size {config.vocab_size}")
         return archs
+
+    def parse_benchmark_config(self, raw, where: str) -> dict:
+        """A `LlamaConfig.to_dict()`; its vocab_size is checked against the run's after loading."""
+        try:
+            llama_config_from_dict(raw)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise BenchmarkFormatError(f"{where}: invalid LLaMA config ({e})") from None
+        return dict(raw)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> LlamaConfig:
         return llama_config_from_dict(arch.config)
