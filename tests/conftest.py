@@ -29,11 +29,12 @@ def bert_ids(data_root):
 
 
 def experiment_config(name: str):
-    """get_config() of experiments/<name>.py."""
+    """get_config() of the shipped experiment config `name` (lpzero_jax/experiments/<name>.py)."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "experiments" / f"{name}.py"
+    from lpzero_jax.experiments import config_path
+
+    path = config_path(name)
     spec = importlib.util.spec_from_file_location(f"{name}_experiment", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
