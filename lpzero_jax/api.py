@@ -249,7 +249,8 @@ class ModelFamily(Family):
         self.model = model
         self.key = _ModelKey(model)
         self._ids = np.asarray(input_ids)
-        self._params = params
+        # the variables as model.apply takes them: {"params": tree}
+        self._params = params if params is None or "params" in params else {"params": params}
         self._is_weight = is_weight
 
     def model_config(self, arch: Arch, config) -> Hashable:
@@ -278,9 +279,7 @@ class ModelFamily(Family):
 
     def init_params(self, model_config: Hashable, seed: int):
         """The params given to `score_model`, else the model's own initialisers at `seed`."""
-        if self._params is None:
-            return self._init(seed)
-        return self._params if "params" in self._params else {"params": self._params}
+        return self._init(seed) if self._params is None else self._params
 
 
 def _score_config(seed: int, sample_size: int, aggregate: str) -> ConfigDict:

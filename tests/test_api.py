@@ -78,3 +78,33 @@ def test_score_model_needs_layer_modules():
 
     with pytest.raises(ValueError, match="name the blocks `layer_<i>`"):
         lz.score_model(NoLayers(), "params", np.zeros((1, 4), np.int32))
+
+
+def test_score_model_with_given_params_equals_its_own_init():
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    class OneLayer(nn.Module):
+        def setup(self):
+            self.wte = nn.Embed(50, 8)
+            self.layer_0 = nn.Dense(8, name="layer_0")
+
+        def embed(self, ids):
+            return self.wte(ids)
+
+        def proxy_loss(self, e, batch):
+            return jnp.mean(self.layer_0(e) ** 2)
+
+        def __call__(self, ids):
+            return self.proxy_loss(self.embed(ids), {"input_ids": ids})
+
+    ids = np.arange(12, dtype=np.int32).reshape(2, 6)
+    genome = "add(fro(W),abs(W))"  # weights only: no forward pass to compile
+    own = lz.score_model(OneLayer(), ["params", genome], ids, seed=3)
+    variables = OneLayer().init(jax.random.PRNGKey(3), ids[:1])
+    for given in (variables, variables["params"]):
+        assert lz.score_model(OneLayer(), ["params", genome], ids, params=given) == own
+    assert own["params"] == 50 * 8 + 8 * 8 + 8
+    w = np.asarray(variables["params"]["layer_0"]["kernel"])
+    assert own[genome] == pytest.approx(np.sqrt((w ** 2).sum()) + np.abs(w).mean(), rel=1e-5)
