@@ -5,6 +5,10 @@ A benchmark directory holds, for every trained architecture, `config_<i>/j<k>/mo
 `valid_ppl` per `config_<i>_j<k>`, lower is better) and optionally `params_summary.yaml` (the
 parameter counts LTS published: `AdaEmb`, `Attn`, `FFN`, `nonembedding`, `total`).
 
+The same benchmark also reads from one compact file (`load_lts_compact`, format
+`lpzero_jax.lts_compact/1`: every YAML value of the directory in one JSON object, gzip-compressed),
+which is how the package ships the 200 LTS architectures; `load_lts_path` takes either form.
+
 Every field the model needs is validated here and returned as plain data, so a malformed file fails
 with its path instead of deep inside model construction. Architectures come in a deterministic order:
 numerically by i, then by k (config_2 before config_10).
@@ -132,7 +136,7 @@ def parse_model_config(raw: Any, where: str) -> Dict[str, Any]:
     }
 
 
-def _summary_row(summary: Any, arch_id: str, path: Path) -> Dict[str, Any]:
+def _summary_row(summary: Any, arch_id: str, path: Any) -> Dict[str, Any]:
     if not isinstance(summary, dict):
         raise BenchmarkFormatError(f"{path}: expected a mapping of arch ids, got {type(summary).__name__}")
     if arch_id not in summary:
