@@ -9,6 +9,11 @@ Model contract (every family's Flax module):
   proxy_loss(word_embeds, batch) -> scalar: the loss whose gradients are G (and J);
   init_all(input_ids): touches every submodule (used to obtain parameter shapes);
   intermediates A, H, S sown into the `intermediates` collection under modules named `layer_<i>`.
+Any Flax model that follows it can be scored without a family of its own: `lpzero_jax.api.score_model`
+wraps it in `api.ModelFamily` (W: the kernels inside `layer_<i>`, unless told otherwise).
+
+A family reads its built-in benchmark format and, through `parse_benchmark_config`, the user's own
+JSON-lines benchmarks (`benchmarks/own.py`; `load_own_benchmark` picks them by `benchmark_file`).
 """
 
 from __future__ import annotations
