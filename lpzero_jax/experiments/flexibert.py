@@ -1,5 +1,7 @@
 """FlexiBERT benchmark (500 trained NAS-Bench-BERT architectures, GLUE average as ground truth).
 
+lpzero --config=flexibert   (from any directory; the same as the command below in a clone)
+
 python -m lpzero_jax.main --config=experiments/flexibert.py --config.workdir=runs/flexibert
 python -m lpzero_jax.main --config=experiments/flexibert.py --config.mode=rank \
     --config.proxies=params,attention_confidence --config.workdir=runs/flexibert_rank

@@ -1,5 +1,7 @@
 """GPT-2 benchmark (200 trained LiteTransformerSearch architectures, -validation perplexity as ground truth).
 
+lpzero --config=gpt2   (from any directory; the same as the command below in a clone)
+
 python -m lpzero_jax.main --config=experiments/gpt2.py
 python -m lpzero_jax.main --config=experiments/gpt2.py --config.mode=rank \
     --config.proxies=params,params_nonembedding,params_attn,params_ffn --config.workdir=runs/gpt2_rank

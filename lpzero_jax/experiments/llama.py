@@ -2,6 +2,8 @@
 truth; see docs/llama.md) for `rank` / `search`, and LoNAS subnets of a LLaMA supernet for
 `subnet_search`.
 
+lpzero --config=llama   (from any directory; the same as the command below in a clone)
+
 python -m lpzero_jax.main --config=experiments/llama.py --config.proxies=params,lpzero_llama \
     --config.workdir=runs/llama_rank
 python -m lpzero_jax.main --config=experiments/llama.py --config.mode=subnet_search \
