@@ -1,6 +1,7 @@
 """The Python API: the README's examples run as written, plus what they do not show."""
 
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ def test_readme_api_examples_run(monkeypatch, tmp_path):
     blocks = readme_api_blocks()
     assert len(blocks) == 3
     monkeypatch.chdir(ROOT)  # the examples name files relative to the clone's root
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # their default workdirs land here
     namespace = {"__name__": "readme_example"}
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
@@ -32,6 +34,7 @@ def test_readme_api_examples_run(monkeypatch, tmp_path):
     assert set(scores) == {"mul(std(relu(A)),abslog(l1(G)))", "snip", "attention_confidence"}
     assert s.family == "gpt2" and len(s.details["sample_arch_ids"]) == 4
     assert np.isfinite(s.fitness_on_sample) and s.held_out["n"] == 3
+    assert Path(r.workdir).parent == tmp_path and (Path(s.workdir) / "search.json").is_file()
 
 
 def test_rank_by_path_matches_the_files(tmp_path):
