@@ -101,9 +101,14 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
     from lpzero_jax.proxies.base import ArchContext
 
     t0 = time.perf_counter()
-    missing = [a for a in archs if not store.has(a.arch_id, needed)]
-    mine = parallel.host_shard(missing)
+    # shares are cut from the full list, not from what is missing: the hosts look at the store at
+    # different moments, and must still agree on who extracts which architecture
+    share = parallel.host_shard(archs)
+    mine = [a for a in share if not store.has(a.arch_id, needed)]
     done = [0]
+    if jax.process_count() > 1:
+        logging.info("%s: process %d of %d: %d architectures in its share, %d to extract",
+                     label, jax.process_index(), jax.process_count(), len(share), len(mine))
 
     def extract(arch):
         t = time.perf_counter()
@@ -113,15 +118,16 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
         logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
                      len(mine), arch.arch_id, time.perf_counter() - t, time.perf_counter() - t0)
 
-    if mine:
-        par = config.get("parallel") or {}
-        parallel.map_on_devices(extract, mine, parallel.local_devices(par.get("devices") or None))
-    if missing and jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(f"lpzero_inputs_{label}")
-    if len(archs) > len(missing):
-        logging.info("%s: %d architectures loaded from %s", label, len(archs) - len(missing), store.dir)
+    # every host waits for the others' shares; a failed share fails the whole job, by name
+    tag = f"{label} " + proxy_inputs.inputs_fingerprint(
+        {"needed": sorted(needed), "archs": [str(a.arch_id) for a in archs]})
+    with parallel.host_share(tag, parallel.barrier_timeout(config)):
+        if mine:
+            par = config.get("parallel") or {}
+            parallel.map_on_devices(extract, mine,
+                                    parallel.local_devices(par.get("devices") or None))
+    if len(archs) > done[0]:
+        logging.info("%s: %d architectures loaded from %s", label, len(archs) - done[0], store.dir)
     out = []
     for a in archs:
         item = store.load(a.arch_id, needed)

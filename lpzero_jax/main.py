@@ -44,6 +44,7 @@ def run(config) -> object:
     """Runs config.mode on config.workdir; saves the resolved config next to the results."""
     from lpzero_jax import parallel, runtime
     from lpzero_jax.modes import MODES
+    from lpzero_jax.search.checkpoint import save_json
 
     mode = MODES.get(config.mode)
     runtime.setup(config)
@@ -58,10 +59,12 @@ def run(config) -> object:
             raise ValueError(f"{workdir} holds a {config.mode} run with other settings "
                              f"({', '.join(conflicts)} differ, see {saved}); use a new workdir "
                              "or delete that one")
-    with open(saved, "w") as f:
-        json.dump(config.to_dict(), f, indent=2, default=str)
+    if parallel.is_writer():  # process 0 of a multi-host job writes the shared workdir
+        save_json(saved, config.to_dict(), indent=2, default=str)
     logging.info("mode %s, family %s, workdir %s", config.mode, config.family, workdir)
-    return mode(config, workdir)
+    result = mode(config, workdir)
+    parallel.sync_hosts("end", None, parallel.barrier_timeout(config))  # leave together
+    return result
 
 
 def main(argv):
@@ -70,7 +73,13 @@ def main(argv):
     if _CONFIG.value is None:
         raise app.UsageError("--config=experiments/<family>.py is required")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    run(_CONFIG.value)
+    try:
+        run(_CONFIG.value)
+    except Exception as e:  # noqa: BLE001
+        from lpzero_jax import parallel
+
+        parallel.exit_if_distributed(e)
+        raise
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+import jax
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, report, runtime
+from lpzero_jax import evaluation, parallel, report, runtime
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
@@ -75,8 +76,14 @@ def run(config, workdir: Path) -> Dict[str, dict]:
         logging.info("resuming: %d values already in %s", len(done), values_path)
 
     shard, n_shards = parse_shard(config.get("rank_shard", ""))
+    hosts = jax.process_count()
+    if hosts > 1:  # a jax.distributed job: process p takes every hosts-th arch of the shard
+        shard, n_shards = shard + n_shards * jax.process_index(), n_shards * hosts
+        logging.info("rank: process %d of %d scores shard %d/%d", jax.process_index(), hosts,
+                     shard, n_shards)
     started = time.perf_counter()
-    with open(values_path, "a") as log:  # appends (O_APPEND): shards may share the file
+    share = parallel.host_share("rank", parallel.barrier_timeout(config))  # one rank per job
+    with share, open(values_path, "a") as log:  # appends (O_APPEND): shards may share the file
         for i, arch in enumerate(archs):
             if i % n_shards != shard:
                 continue
@@ -102,6 +109,8 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             del ctx  # this architecture's tensors and stages
             runtime.release_host_memory()
 
+    if not parallel.is_writer():
+        return {}  # process 0 of a multi-host job writes the tables
     if n_shards > 1:
         done = _load_done(values_path)  # the other shards' values too
         missing = sum((str(a.arch_id), n) not in done for a in archs for n in names)

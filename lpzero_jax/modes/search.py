@@ -54,6 +54,8 @@ def _run_evolution(evaluator, cfg, path: Path, every: int, label: str, fitness_k
         logging.info("%s: resuming at generation %d from %s", label, state.generation, path)
 
     def checkpoint(s: SearchState) -> None:
+        if not parallel.is_writer():  # every host runs the same search; process 0 records it
+            return
         if s.generation % every == 0 or s.generation == cfg.generations:
             save_json(path, {"config": settings, "state": s.to_dict(),
                              "evaluator": evaluator.state()})
@@ -188,9 +190,10 @@ def run(config, workdir: Path) -> dict:
         "total": time.perf_counter() - started,
     }
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    save_json(workdir / "search.json", result)
-    _write_history(state, workdir / "history.csv")
-    report.plot_search_curves(runs, workdir / "evolution.png")
+    if parallel.is_writer():
+        save_json(workdir / "search.json", result)
+        _write_history(state, workdir / "history.csv")
+        report.plot_search_curves(runs, workdir / "evolution.png")
     logging.info("best genome %s: fitness %.4f on the sample%s", best_text, result["fitness_on_sample"],
                  "" if "held_out" not in result else
                  f"; held-out rho {result['held_out']['spearman_rho']:.4f} "

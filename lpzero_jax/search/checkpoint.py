@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Optional
 
 
-def save_json(path: Path, payload: dict) -> None:
-    """Writes `payload` so that an interruption leaves either the old or the new file, never half."""
+def save_json(path: Path, payload: dict, **dump_kwargs) -> None:
+    """Writes `payload` so that an interruption (or a reader in another process) sees either the
+    old or the new file, never half. dump_kwargs go to json.dump (indent, default)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        json.dump(payload, f)
+        json.dump(payload, f, **dump_kwargs)
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
