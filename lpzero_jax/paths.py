@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from lpzero_jax.errors import UserError
+
 ENV_DATA_ROOT = "LPZERO_DATA"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserError, FileNotFoundError):
     """A data file or folder the run needs is missing; the message says where it was looked for."""
 
 
