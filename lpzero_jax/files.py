@@ -118,7 +118,7 @@ def safe_name(arch_id) -> str:
 
 def file_digest(path: Union[str, Path]) -> str:
     """sha256 (hex, 16 chars) of a file's bytes, or of a directory's files (relative names and
-    bytes, sorted). Memoised on (path, size, mtime) so a run hashes a large corpus once."""
+    bytes, sorted). Memoised on (path, size, mtime, inode) so a run hashes a large corpus once."""
     path = Path(path).resolve()
     if path.is_dir():
         h = hashlib.sha256()
@@ -127,11 +127,11 @@ def file_digest(path: Union[str, Path]) -> str:
             h.update(file_digest(p).encode())
         return h.hexdigest()[:16]
     st = path.stat()
-    return _digest(str(path), st.st_size, st.st_mtime_ns)
+    return _digest(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 @functools.lru_cache(maxsize=4096)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
+def _digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

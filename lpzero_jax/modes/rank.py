@@ -147,22 +147,26 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             fuse = bool(config.get("fuse_hvp", True)) and bool(HVP_PROXIES & set(todo))
             ctx = ArchContext(family, arch, config, batch, inputs_loader=store, fuse_hvp=fuse)
             parts, lines, outcomes = [], [], []
-            for name in todo:
-                value, seconds, failure = _score(ctx, name, proxies[name])
-                record = {"arch_id": arch_key, "proxy": name, "value": value, "seconds": seconds}
-                if failure is None:
-                    if not math.isfinite(value):
-                        logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
-                    done[(arch_key, name)] = (value, seconds)
-                    failed.pop((arch_key, name), None)
-                    parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
-                else:
-                    record["error"] = failed[(arch_key, name)] = failure
-                    parts.append(f"{name} FAILED ({failure[:80]})")
-                lines.append(json.dumps(record) + "\n")
-                outcomes.append((name, failure))
-            log.write("".join(lines))  # one write per architecture: shards' lines never interleave
-            log.flush()
+            try:
+                for name in todo:
+                    value, seconds, failure = _score(ctx, name, proxies[name])
+                    record = {"arch_id": arch_key, "proxy": name, "value": value,
+                              "seconds": seconds}
+                    if failure is None:
+                        if not math.isfinite(value):
+                            logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
+                        done[(arch_key, name)] = (value, seconds)
+                        failed.pop((arch_key, name), None)
+                        parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
+                    else:
+                        record["error"] = failed[(arch_key, name)] = failure
+                        parts.append(f"{name} FAILED ({failure[:80]})")
+                    lines.append(json.dumps(record) + "\n")
+                    outcomes.append((name, failure))
+            finally:  # what was computed is kept, even when an environment error stops the run
+                if lines:
+                    log.write("".join(lines))  # one write per arch: shards' lines never interleave
+                    log.flush()
             elapsed = time.perf_counter() - started
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs), arch.arch_id,
                          ", ".join(parts), elapsed)
