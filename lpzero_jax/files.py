@@ -26,6 +26,8 @@ TMP_SUFFIX = ".tmp"
 LOCK_NAME = ".lock"
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _MAX_NAME = 150
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENOENT,
+                 errno.EISDIR)
 
 
 def _sync(f: IO) -> None:
@@ -149,5 +151,7 @@ def check_writable(directory: Union[str, Path], setting: str) -> None:
             f.write("ok")
         (directory / ".write_probe").unlink()
     except OSError as e:
+        if e.errno not in _NOT_WRITABLE:
+            raise  # e.g. a full disk: the environment's failure, reported as such
         raise ConfigError(f"{setting}: cannot write in {directory} ({e.strerror or e}); "
                           f"choose a writable folder with --config.{setting}=PATH") from None
