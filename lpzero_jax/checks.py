@@ -20,11 +20,17 @@ def _flag(setting: str) -> str:
     return f"--config.{setting}"
 
 
-def require_int(config, setting: str, minimum: int, maximum: int = None) -> int:
-    """config[setting] (dotted) as an int within [minimum, maximum], else ConfigError."""
+def _value(config, setting: str):
+    """config's value at a dotted setting name ("search.population"), None when absent."""
     value = config
     for part in setting.split("."):
         value = value.get(part) if hasattr(value, "get") else None
+    return value
+
+
+def require_int(config, setting: str, minimum: int, maximum: int = None) -> int:
+    """config[setting] (dotted) as an int within [minimum, maximum], else ConfigError."""
+    value = _value(config, setting)
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum and \
         (maximum is None or value <= maximum)
     if not ok:
@@ -36,9 +42,7 @@ def require_int(config, setting: str, minimum: int, maximum: int = None) -> int:
 
 def require_fraction(config, setting: str, low_open: bool = False) -> float:
     """config[setting] (dotted) as a number in [0, 1] ((0, 1] with low_open), else ConfigError."""
-    value = config
-    for part in setting.split("."):
-        value = value.get(part) if hasattr(value, "get") else None
+    value = _value(config, setting)
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
         and (0 < value if low_open else 0 <= value) and value <= 1
     if not ok:

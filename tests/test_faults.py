@@ -156,6 +156,12 @@ def _main(workdir, mode, extra=()):
     return args
 
 
+def _complete(workdir, mode):
+    """Runs main in a subprocess to the end; asserts it succeeded."""
+    done = subprocess.run(_main(workdir, mode), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def _kill_at_random_points(workdir, mode, rng, kills=3):
     """Starts the run, SIGKILLs it after a random delay, `kills` times; then runs it to the end."""
     for _ in range(kills):
@@ -164,15 +170,12 @@ def _kill_at_random_points(workdir, mode, rng, kills=3):
         time.sleep(rng.uniform(3.0, 14.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    done = subprocess.run(_main(workdir, mode), cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _complete(workdir, mode)
 
 
 @pytest.mark.slow
 def test_rank_killed_at_random_points_ends_as_an_undisturbed_run(tmp_path):
-    clean = subprocess.run(_main(tmp_path / "clean", "rank"), cwd=REPO, capture_output=True,
-                           text=True)
-    assert clean.returncode == 0, clean.stderr[-2000:]
+    _complete(tmp_path / "clean", "rank")
     _kill_at_random_points(tmp_path / "killed", "rank", random.Random(1))
     assert values(tmp_path / "killed") == values(tmp_path / "clean")
     assert temp_files(tmp_path / "killed") == []
@@ -180,9 +183,7 @@ def test_rank_killed_at_random_points_ends_as_an_undisturbed_run(tmp_path):
 
 @pytest.mark.slow
 def test_search_killed_at_random_points_ends_as_an_undisturbed_run(tmp_path):
-    clean = subprocess.run(_main(tmp_path / "clean", "search"), cwd=REPO, capture_output=True,
-                           text=True)
-    assert clean.returncode == 0, clean.stderr[-2000:]
+    _complete(tmp_path / "clean", "search")
     _kill_at_random_points(tmp_path / "killed", "search", random.Random(2))
     for name in ("history.csv",):
         assert (tmp_path / "killed" / name).read_text() == (tmp_path / "clean" / name).read_text()
