@@ -162,12 +162,33 @@ def _complete(workdir, mode):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def _progress(workdir, mode):
+    """How far a run in `workdir` has come: values logged (rank) or cached inputs + checkpointed
+    generations (search)."""
+    workdir = Path(workdir)
+    cached = len(list(workdir.rglob("*.npz")))
+    if mode == "rank":
+        log = workdir / "rank_values.jsonl"
+        return cached + (len(log.read_text().splitlines()) if log.exists() else 0)
+    ckpt = workdir / "search_checkpoint.json"
+    try:
+        generation = json.loads(ckpt.read_text())["state"]["generation"] if ckpt.exists() else 0
+    except (ValueError, KeyError):
+        generation = 0
+    return cached + generation
+
+
 def _kill_at_random_points(workdir, mode, rng, kills=3):
-    """Starts the run, SIGKILLs it after a random delay, `kills` times; then runs it to the end."""
+    """Starts the run and SIGKILLs it at a random point of its progress (a random number of
+    values / cached files / generations further, plus a random fraction of a second), `kills`
+    times; then runs it to the end."""
     for _ in range(kills):
         proc = subprocess.Popen(_main(workdir, mode), cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(3.0, 14.0))
+        target = _progress(workdir, mode) + rng.randint(0, 4)
+        while proc.poll() is None and _progress(workdir, mode) < target:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     _complete(workdir, mode)
