@@ -31,7 +31,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Dict, Hashable, List, Mapping, Sequence, Tuple

@@ -1,7 +1,6 @@
 """Every setting is checked before any work, with an error naming the setting and the fix."""
 
 import json
-import shutil
 
 import pytest
 

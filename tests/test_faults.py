@@ -3,7 +3,6 @@ checkpoint files, two processes on one workdir, kill -9 at random points (slow).
 ends with the results of an undisturbed run, or stops with a clear error having lost nothing it
 had computed."""
 
-import csv
 import errno
 import json
 import os
