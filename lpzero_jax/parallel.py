@@ -144,9 +144,9 @@ def arch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
     return Mesh(np.asarray(list(devices or local_devices())), ("archs",))
 
 
-def exit_if_distributed(error: BaseException) -> None:
-    """In a multi-process job, logs `error` with its traceback and ends this process with exit
-    code 1 at once. JAX's own exit handshake (a shutdown barrier) would otherwise abort every
+def exit_if_distributed(error: BaseException, status: int = 1) -> None:
+    """In a multi-process job, logs `error` with its traceback, posts it for the other processes
+    and ends this process with exit code `status` at once. JAX's own exit handshake (a shutdown barrier) would otherwise abort every
     process with a fatal runtime error once a peer has failed or died."""
     if jax.process_count() == 1:
         return
@@ -165,7 +165,7 @@ def exit_if_distributed(error: BaseException) -> None:
     logging.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(1)
+    os._exit(status)
 
 
 def barrier_timeout(config) -> float:

@@ -21,6 +21,8 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Type
 
+from lpzero_jax.errors import UserError
+
 ENV_DATA_ROOT = "LPZERO_DATA"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
@@ -36,7 +38,7 @@ PACKAGED = {
 BERT_VOCAB = PACKAGE_DATA / "bert_uncased" / "vocab.txt.gz"
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserError, FileNotFoundError):
     """A data file or folder the run needs is missing; the message says where it was looked for."""
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence, Union
 
+from lpzero_jax.errors import UserError
+
 ArchId = Union[int, str]
 
 
-class BenchmarkFormatError(ValueError):
+class BenchmarkFormatError(UserError, ValueError):
     """A benchmark file or entry is malformed; the message names the file and the entry."""
 
 

@@ -19,6 +19,7 @@ JSON-lines benchmarks (`benchmarks/own.py`; `load_own_benchmark` picks them by `
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Dict, Hashable, List, Optional, Tuple
 
 import flax.linen as nn
@@ -29,6 +30,7 @@ from ml_collections import ConfigDict
 
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.models import init as model_init
+from lpzero_jax.paths import resolve_data_file
 from lpzero_jax.registry import Registry
 
 
@@ -48,6 +50,8 @@ class Family:
     # What the reference's Activation Distance hooks: "ffn_activation" (the FFN activation A, as
     # for ELECTRA's `intermediate_act_fn`) or "linear_outputs" (every Linear/Conv1D output).
     reference_activations: str = "ffn_activation"
+    # Shortest `seq_len` the model and its proxy loss accept (a causal LM needs one target).
+    min_seq_len: int = 2
 
     # --- abstract -----------------------------------------------------------------------------
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
@@ -97,6 +101,25 @@ class Family:
         """The model cut into compile-once stages (lpzero_jax.staged.Stages), or None to compile
         the whole model per architecture."""
         return None
+
+    def max_seq_len(self, model_config: Hashable) -> Optional[int]:
+        """The longest sequence the architecture accepts (its learned positions), or None when it
+        has no limit. Checked against `seq_len` for every architecture before a run starts."""
+        return None
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        """role -> files the run reads: 'benchmark', 'corpus', 'vocab'. Their contents (not their
+        paths) enter the resume check and the key of the cached inputs. Default: the corpus
+        (`corpus_file` or data_root/`corpus`) and any `benchmark_file`/`benchmark_dir`/`vocab_path`
+        set in the config; a family adds what it finds by itself (default benchmark, tokenizer)."""
+        out = {"corpus": (resolve_data_file(config.corpus, config.get("data_root"),
+                                            config.get("corpus_file")),)}
+        bench = config.get("benchmark_file") or config.get("benchmark_dir")
+        if bench:
+            out["benchmark"] = (resolve_data_file("", None, bench),)
+        if config.get("vocab_path"):
+            out["vocab"] = (resolve_data_file("", None, config.vocab_path),)
+        return out
 
     # --- proxy hooks (family facts some hand-crafted proxies need; defaults documented) ----------
     def weight_role(self, path: Tuple[str, ...]) -> Optional[str]:

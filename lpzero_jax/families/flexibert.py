@@ -11,6 +11,7 @@ Two readings of a benchmark entry (`config.arch_reading`):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -63,6 +64,7 @@ def flexibert_config(arch_config: dict, reading: str = "benchmark",
 class FlexiBertFamily(Family):
     name = "flexibert"
     position_table_path = ("params", "position_embeddings", "embedding")
+    min_seq_len = 3  # [CLS] + at least one token + [SEP]
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         own = self.load_own_benchmark(config)
@@ -91,6 +93,15 @@ class FlexiBertFamily(Family):
 
     def stages(self, model_config: FlexiBertConfig):
         return flexibert_model.stages(model_config)
+
+    def max_seq_len(self, model_config: FlexiBertConfig) -> int:
+        return model_config.max_position_embeddings
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        return dict(super().data_files(config),
+                    benchmark=(resolve_data_file(DEFAULT_FILE, config.get("data_root"),
+                                                 config.get("benchmark_file")),),
+                    vocab=(text.resolve_bert_vocab(config.get("vocab_path")),))
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         # every kernel inside an encoder layer: operation projections, output projections, FFN

@@ -120,6 +120,15 @@ class GPT2Family(Family):
                             config.get("vocab_path"))
         return {"input_ids": ids}
 
+    def max_seq_len(self, model_config: GPT2FlexConfig) -> int:
+        return model_config.n_positions  # the benchmark config's tgt_len
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        return dict(super().data_files(config),
+                    benchmark=(resolve_data_file(DEFAULT_DIR, config.get("data_root"),
+                                                 config.get("benchmark_dir")),),
+                    vocab=text.resolve_gpt2_vocab(config.get("vocab_path")))
+
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return (path[-1] == "kernel" and any(p in _BLOCK_KERNELS for p in path)
                 and any(p.startswith("layer_") for p in path))

@@ -16,6 +16,7 @@ down); LoRA factors, embeddings, norms and the LM head are not W.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -134,6 +135,19 @@ class LlamaFamily(Family):
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return path[-1] == "kernel" and any(p.startswith("layer_") for p in path)
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        root = config.get("data_root")
+        out = {"benchmark": (Path(config.get("benchmark_file") or DEFAULT_LLAMA_FILE),),
+               "corpus": (resolve_data_file(config.corpus, root),)}
+        if config.get("tokenizer_path"):
+            out["vocab"] = (resolve_data_file("", None, config.tokenizer_path),)
+        else:
+            vocab = tuple(text.resolve_gpt2_vocab(config.get("vocab_path")))
+            if config.get("vocab_corpus"):
+                vocab += (resolve_data_file(config.vocab_corpus, root),)
+            out["vocab"] = vocab
+        return out
 
     def param_group_counts(self, model_config: LlamaConfig) -> Dict[str, int]:
         """{Embedding, Attn, FFN, LayerNorm, Softmax, Adapters, nonembedding, total} from shapes."""

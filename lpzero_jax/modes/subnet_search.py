@@ -40,7 +40,8 @@ from absl import logging
 
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.modes.base import register_mode
-from lpzero_jax.search.checkpoint import read_jsonl
+from lpzero_jax.files import write_json
+from lpzero_jax.search.checkpoint import open_log, read_jsonl
 from lpzero_jax.models.llama import LlamaConfig
 from lpzero_jax.models.lonas import (Choice, LonasSpace, as_choice, choice_array,
                                      extract_subnet_params)
@@ -349,7 +350,7 @@ def run(config, workdir: Path) -> dict:
         if todo:
             for c, v in zip(todo, fitness(todo)):
                 cached[c] = float(v)
-                with open(cache_path, "a") as f:
+                with open_log(cache_path) as f:
                     f.write(json.dumps({"key": choice_key(c), "fitness": float(v),
                                         "params": space.num_params(c)}) + "\n")
         return [cached[c] for c in choices]
@@ -364,14 +365,12 @@ def run(config, workdir: Path) -> dict:
              "params_without_adapters": space.num_params(c, adapters=False),
              "params_fraction": space.num_params(c) / super_count, "layers": space.values_of(c)}
             for i, (c, v) in enumerate(result.best)]
-    with open(out / "best_subnets.json", "w") as f:
-        json.dump(best, f, indent=1)
+    write_json(out / "best_subnets.json", best, indent=1)
     summary = {"fitness": ss.fitness, "supernet_params": super_count, "max_params": max_params,
                "budget_fraction": float(ss.budget_fraction), "space_size": str(space.size()),
                "scored": len(result.scores), "history": result.history,
                "wall_seconds": time.perf_counter() - started}
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=1)
+    write_json(out / "summary.json", summary, indent=1)
     for b in best:
         logging.info("#%d fitness %.6g params %d (%.3f): ffn %s", b["rank"], b["fitness"], b["params"],
                      b["params_fraction"], [l["ffn_width"] for l in b["layers"]])
