@@ -144,22 +144,34 @@ def arch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
     return Mesh(np.asarray(list(devices or local_devices())), ("archs",))
 
 
-def exit_if_distributed(error: BaseException, status: int = 1) -> None:
+def exit_if_distributed(error: BaseException, status: int = 1, grace_s: float = 120.0) -> None:
     """In a multi-process job, logs `error` with its traceback, posts it for the other processes
-    and ends this process with exit code `status` at once. JAX's own exit handshake (a shutdown barrier) would otherwise abort every
-    process with a fatal runtime error once a peer has failed or died."""
+    and ends this process with exit code `status` at once.
+
+    JAX's own exit handshake (a shutdown barrier) would otherwise abort every process with a fatal
+    runtime error once a peer has failed or died. The process where the failure started waits (up to
+    `grace_s`) until its peers have read the error and left: once it is gone the coordination
+    service declares it dead and aborts the others before they could name the cause. A process
+    leaving because of a peer's failure (HostFailure) leaves at once.
+    """
     if jax.process_count() == 1:
         return
     import os
     import sys
 
-    logging.error("process %d of %d failed", jax.process_index(), jax.process_count(),
-                  exc_info=error)
+    me, count = jax.process_index(), jax.process_count()
+    logging.error("process %d of %d failed", me, count, exc_info=error)
     try:  # tell the others why, so that they fail naming this cause instead of a lost peer
         from jax._src import distributed
 
-        distributed.global_state.client.key_value_set(
-            f"lpzero/failed/{jax.process_index()}", f"{type(error).__name__}: {error}")
+        client = distributed.global_state.client
+        client.key_value_set(f"lpzero/failed/{me}", f"{type(error).__name__}: {error}")
+        deadline = time.monotonic() + (0 if isinstance(error, HostFailure) else grace_s)
+        while time.monotonic() < deadline:
+            others = set(client.get_live_nodes(list(range(count)))) - {me}
+            if not others:
+                break
+            time.sleep(0.2)
     except Exception:  # noqa: BLE001  (the coordinator may be gone already)
         pass
     logging.flush()
