@@ -31,8 +31,6 @@ def get_config() -> ConfigDict:
     c.proxies = ("params,params_nonembedding,params_ffn,grad_norm,snip,synaptic_saliency,head_importance,"
                  "jacobian_cosine,attention_confidence,softmax_confidence,activation_distance,lpzero_llama")
     c.search.sample_archs = 33  # of the 66 subnets; the other 33 are held out
-    c.search.population = 40
-    c.search.generations = 200
 
     # subnet_search mode: evolution over LoNAS subnets of the same pretrained supernet
     s = c.subnet_search = ConfigDict()

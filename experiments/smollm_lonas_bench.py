@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 from lpzero_jax.benchmarks.lonas_bench import DEFAULT_SMOLLM_FILE, FORMAT  # noqa: E402
 from lpzero_jax.families import get_family  # noqa: E402
+from lpzero_jax.families.smollm import file_sha256  # noqa: E402
 from lpzero_jax.models import llama_gguf  # noqa: E402
 from lpzero_jax.models.llama import count_llama_params  # noqa: E402
 from lpzero_jax.models.llama_eval import perplexity, spread_windows  # noqa: E402
@@ -71,14 +72,6 @@ def command() -> str:
         v = getattr(F, k)
         parts.append(f"--{k}={','.join(v) if isinstance(v, list) else v}")
     return " ".join(parts)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def subnets(space: LonasSpace) -> list:
@@ -125,7 +118,7 @@ def assemble(results: dict, planned: list, space: LonasSpace, gguf_path: Path, s
 def main(argv):
     del argv
     gguf_path = Path(F.gguf) if F.gguf else llama_gguf.smollm2_path()
-    sha = file_sha256(gguf_path)
+    sha = file_sha256(str(gguf_path))
     key = fingerprint(sha)
     workdir = Path(F.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,11 @@ Ground truth: score = -ppl (higher is better, as every Arch score).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, require, require_int,
-                                        require_number)
+from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, read_json_file, require,
+                                        require_int, require_number)
 
 FORMAT = "lpzero_jax.lonas_bench/1"
 DEFAULT_SMOLLM_FILE = Path(__file__).resolve().parent / "data" / "smollm2_lonas.json"
@@ -59,15 +58,8 @@ def load_lonas_bench(path: Path, num_archs: Optional[int] = None,
                      family: Optional[str] = None) -> Tuple[List[Arch], Dict[str, Any]]:
     """(archs, header) of a LoNAS subnet benchmark; the first `num_archs` entries (all when None).
     Each Arch's config is the full subnet `LlamaConfig.to_dict()`."""
-    path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise BenchmarkFormatError(f"{where}: benchmark file does not exist")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise BenchmarkFormatError(f"{where}: not valid JSON ({e})") from None
+    data = read_json_file(path)
     if require(data, "format", where) != FORMAT:
         raise BenchmarkFormatError(f"{where}: format {data['format']!r} is not {FORMAT!r}")
     if family is not None and data.get("family") != family:
