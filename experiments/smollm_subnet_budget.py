@@ -9,7 +9,7 @@ sampling as the search's first population) and reports their median and range.
 Writes <workdir>/budget_results.jsonl (one line per (budget, fitness), resumable) and table.md.
 
     PYTHONPATH=. nice -n 10 python experiments/smollm_subnet_budget.py --budgets=0.85,0.75 \
-        --fitness=params,proxy:synaptic_diversity,published:lpzero_llama,random
+        --fitness='params;random;proxy:softmax_confidence;published:lpzero_llama;genome:div(neg(square(H)),neg(log(J)))'
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from lpzero_jax.search.checkpoint import read_jsonl  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_list("budgets", ["0.85", "0.75"], "parameter budgets (fractions of the full model)")
-flags.DEFINE_list("fitness", ["params", "random"], "subnet_search fitness specs, or 'random'")
+flags.DEFINE_string("fitness", "params;random", "';'-separated subnet_search fitness specs (genomes hold "
+                    "commas), or 'random'")
 flags.DEFINE_string("workdir", "runs/smollm_budget", "outputs")
 flags.DEFINE_integer("population", 10, "subnet_search population")
 flags.DEFINE_integer("generations", 4, "subnet_search generations")
@@ -89,7 +90,7 @@ def main(argv):
     done = {(r["budget"], r["fitness"]): r for r in read_jsonl(out_path)}
     for budget in (float(b) for b in F.budgets):
         max_params = int(math.floor(budget * full))
-        for fitness in F.fitness:
+        for fitness in [f.strip() for f in F.fitness.split(";") if f.strip()]:
             if (budget, fitness) in done:
                 continue
             t = time.perf_counter()
