@@ -184,6 +184,12 @@ class Family:
         return model_init.init_from_shapes(shapes, seed, self.init_rule,
                                            model_init.default_rule(self.init_std))
 
+    def arch_params(self, model_config: Hashable, config: ConfigDict):
+        """The parameters the proxies see for an architecture. Default: `init_params` with
+        `config.seed` (zero-cost proxies at initialisation); a family over a pretrained supernet
+        returns the architecture's inherited weights instead (`families/smollm.py`)."""
+        return self.init_params(model_config, int(config.seed))
+
     def count_params(self, model_config: Hashable) -> int:
         return model_init.count_params(self.param_shapes(model_config))
 

@@ -284,6 +284,13 @@ def supernet_from_config(config, family) -> Tuple[LlamaConfig, Callable[[], obje
     family init with config.seed. The params are only built when a fitness asks for them."""
     ss = config.subnet_search
     rank = int(max(ss.rank_choices))
+    if ss.get("from_gguf"):  # a pretrained GGUF supernet without adapters (families/smollm.py)
+        from lpzero_jax.families.smollm import gguf_file, supernet_params
+
+        if rank:
+            raise ValueError("a GGUF supernet has no adapters: set subnet_search.rank_choices=(0,)")
+        supernet, _ = supernet_params(str(gguf_file(config)))
+        return supernet, lambda: supernet_params(str(gguf_file(config)))[1]
     if ss.get("checkpoint"):
         from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
 
@@ -310,6 +317,7 @@ def evaluations_path(config, space: LonasSpace, workdir: Path) -> Path:
     """One evaluations file per (fitness, space, supernet source, batch, seeds)."""
     ss = config.subnet_search
     blob = json.dumps({"fitness": ss.fitness, "space": repr(space), "checkpoint": ss.get("checkpoint"),
+                       "gguf": config.get("gguf_path") if ss.get("from_gguf") else None,
                        "seed": config.seed, "batch": [config.get("corpus"), config.get("batch_size"),
                                                       config.get("seq_len")],
                        "inputs": config.inputs.to_dict()}, sort_keys=True, default=str)
