@@ -38,7 +38,8 @@ def test_readme_api_examples_run(monkeypatch, tmp_path):
 
 
 def test_rank_by_path_matches_the_files(tmp_path):
-    r = lz.rank(TINY, "params", workdir=tmp_path)
+    r = lz.rank(TINY, "params", workdir=tmp_path,
+                overrides={"seq_len": 64})  # the benchmark has 64 positions
     assert r.arch_ids == [f"t{i}" for i in range(1, 8)] and r.workdir == str(tmp_path)
     assert (tmp_path / "ranking.json").is_file() and (tmp_path / "scores.csv").is_file()
     # params grows from t1 to t7 and perplexity falls: a perfect ranking

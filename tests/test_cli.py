@@ -25,6 +25,7 @@ def test_console_script_ranks_an_own_benchmark(tmp_path):
     out = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "lpzero_jax.cli", "--config=gpt2", "--config.mode=rank",
                     f"--config.benchmark_file={TINY}", "--config.proxies=params",
+                    "--config.seq_len=64",  # the benchmark has 64 positions
                     f"--config.workdir={out}", "--config.compilation_cache_dir="],
                    check=True, cwd=Path(__file__).resolve().parent.parent, capture_output=True)
     ranking = json.loads((out / "ranking.json").read_text())

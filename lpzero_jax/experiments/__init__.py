@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-NAMES = ("flexibert", "gpt2", "llama")
+NAMES = ("flexibert", "gpt2", "llama", "smollm")
 
 
 def config_path(name: str) -> Path:
