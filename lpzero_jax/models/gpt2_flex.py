@@ -78,7 +78,8 @@ class GPT2FlexConfig:
     proj_init_std: float = 0.01
 
     def __post_init__(self):
-        if len(self.n_head) != len(self.d_inner) or not self.n_head:
+        # n_layer 0 (both empty) is the layer-less outer stage of `stages` (embeddings and head only)
+        if len(self.n_head) != len(self.d_inner):
             raise ValueError(f"n_head {self.n_head} and d_inner {self.d_inner} must be equally long")
         for h in self.n_head:
             if self.d_model % h:
@@ -338,19 +339,24 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x))."""
+    """Pre-LN transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)).
 
-    config: GPT2FlexConfig
-    index: int
+    Only its own shape is a field (init stds matter to `init` only), so equal layers of different
+    architectures are one module configuration and share a compiled stage (`stages`)."""
+
+    d_model: int
+    n_head: int
+    d_inner: int
+    eps: float = 1e-5
+    init_std: float = 0.02
+    proj_std: float = 0.02
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        c, i = self.config, self.index
-        proj_std = c.weight_init_std / math.sqrt(2 * c.n_layer)
-        x = x + Attention(c.d_model, c.n_head[i], c.weight_init_std, proj_std, name="attn")(
-            nn.LayerNorm(epsilon=c.layer_norm_eps, name="ln_1")(x))
-        return x + MLP(c.d_model, c.d_inner[i], c.weight_init_std, proj_std, name="mlp")(
-            nn.LayerNorm(epsilon=c.layer_norm_eps, name="ln_2")(x))
+        x = x + Attention(self.d_model, self.n_head, self.init_std, self.proj_std, name="attn")(
+            nn.LayerNorm(epsilon=self.eps, name="ln_1")(x))
+        return x + MLP(self.d_model, self.d_inner, self.init_std, self.proj_std, name="mlp")(
+            nn.LayerNorm(epsilon=self.eps, name="ln_2")(x))
 
 
 class GPT2Flex(nn.Module):
@@ -368,18 +374,24 @@ class GPT2Flex(nn.Module):
         c = self.config
         self.wte = AdaptiveEmbedding(c)
         self.wpe = nn.Embed(c.n_positions, c.d_model, embedding_init=_normal(c.weight_init_std))
-        self.layers = [Block(c, i, name=f"layer_{i}") for i in range(c.n_layer)]
+        proj_std = c.weight_init_std / math.sqrt(2 * max(c.n_layer, 1))
+        self.layers = [Block(c.d_model, h, f, c.layer_norm_eps, c.weight_init_std, proj_std,
+                             name=f"layer_{i}") for i, (h, f) in enumerate(zip(c.n_head, c.d_inner))]
         self.ln_f = nn.LayerNorm(epsilon=c.layer_norm_eps)
         self.lm_head = ProjectedAdaptiveLogSoftmax(c)
 
     def embed(self, input_ids: jax.Array) -> jax.Array:
         return self.wte(input_ids)
 
-    def __call__(self, word_embeds: jax.Array) -> jax.Array:
+    def prelude(self, word_embeds: jax.Array) -> jax.Array:
+        """Word embeddings + learned positions: the input of the first layer."""
         s = word_embeds.shape[1]
         if s > self.config.n_positions:
             raise ValueError(f"sequence length {s} exceeds the {self.config.n_positions} positions")
-        x = word_embeds + self.wpe(jnp.arange(s))[None]
+        return word_embeds + self.wpe(jnp.arange(s))[None]
+
+    def __call__(self, word_embeds: jax.Array) -> jax.Array:
+        x = self.prelude(word_embeds)
         for layer in self.layers:
             x = layer(x)
         return self.ln_f(x)
@@ -390,6 +402,10 @@ class GPT2Flex(nn.Module):
         out = self.lm_head(flat, targets.reshape(-1), self.wte.tables, self.wte.projs)
         return out.reshape(targets.shape)
 
+    def head_loss(self, hidden: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
+        """ln_f, then the mean next-token NLL: last layer's output [B, S, d] -> scalar."""
+        return jnp.mean(self.nll(self.ln_f(hidden[:, :-1]), batch["input_ids"][:, 1:]))
+
     def proxy_loss(self, word_embeds: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
         hidden = self(word_embeds)[:, :-1]
         return jnp.mean(self.nll(hidden, batch["input_ids"][:, 1:]))
@@ -397,3 +413,30 @@ class GPT2Flex(nn.Module):
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`): embed, forward, adaptive softmax."""
         return self.proxy_loss(self.embed(input_ids), {"input_ids": input_ids})
+
+
+def bucket_width(width: int, multiple: int) -> int:
+    """width rounded up to a multiple of `multiple` (1: unchanged)."""
+    return -(-width // multiple) * multiple
+
+
+def stages(config: GPT2FlexConfig, ffn_multiple: int = 1):
+    """The model cut into separately compiled stages (lpzero_jax/staged.py).
+
+    outer: the layer-less GPT2Flex (adaptive embedding + positions; ln_f + adaptive softmax loss),
+    shared by every architecture with the same embedding side; layers: one `Block` each, keyed by
+    (d_model, n_head, d_inner) only. ffn_multiple > 1: each layer runs as a Block whose FFN width is
+    d_inner rounded up to that multiple (`Stages.bucket`); its zero-filled extra units are exact zeros
+    in every output, activation and gradient (c_fc column, c_fc bias and c_proj row all zero: gelu(0)
+    = 0 and their gradients vanish), so equal-bucket layers share one compiled program.
+    """
+    from lpzero_jax.staged import Stages
+
+    outer = GPT2Flex(dataclasses.replace(config, n_head=(), d_inner=()))
+    layers = [(Block(config.d_model, h, f, config.layer_norm_eps), f"layer_{i}")
+              for i, (h, f) in enumerate(zip(config.n_head, config.d_inner))]
+    bucket = None
+    if ffn_multiple > 1:
+        def bucket(block: Block) -> Block:
+            return block.clone(d_inner=bucket_width(block.d_inner, ffn_multiple))
+    return Stages(outer=outer, layers=layers, bucket=bucket)
