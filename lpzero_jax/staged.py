@@ -40,12 +40,20 @@ class Stages:
     module must have the same parameter and intermediate names, each tensor the real one padded
     at the END of its axes (the real tensor = padded[:r0, :r1, ...]), and must give exact zeros in
     every padded entry of its outputs, intermediates and gradients when its padded parameters are
-    zero (e.g. extra FFN units: zero weights in and out). The full-tensor sweeps ignore it."""
+    zero (e.g. extra FFN units: zero weights in and out). The full-tensor sweeps ignore it.
+    head_inputs: None, or batch -> extra batch entries computed on the host (NumPy) that
+    `head_loss` reads to skip work (GPT-2: which rows each adaptive-softmax tail needs)."""
 
     outer: nn.Module
     layers: List[Tuple[nn.Module, str]]
     prelude_args: Tuple[str, ...] = ()
     bucket: Optional[Callable[[nn.Module], nn.Module]] = None
+    head_inputs: Optional[Callable[[Mapping[str, Any]], Dict[str, Any]]] = None
+
+
+def head_batch(stages: Stages, batch: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The batch plus the host-computed entries the head reads (`Stages.head_inputs`)."""
+    return batch if stages.head_inputs is None else dict(batch, **stages.head_inputs(batch))
 
 
 def module_key(module: nn.Module) -> Hashable:
@@ -285,6 +293,36 @@ def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
     return values, counts
 
 
+class StageTimer:
+    """Optional instrumentation of `extract_staged`: per stage kind ('outer', 'layer_fwd', 'head',
+    'layer_bwd', 'prelude_bwd') the seconds (each call waited for) and the FLOPs of the very
+    programs run (XLA cost analysis of each call's lowering, cached per program and shapes)."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = collections.defaultdict(float)
+        self.flops: Dict[str, float] = collections.defaultdict(float)
+        self._cost: Dict[Hashable, float] = {}
+
+    def __call__(self, kind: str, fn, *args):
+        import time
+
+        key = (kind, id(fn), jax.tree_util.tree_structure(args),
+               tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree_util.tree_leaves(args)))
+        if key not in self._cost:
+            cost = fn.lower(*args).cost_analysis()
+            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+            self._cost[key] = float(cost.get("flops", 0.0)) if cost else 0.0
+        t = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        self.seconds[kind] += time.perf_counter() - t
+        self.flops[kind] += self._cost[key]
+        return out
+
+
+def _call(kind: str, fn, *args, timer: Optional[StageTimer] = None):
+    return fn(*args) if timer is None else timer(kind, fn, *args)
+
+
 def split_params(stages: Stages, params):
     """(layer params {key: tree}, outer params {"params": everything else})."""
     p = params["params"]
@@ -293,17 +331,19 @@ def split_params(stages: Stages, params):
 
 
 def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str, jax.Array],
-                   is_proxy_weight, sample_size: int, sample_seed: int, backward: bool = True):
+                   is_proxy_weight, sample_size: int, sample_seed: int, backward: bool = True,
+                   timer: Optional[StageTimer] = None):
     """The six inputs of one architecture, stage by stage; returns (CompactInputs, loss).
 
     Each layer runs as `stages.bucket(layer)` when the stages bucket their layers (parameters
     zero-padded, samples read at the real entries' positions, so every value equals the unpadded
     model's); its compiled program takes the sample positions as arrays, so it depends on the run
     module only, not on the real widths. backward=False stops after the forward pass (A, H, S, W
-    only; the loss is still computed)."""
+    only; the loss is still computed). timer: time each stage and count its FLOPs (bench)."""
     p, outer_params = split_params(stages, params)
     okey = module_key(stages.outer)
-    x, prelude_vjp = _outer_forward(okey, stages.outer, stages.prelude_args)(outer_params, batch)
+    x, prelude_vjp = _call("outer", _outer_forward(okey, stages.outer, stages.prelude_args),
+                           outer_params, batch, timer=timer)
     fwd_out, saved = [], []
     for module, pkey in stages.layers:
         run = stages.bucket(module) if stages.bucket is not None else module
@@ -311,10 +351,12 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
                                sample_seed)
         layer_params = pad_params(p[pkey], layout.run_params) if layout.padded else p[pkey]
         fwd = _layer_forward(module_key(run), run, is_proxy_weight)
-        x, rows, vjp_fn = fwd(layer_params, x, layout.positions, layout.valid)
+        x, rows, vjp_fn = _call("layer_fwd", fwd, layer_params, x, layout.positions, layout.valid,
+                                timer=timer)
         fwd_out.append({name: (rows[name], layout.counts[name]) for name in rows})
         saved.append((vjp_fn, layout))
-    loss, g = _head_grad(okey, stages.outer)(outer_params, x, batch)
+    loss, g = _call("head", _head_grad(okey, stages.outer), outer_params, x,
+                    head_batch(stages, batch), timer=timer)
     out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
         name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
     if not backward:
@@ -323,10 +365,12 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
     layer_backward = _layer_backward(is_proxy_weight)
     grads = []
     for vjp_fn, layout in reversed(saved):
-        g, rows_g = layer_backward(vjp_fn, g, layout.positions["W"], layout.valid["W"])
+        g, rows_g = _call("layer_bwd", layer_backward, vjp_fn, g, layout.positions["W"],
+                          layout.valid["W"], timer=timer)
         grads.append((rows_g, layout.counts["W"]))
     grads.reverse()
-    j = _prelude_backward(sample_size, sample_seed)(prelude_vjp, g)
+    j = _call("prelude_bwd", _prelude_backward(sample_size, sample_seed), prelude_vjp, g,
+              timer=timer)
     out["G"] = _assemble(grads, sample_size)
     out["J"] = _assemble([j], sample_size)
     return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
