@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.models.init import path_names
+from lpzero_jax.sampling import compact_tensors, gather_samples, slot_positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +111,7 @@ class SampleLayout:
     """Where one layer's compact samples lie in the tensors of the module it runs as.
 
     positions[name] [T, K] int32: flat positions in the run module's tensors (slot t's draw from
-    its REAL element count, `inputs.sample_indices`, mapped into the padded layout); valid[name]
+    its REAL element count, `sampling.slot_positions`, mapped into the padded layout); valid[name]
     [T, K] bool: False past the end of a tensor with <= K elements (stored in order, zero-filled);
     counts[name] [T] int64: real element counts (0: empty slot); run_params: the run module's
     parameter shapes (the real parameters are zero-padded to them)."""
@@ -129,28 +129,6 @@ def _shapes(module: nn.Module, x_shape: Tuple[int, ...]):
     params = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x), x)["params"]
     inter = jax.eval_shape(lambda p, x: layer_apply(module)(p, x)[1], params, x)
     return params, inter
-
-
-def slot_positions(real_shape: Tuple[int, ...], run_shape: Tuple[int, ...], slot: int,
-                   sample_size: int, seed: int) -> Tuple[np.ndarray, np.ndarray, int]:
-    """(positions [K] int32 in the run tensor, valid [K] bool, real count) of one tensor slot.
-
-    Positions are drawn as the unpadded model draws them (from the real count n); a padded run
-    tensor holds the real one at its start along every axis, so they are mapped by (real
-    multi-index -> run flat index)."""
-    if len(real_shape) != len(run_shape) or any(r > q for r, q in zip(real_shape, run_shape)):
-        raise ValueError(f"bucketed tensor {run_shape} does not contain the real {real_shape} "
-                         "at its start (Stages.bucket must only pad axes at their end)")
-    n = int(np.prod(real_shape, dtype=np.int64))
-    if n <= sample_size:
-        idx, valid = np.arange(n), np.arange(sample_size) < n
-        idx = np.pad(idx, (0, sample_size - n))
-    else:
-        idx = proxy_inputs.sample_indices(seed, slot, n, sample_size)
-        valid = np.ones(sample_size, bool)
-    if tuple(real_shape) != tuple(run_shape) and n:
-        idx = np.ravel_multi_index(np.unravel_index(idx, real_shape), run_shape)
-    return idx.astype(np.int32), valid, n
 
 
 def _layout_for(real: List, run: List, sample_size: int, seed: int):
@@ -204,15 +182,6 @@ def pad_params(params, run_shapes):
         return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape.shape)])
 
     return jax.tree_util.tree_map(pad, params, run_shapes)
-
-
-def gather_samples(tensors: Sequence[jax.Array], positions: jax.Array, valid: jax.Array) -> jax.Array:
-    """One layer's tensors -> rows [T, K] read at runtime positions (traceable; see SampleLayout)."""
-    if not tensors:
-        return jnp.zeros(positions.shape, jnp.float32)
-    rows = [jnp.where(valid[t], jnp.ravel(x).astype(jnp.float32)[positions[t]], 0.0)
-            for t, x in enumerate(tensors)]
-    return jnp.stack(rows)
 
 
 def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight):
@@ -274,7 +243,7 @@ def _prelude_backward(sample_size: int, seed: int):
     def build():
         def backward(vjp_fn, g):
             (g_word,) = vjp_fn(g)
-            values, counts = proxy_inputs.compact_tensors([[g_word]], sample_size, seed)
+            values, counts = compact_tensors([[g_word]], sample_size, seed)
             return values[0], counts[0]
 
         return jax.jit(backward)
@@ -333,7 +302,8 @@ def split_params(stages: Stages, params):
 def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str, jax.Array],
                    is_proxy_weight, sample_size: int, sample_seed: int, backward: bool = True,
                    timer: Optional[StageTimer] = None):
-    """The six inputs of one architecture, stage by stage; returns (CompactInputs, loss).
+    """The six inputs of one architecture, stage by stage; returns (values {name: [L, T, K]},
+    counts {name: [L, T]}, loss) (`inputs.CompactInputs` fields).
 
     Each layer runs as `stages.bucket(layer)` when the stages bucket their layers (parameters
     zero-padded, samples read at the real entries' positions, so every value equals the unpadded
@@ -360,8 +330,7 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
     out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
         name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
     if not backward:
-        return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
-                                          {k: v[1] for k, v in out.items()}), float(loss)
+        return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}, float(loss)
     layer_backward = _layer_backward(is_proxy_weight)
     grads = []
     for vjp_fn, layout in reversed(saved):
@@ -373,8 +342,7 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
               timer=timer)
     out["G"] = _assemble(grads, sample_size)
     out["J"] = _assemble([j], sample_size)
-    return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
-                                      {k: v[1] for k, v in out.items()}), float(loss)
+    return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}, float(loss)
 
 
 # --------------------------------------------------------------------------------------------------
