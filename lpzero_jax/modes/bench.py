@@ -130,6 +130,8 @@ def run(config, workdir: Path) -> dict:
                          compile_s, warm,
                          "" if np.isnan(flops) else f", {flops / warm / 1e9:.1f} GFLOP/s "
                          f"({flops / warm / peak:.0%} of matmul; lower bound {flops / peak:.2f}s)")
+    # measured again: on shared cores the rate moves; the ratio uses the first, both are reported
+    result["matmul_flops_per_s_after_extraction"] = matmul_flops()
     measured = [r for r in rows if np.isfinite(r["flops"])]
     result["extraction"] = {
         "per_arch": rows,
@@ -232,7 +234,8 @@ def format_table(r: dict) -> str:
     lines = [
         f"device: {r['device']} ({r['platform']}, {r['local_devices']} local), batch {r['batch']}, "
         f"S={r['sample_archs']}",
-        f"matmul                          {r['matmul_flops_per_s'] / 1e9:10.1f} GFLOP/s",
+        f"matmul                          {r['matmul_flops_per_s'] / 1e9:10.1f} GFLOP/s "
+        f"({r['matmul_flops_per_s_after_extraction'] / 1e9:.1f} after extraction)",
         f"extraction, cold total          {e['cold_seconds_total']:10.1f} s",
         f"extraction, compiling           {e['compile_seconds']:10.1f} s ({e['programs_compiled']} "
         f"programs for the {r['sample_archs']} archs)",

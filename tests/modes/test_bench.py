@@ -15,6 +15,7 @@ def test_bench_measures_extraction_candidates_and_the_naive_path(tmp_path, capsy
     result = bench.run(c, tmp_path)
     saved = json.load(open(tmp_path / "bench.json"))
     assert saved["sample_archs"] == 4 and saved["matmul_flops_per_s"] > 1e8
+    assert saved["matmul_flops_per_s_after_extraction"] > 1e8
     e = saved["extraction"]
     assert len(e["per_arch"]) == 4
     assert sum(np.isfinite(r["flops"]) for r in e["per_arch"]) == 2
