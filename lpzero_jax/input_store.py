@@ -10,6 +10,7 @@ already extracted; the next run (search, rank, bench) loads them.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -38,8 +39,24 @@ def fingerprint_fields(config) -> dict:
     return fields
 
 
+class ArchInputs:
+    """What the store reads of one architecture: family, arch, model_config, params (built on
+    first use) and batch. The zoo's `ArchContext` has the same attributes and may be passed
+    instead; the store itself does not import the zoo."""
+
+    def __init__(self, family, arch, config, batch):
+        self.family, self.arch, self.batch = family, arch, batch
+        self.model_config = family.model_config(arch, config)
+        self._seed = int(config.seed)
+
+    @functools.cached_property
+    def params(self):
+        return self.family.init_params(self.model_config, self._seed)
+
+
 class InputStore:
-    """Loads or computes (then saves) the CompactInputs of an ArchContext's architecture."""
+    """Loads or computes (then saves) the CompactInputs of an architecture (`ArchInputs` or the
+    zoo's `ArchContext`)."""
 
     def __init__(self, config, workdir: Path):
         root = config.inputs.get("cache_dir") or str(Path(workdir) / "inputs_cache")
@@ -98,7 +115,6 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
     import jax
 
     from lpzero_jax import parallel, runtime
-    from lpzero_jax.proxies.base import ArchContext
 
     t0 = time.perf_counter()
     missing = [a for a in archs if not store.has(a.arch_id, needed)]
@@ -107,7 +123,7 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
 
     def extract(arch):
         t = time.perf_counter()
-        store(ArchContext(family, arch, config, batch), needed)
+        store(ArchInputs(family, arch, config, batch), needed)
         runtime.release_host_memory()
         done[0] += 1
         logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
