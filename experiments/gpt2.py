@@ -1,21 +1,6 @@
-"""GPT-2 benchmark (200 trained LiteTransformerSearch architectures, -validation perplexity as ground truth).
-
-python -m lpzero_jax.main --config=experiments/gpt2.py
-python -m lpzero_jax.main --config=experiments/gpt2.py --config.mode=rank \
-    --config.proxies=params,params_nonembedding,params_attn,params_ffn --config.workdir=runs/gpt2_rank
+"""The gpt2 experiment config: the one shipped with the package (lpzero_jax/experiments/gpt2.py, where
+its fields are documented). `python -m lpzero_jax.main --config=experiments/gpt2.py` from the
+repository and `lpzero --config=gpt2` from any directory run the same job.
 """
 
-from ml_collections import ConfigDict, config_dict
-
-from lpzero_jax.configs import base_config
-
-
-def get_config() -> ConfigDict:
-    c = base_config()
-    c.family = "gpt2"
-    c.workdir = "runs/gpt2"
-    c.benchmark_dir = config_dict.placeholder(str)  # default: <data_root>/gpt2_wt103/random_GPT2_wt103
-    c.batch_size = 16  # paper: 16 for GPT-2
-    c.seq_len = 192  # the benchmark configs' tgt_len (and number of positions)
-    c.proxies = "params,params_nonembedding,params_attn,params_ffn"
-    return c
+from lpzero_jax.experiments.gpt2 import get_config  # noqa: F401

@@ -1,56 +1,6 @@
-"""LLaMA family: our CPU-trained mini-benchmark (48 small LLaMAs, -validation perplexity as ground
-truth; see docs/llama.md) for `rank` / `search`, and LoNAS subnets of a LLaMA supernet for
-`subnet_search`.
-
-python -m lpzero_jax.main --config=experiments/llama.py --config.proxies=params,lpzero_llama \
-    --config.workdir=runs/llama_rank
-python -m lpzero_jax.main --config=experiments/llama.py --config.mode=subnet_search \
-    --config.subnet_search.fitness=params --config.workdir=runs/llama_subnets
+"""The llama experiment config: the one shipped with the package (lpzero_jax/experiments/llama.py, where
+its fields are documented). `python -m lpzero_jax.main --config=experiments/llama.py` from the
+repository and `lpzero --config=llama` from any directory run the same job.
 """
 
-from ml_collections import ConfigDict, config_dict
-
-from lpzero_jax.configs import base_config
-
-
-def get_config() -> ConfigDict:
-    c = base_config()
-    c.family = "llama"
-    c.mode = "rank"
-    c.workdir = "runs/llama"
-    c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/benchmarks/data/llama_minibench.json
-    # proxy batch: the benchmark's TRAINING text (valid.txt is its ground truth; proxies must not see it)
-    c.corpus = "wikitext-2/test.txt"
-    # LM vocabulary: GPT-2 BPE reduced to the vocab_size-1 most frequent ids of vocab_corpus + UNK, as
-    # the mini-benchmark was trained (checked against the benchmark file); >= 50257: GPT-2's own ids
-    c.vocab_size = 4096
-    c.vocab_corpus = "wikitext-2/test.txt"
-    c.tokenizer_path = config_dict.placeholder(str)  # a real checkpoint's own tokenizer folder (local)
-    c.batch_size = 32  # paper: 32 for LLaMA
-    c.seq_len = 64  # the benchmark's training window
-    c.proxies = "params,params_nonembedding,params_attn,params_ffn,lpzero_llama"
-    c.search.sample_archs = 24  # of the 48 benchmark models; the other 24 are held out
-
-    # subnet_search mode: evolution over LoNAS subnets (lpzero_jax/modes/subnet_search.py)
-    s = c.subnet_search = ConfigDict()
-    s.checkpoint = config_dict.placeholder(str)  # local HF LLaMA folder (config.json + safetensors)
-    s.adapter_path = config_dict.placeholder(str)  # optional peft adapter_model.safetensors
-    s.supernet = ConfigDict(dict(  # used when no checkpoint: a small random-init supernet
-        hidden_size=128, intermediate_size=512, num_hidden_layers=8, num_attention_heads=4,
-        num_key_value_heads=4, rope_theta=10000.0, tie_word_embeddings=False))
-    s.width_ratios = (1.0, 0.875, 0.75, 0.625, 0.5)  # LoNAS: 11008 .. 5504 on LLaMA-7B
-    s.rank_choices = (32, 28)  # LoNAS adapter ranks (largest = the supernet's)
-    s.separate_ffn_rank = False  # True: gate/up adapters get their own rank knob (LoNAS's nncf groups)
-    s.lora_scaling = 2.0  # peft lora_alpha / r = 64 / 32
-    s.budget_fraction = 0.85  # max params / supernet params (paper: 5.7B of 6.7B)
-    # fitness: params | proxy:<name> | genome:<genome> | published:<key>; default: the paper's
-    # Appendix B LLaMA proxy (lpzero_jax.expression.published)
-    s.fitness = "published:lpzero_llama"
-    s.population = 20
-    s.generations = 10
-    s.parent_fraction = 0.25
-    s.mutation_prob = 0.1
-    s.crossover_prob = 0.5
-    s.top_k = 5
-    s.seed = 42
-    return c
+from lpzero_jax.experiments.llama import get_config  # noqa: F401

@@ -61,6 +61,10 @@ def base_config() -> ConfigDict:
     c.distributed.coordinator_address = config_dict.placeholder(str)  # e.g. "10.0.0.1:1234"
     c.distributed.num_processes = 1
     c.distributed.process_id = 0
+    c.distributed.auto_detect = False  # let JAX find the cluster itself (SLURM, Cloud TPU VM)
+    c.distributed.heartbeat_timeout_s = 100  # a process silent this long counts as dead
+    c.distributed.shutdown_timeout_s = 300
+    c.distributed.barrier_timeout_s = 86400  # longest wait for the other hosts' extraction
 
     # compact proxy inputs (see lpzero_jax/inputs.py)
     c.inputs = ConfigDict()

@@ -1,26 +1,39 @@
 """On-disk store of compact proxy inputs: computed once per architecture, reused by every run.
 
-Files live in `<cache_dir>/<fingerprint>/<arch_id>.npz` (all six inputs), where the fingerprint
-hashes everything the inputs depend on (family, arch reading, loss, batch, text, seeds, sample
-size). When only some inputs are asked for (a genome scored on held-out architectures, say), the
-cheapest extraction level is run and saved as `<arch_id>.<level>.npz` ('weights': W only, no forward
-pass; 'forward': A, H, S, W, no backward pass). A run that is interrupted keeps every architecture
-already extracted; the next run (search, rank, bench) loads them.
+Files live in `<cache_dir>/<fingerprint>/<name>.npz` (all six inputs), where the fingerprint
+hashes everything the inputs depend on (family, arch reading, loss, batch, seeds, sample size, and
+the CONTENT of the data files: benchmark, corpus, vocabulary) and <name> is the arch id made safe
+for a file name (`files.safe_name`). When only some inputs are asked for (a genome scored on
+held-out architectures, say), the cheapest extraction level is run and saved as
+`<name>.<level>.npz` ('weights': W only, no forward pass; 'forward': A, H, S, W, no backward pass).
+Every file carries its arch id, fingerprint, level and a checksum of its arrays; a file that does
+not match (damaged, or another architecture's) is recomputed with a warning. A run that is
+interrupted keeps every architecture already extracted; the next run (search, rank, bench) loads them.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 from absl import logging
 
+from lpzero_jax import files
 from lpzero_jax import inputs as proxy_inputs
 
 
+def data_digests(config) -> Dict[str, str]:
+    """role -> content digest of every data file the run reads (benchmark, corpus, vocabulary),
+    as named by the family (`Family.data_files`)."""
+    from lpzero_jax.families import get_family
+
+    return {role: "+".join(files.file_digest(p) for p in paths)
+            for role, paths in sorted(get_family(config.family).data_files(config).items())}
+
+
 def fingerprint_fields(config) -> dict:
-    """The config fields the proxy inputs depend on."""
+    """The config fields and data contents the proxy inputs depend on."""
     fields = {
         "family": config.family,
         "arch_reading": config.get("arch_reading"),
@@ -28,11 +41,10 @@ def fingerprint_fields(config) -> dict:
         "batch_size": config.batch_size,
         "seq_len": config.seq_len,
         "seed": config.seed,
-        "corpus": config.get("corpus_file") or config.corpus,
-        "benchmark": config.get("benchmark_file") or config.get("benchmark_dir"),
+        "data": data_digests(config),
         "sample_size": config.inputs.sample_size,
         "sample_seed": config.inputs.sample_seed,
-        "version": 2,
+        "version": 3,
     }
     if config.get("vocab_size"):  # families with a configurable LM vocabulary (llama)
         fields["vocab_size"] = config.vocab_size
@@ -45,13 +57,12 @@ class ArchInputs:
     instead; the store itself does not import the zoo."""
 
     def __init__(self, family, arch, config, batch):
-        self.family, self.arch, self.batch = family, arch, batch
+        self.family, self.arch, self.config, self.batch = family, arch, config, batch
         self.model_config = family.model_config(arch, config)
-        self._seed = int(config.seed)
 
     @functools.cached_property
     def params(self):
-        return self.family.init_params(self.model_config, self._seed)
+        return self.family.arch_params(self.model_config, self.config)
 
 
 class InputStore:
@@ -60,32 +71,44 @@ class InputStore:
 
     def __init__(self, config, workdir: Path):
         root = config.inputs.get("cache_dir") or str(Path(workdir) / "inputs_cache")
-        self.dir = Path(root) / proxy_inputs.inputs_fingerprint(fingerprint_fields(config))
+        self.fingerprint = proxy_inputs.inputs_fingerprint(fingerprint_fields(config))
+        self.dir = Path(root).expanduser() / self.fingerprint
         self.sample_size = int(config.inputs.sample_size)
         self.sample_seed = int(config.inputs.sample_seed)
         self.hits = 0
         self.misses = 0
 
     def path(self, arch_id, level: str = "backward") -> Path:
-        return self.dir / (f"{arch_id}.npz" if level == "backward" else f"{arch_id}.{level}.npz")
+        name = files.safe_name(arch_id)
+        return self.dir / (f"{name}.npz" if level == "backward" else f"{name}.{level}.npz")
 
-    def _paths_covering(self, arch_id, needed) -> list:
-        """Files that would hold every input in `needed`, cheapest level first."""
+    def _levels_covering(self, needed) -> list:
+        """Extraction levels whose files hold every input in `needed`, cheapest first."""
         need = set(needed)
-        return [self.path(arch_id, level) for level, names in proxy_inputs.LEVELS.items()
-                if need <= set(names)]
+        return [level for level, names in proxy_inputs.LEVELS.items() if need <= set(names)]
 
     def has(self, arch_id, needed=proxy_inputs.INPUT_NAMES) -> bool:
-        return any(p.exists() for p in self._paths_covering(arch_id, needed))
+        """Whether a file that would cover `needed` exists (not checked: see `load`)."""
+        return any(self.path(arch_id, lv).exists() for lv in self._levels_covering(needed))
+
+    def header(self, arch_id, level: str) -> dict:
+        """What a cached file of this architecture and level must say about itself."""
+        return {"arch_id": str(arch_id), "fingerprint": self.fingerprint, "level": level}
 
     def load(self, arch_id, needed=proxy_inputs.INPUT_NAMES) -> Optional[proxy_inputs.CompactInputs]:
-        for p in self._paths_covering(arch_id, needed):
+        """The cached inputs covering `needed`, or None. A file that is damaged or belongs to
+        another architecture is removed with a warning (the caller recomputes it)."""
+        for level in self._levels_covering(needed):
+            p = self.path(arch_id, level)
             if not p.exists():
                 continue
             try:
-                return proxy_inputs.CompactInputs.load(p)
-            except Exception as e:  # a corrupt file is recomputed, not fatal
-                logging.warning("ignoring unreadable cached inputs %s (%s)", p, e)
+                return proxy_inputs.CompactInputs.load(p, self.header(arch_id, level))
+            except OSError:
+                raise  # an unreadable disk is the environment's failure, not a cache miss
+            except Exception as e:  # noqa: BLE001  (any damage: bad zip, bad header, checksum)
+                logging.warning("cached inputs %s are invalid (%s); recomputing them", p, e)
+                p.unlink(missing_ok=True)
         return None
 
     def __call__(self, ctx, needed=proxy_inputs.INPUT_NAMES) -> proxy_inputs.CompactInputs:
@@ -98,7 +121,7 @@ class InputStore:
         computed = proxy_inputs.extract_proxy_inputs(
             ctx.family, ctx.model_config, ctx.params, ctx.batch, self.sample_size, self.sample_seed,
             needed=needed)
-        computed.save(self.path(ctx.arch.arch_id, level))
+        computed.save(self.path(ctx.arch.arch_id, level), self.header(ctx.arch.arch_id, level))
         return computed
 
 
@@ -106,8 +129,8 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
                    needed=proxy_inputs.INPUT_NAMES):
     """CompactInputs of every arch: loaded from the store, or extracted and saved (with progress).
 
-    Missing architectures are split over hosts (each process extracts its share into the shared
-    store, then all wait for each other) and, within a host, over the local devices
+    Architectures without a valid cached file are split over hosts (each process extracts its share
+    into the shared store, then all wait for each other) and, within a host, over the local devices
     (`config.parallel.devices`, 0 = all). Returns (list in the order of `archs`, seconds).
     """
     import time
@@ -117,32 +140,42 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
     from lpzero_jax import parallel, runtime
 
     t0 = time.perf_counter()
-    missing = [a for a in archs if not store.has(a.arch_id, needed)]
-    mine = parallel.host_shard(missing)
+    out = [store.load(a.arch_id, needed) for a in archs]
+    # shares are cut from the full list, not from what is missing: the hosts look at the store at
+    # different moments, and must still agree on who extracts which architecture
+    share = parallel.host_shard(list(range(len(archs))))
+    mine = [archs[i] for i in share if out[i] is None]
     done = [0]
+    if jax.process_count() > 1:
+        logging.info("%s: process %d of %d: %d architectures in its share, %d to extract",
+                     label, jax.process_index(), jax.process_count(), len(share), len(mine))
 
     def extract(arch):
         t = time.perf_counter()
-        store(ArchInputs(family, arch, config, batch), needed)
+        item = store(ArchInputs(family, arch, config, batch), needed)
         runtime.release_host_memory()
         done[0] += 1
         logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
                      len(mine), arch.arch_id, time.perf_counter() - t, time.perf_counter() - t0)
+        return item
 
-    if mine:
-        par = config.get("parallel") or {}
-        parallel.map_on_devices(extract, mine, parallel.local_devices(par.get("devices") or None))
-    if missing and jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(f"lpzero_inputs_{label}")
-    if len(archs) > len(missing):
-        logging.info("%s: %d architectures loaded from %s", label, len(archs) - len(missing), store.dir)
-    out = []
-    for a in archs:
-        item = store.load(a.arch_id, needed)
-        if item is None:
-            raise FileNotFoundError(f"inputs of arch {a.arch_id} missing from {store.dir} "
-                                    f"(with several hosts the cache dir must be shared)")
-        out.append(item)
+    # every host waits for the others' shares; a failed share fails the whole job, by name
+    tag = f"{label} " + proxy_inputs.inputs_fingerprint(
+        {"needed": sorted(needed), "archs": [str(a.arch_id) for a in archs]})
+    computed = {}
+    with parallel.host_share(tag, parallel.barrier_timeout(config)):
+        if mine:
+            par = config.get("parallel") or {}
+            items = parallel.map_on_devices(extract, mine,
+                                            parallel.local_devices(par.get("devices") or None))
+            computed = {str(a.arch_id): item for a, item in zip(mine, items)}
+    if len(archs) > len(mine):
+        logging.info("%s: %d architectures loaded from %s", label, len(archs) - len(mine), store.dir)
+    for i, a in enumerate(archs):
+        if out[i] is None:
+            out[i] = computed.get(str(a.arch_id)) or store.load(a.arch_id, needed)
+        if out[i] is None:
+            raise FileNotFoundError(f"inputs of arch {a.arch_id} missing from {store.dir}: another "
+                                    "host did not write them (with several hosts the cache dir "
+                                    "must be shared)")
     return out, time.perf_counter() - t0

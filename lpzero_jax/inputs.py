@@ -31,7 +31,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Dict, Hashable, List, Mapping, Sequence, Tuple
@@ -64,6 +63,20 @@ def level_for(needed) -> str:
 _LAYER = re.compile(r"^layer_(\d+)$")
 
 
+class CacheFileError(ValueError):
+    """A cached inputs file is damaged or is not the one asked for (it is recomputed)."""
+
+
+def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of `arrays`."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 @dataclasses.dataclass
 class CompactInputs:
     """The six inputs of ONE architecture: name -> (values [L, T, K] f32, counts [L, T] i64)."""
@@ -71,20 +84,33 @@ class CompactInputs:
     values: Dict[str, np.ndarray]
     counts: Dict[str, np.ndarray]
 
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # one per writer process
+    def save(self, path: Path, header: Mapping = None) -> None:
+        """Writes the arrays and a JSON header (`header`, e.g. arch id and fingerprint, plus the
+        checksum of the arrays) to `path` atomically (no half file, even with two writers)."""
         arrays = {f"values_{k}": v for k, v in self.values.items()}
         arrays.update({f"counts_{k}": v for k, v in self.counts.items()})
-        np.savez(tmp, **arrays)
-        tmp.replace(path)  # atomic: no half file, even with two writers
+        meta = dict(header or {}, checksum=_checksum(arrays))
+        from lpzero_jax.files import atomic_write
+
+        with atomic_write(path, binary=True) as f:
+            np.savez(f, header=np.asarray(json.dumps(meta, sort_keys=True)), **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "CompactInputs":
+    def load(cls, path: Path, expected: Mapping = None) -> "CompactInputs":
+        """The inputs saved at `path`; CacheFileError if the file has no header, its arrays do not
+        match their checksum, or a header field differs from `expected` (another arch's file)."""
         with np.load(path) as data:
-            names = [k for k in INPUT_NAMES if f"values_{k}" in data.files]
-            return cls({k: data[f"values_{k}"] for k in names}, {k: data[f"counts_{k}"] for k in names})
+            arrays = {k: data[k] for k in data.files if k != "header"}
+            meta = json.loads(str(data["header"])) if "header" in data.files else None
+        if meta is None:
+            raise CacheFileError(f"{path}: no header (written by an older version)")
+        if meta.get("checksum") != _checksum(arrays):
+            raise CacheFileError(f"{path}: arrays do not match their checksum")
+        for key, want in (expected or {}).items():
+            if meta.get(key) != want:
+                raise CacheFileError(f"{path}: holds {key} {meta.get(key)!r}, expected {want!r}")
+        names = [k for k in INPUT_NAMES if f"values_{k}" in arrays]
+        return cls({k: arrays[f"values_{k}"] for k in names}, {k: arrays[f"counts_{k}"] for k in names})
 
     def nbytes(self) -> int:
         return sum(v.nbytes for v in self.values.values()) + sum(c.nbytes for c in self.counts.values())

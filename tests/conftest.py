@@ -9,10 +9,15 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 @pytest.fixture(scope="session")
-def data_root():
-    from lpzero_jax.paths import data_root as resolve
+def data_root(tmp_path_factory):
+    """../shared/data or $LPZERO_DATA; on a bare install without either, the package's own copies
+    unpacked into a temporary data root."""
+    from lpzero_jax import paths
 
-    return resolve()
+    try:
+        return paths.data_root()
+    except paths.DataNotFoundError:
+        return paths.unpack_packaged_data(tmp_path_factory.mktemp("packaged_data"))
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +29,12 @@ def bert_ids(data_root):
 
 
 def experiment_config(name: str):
-    """get_config() of experiments/<name>.py."""
+    """get_config() of the shipped experiment config `name` (lpzero_jax/experiments/<name>.py)."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "experiments" / f"{name}.py"
+    from lpzero_jax.experiments import config_path
+
+    path = config_path(name)
     spec = importlib.util.spec_from_file_location(f"{name}_experiment", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -28,3 +28,93 @@ def test_rerun_with_other_settings_is_refused(tmp_path, data_root):
     config.batch_size = 4
     with pytest.raises(ValueError, match="batch_size differ"):
         run(config)
+
+
+def test_a_start_that_fails_writes_no_config_so_the_fixed_command_runs(tmp_path, data_root):
+    from lpzero_jax.errors import ConfigError
+
+    config = tiny_config(data_root=str(data_root), mode="rank", num_archs=2,
+                         workdir=str(tmp_path), proxies="params", batch_size=0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        run(config)
+    config.batch_size, config.num_archs = 2, 900
+    with pytest.raises(ConfigError, match="num_archs 900 exceeds the 500"):
+        run(config)
+    assert not (tmp_path / "config_rank.json").exists()
+    config.num_archs = 2
+    assert run(config)["params"]["n"] == 2
+
+
+def test_changed_corpus_content_is_refused_on_resume(tmp_path, data_root):
+    """corpus_file may move (its path is resumable) but not change: values computed on the old
+    text must not be reported as the new one's."""
+    import shutil
+
+    corpus = tmp_path / "corpus.txt"
+    shutil.copy(data_root / "wikitext-2" / "valid.txt", corpus)
+    config = tiny_config(data_root=str(data_root), mode="rank", num_archs=2,
+                         workdir=str(tmp_path / "run"), proxies="params", corpus_file=str(corpus))
+    run(config)
+    moved = tmp_path / "moved.txt"
+    shutil.copy(corpus, moved)
+    config.corpus_file = str(moved)
+    run(config)  # same content elsewhere: resumes
+    moved.write_text(moved.read_text()[1000:])
+    with pytest.raises(ValueError, match=r"data_digests\.corpus differ"):
+        run(config)
+    saved = json.loads((tmp_path / "run" / "config_rank.json").read_text())
+    assert set(saved["data_digests"]) == {"benchmark", "corpus", "vocab"}
+
+
+def test_main_prints_a_user_error_as_one_line_with_a_nonzero_status(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "lpzero_jax.main", "--config=experiments/flexibert.py",
+           "--config.mode=search", "--config.search.checkpoint_every=0",
+           f"--config.workdir={tmp_path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    lines = [x for x in out.stderr.splitlines() if x.startswith("lpzero:")]
+    assert lines == ["lpzero: error: search.checkpoint_every must be an integer >= 1, got 0; set "
+                     "--config.search.checkpoint_every=N (details: rerun with --traceback)"]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "config_search.json").exists()
+
+
+@pytest.mark.slow
+def test_the_traceback_flag_shows_the_whole_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "lpzero_jax.main", "--config=experiments/flexibert.py",
+           "--config.batch_size=0", f"--config.workdir={tmp_path}", "--traceback"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "Traceback" in out.stderr and "ConfigError" in out.stderr
+
+
+def test_report_error_sorts_errors():
+    import errno
+
+    from lpzero_jax.errors import ConfigError
+    from lpzero_jax.main import report_error
+
+    assert report_error(ConfigError("x")) == 2
+    assert report_error(OSError(errno.ENOSPC, "No space left on device")) == 1
+    assert report_error(RuntimeError("a bug")) == 0  # re-raised with its traceback
+
+
+def test_two_runs_on_one_workdir_are_refused(tmp_path, data_root):
+    from lpzero_jax import files
+    from lpzero_jax.errors import WorkdirBusyError
+
+    config = tiny_config(data_root=str(data_root), mode="rank", num_archs=2,
+                         workdir=str(tmp_path), proxies="params")
+    with files.workdir_lock(tmp_path):  # another process's run
+        with pytest.raises(WorkdirBusyError, match="in use by another run"):
+            run(config)
+        config.rank_shard = "0/2"
+        with pytest.raises(WorkdirBusyError):  # a shard next to an unsharded run
+            run(config)
+    with files.workdir_lock(tmp_path, shared=True):  # another shard
+        assert run(config) == {}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence, Union
 
+from lpzero_jax.errors import UserError
+
 ArchId = Union[int, str]
 
 
-class BenchmarkFormatError(ValueError):
+class BenchmarkFormatError(UserError, ValueError):
     """A benchmark file or entry is malformed; the message names the file and the entry."""
 
 
@@ -58,3 +60,19 @@ def require_number(value: Any, what: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise BenchmarkFormatError(f"{where}: {what} must be a finite number, got {value!r}")
     return float(value)
+
+
+def read_json_file(path) -> Any:
+    """The parsed JSON of a benchmark file; BenchmarkFormatError naming the file if it is missing or
+    not JSON."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise BenchmarkFormatError(f"{path}: benchmark file does not exist")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None

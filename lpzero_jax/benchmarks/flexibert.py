@@ -7,7 +7,6 @@ so a malformed entry fails with its index and id instead of deep inside model co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -44,8 +43,16 @@ def parse_entry(entry: Any, index: int, source: str) -> Arch:
     arch_id = require(entry, "id", where)
     where = f"{source} entry #{index} (id {arch_id!r})"
     overrides = require(require(entry, "hparams", where), "model_hparam_overrides", where)
-    hidden = require_int(require(overrides, "hidden_size", where), "hidden_size", where)
     layers = require(require(overrides, "nas_config", where), "encoder_layers", where)
+    config = parse_overrides(require(overrides, "hidden_size", where), layers, where)
+    scores = require(entry, "scores", where)
+    glue = require_number(require(scores, "glue", where), "scores.glue", where)
+    return Arch(arch_id=arch_id, config=config, score=glue, extra={"scores": dict(scores)})
+
+
+def parse_overrides(hidden_size: Any, layers: Any, where: str) -> Dict[str, Any]:
+    """Validates hidden_size and encoder_layers; returns the Arch config {hidden_size, encoder_layers}."""
+    hidden = require_int(hidden_size, "hidden_size", where)
     if not isinstance(layers, list) or not layers:
         raise BenchmarkFormatError(f"{where}: encoder_layers must be a non-empty list")
     parsed = [parse_layer(layer, f"{where} layer {i}") for i, layer in enumerate(layers)]
@@ -54,20 +61,15 @@ def parse_entry(entry: Any, index: int, source: str) -> Arch:
             raise BenchmarkFormatError(
                 f"{where} layer {i}: hidden_size {hidden} is not a multiple of "
                 f"num_operation_heads {layer['num_operation_heads']}")
-    scores = require(entry, "scores", where)
-    glue = require_number(require(scores, "glue", where), "scores.glue", where)
-    return Arch(arch_id=arch_id, config={"hidden_size": hidden, "encoder_layers": parsed},
-                score=glue, extra={"scores": dict(scores)})
+    return {"hidden_size": hidden, "encoder_layers": parsed}
 
 
 def load_flexibert(path: Path, num_archs: Optional[int] = None) -> List[Arch]:
-    """Reads BERT_benchmark.json; returns the first `num_archs` entries (all when None)."""
+    """Reads BERT_benchmark.json (plain or .gz); returns the first `num_archs` entries (all when None)."""
+    from lpzero_jax.paths import read_json
+
     path = Path(path)
-    try:
-        with open(path) as f:
-            entries = json.load(f)
-    except json.JSONDecodeError as e:
-        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
+    entries = read_json(path, BenchmarkFormatError)
     if not isinstance(entries, list):
         raise BenchmarkFormatError(f"{path}: expected a JSON list of entries")
     if num_archs is not None:

@@ -5,6 +5,10 @@ A benchmark directory holds, for every trained architecture, `config_<i>/j<k>/mo
 `valid_ppl` per `config_<i>_j<k>`, lower is better) and optionally `params_summary.yaml` (the
 parameter counts LTS published: `AdaEmb`, `Attn`, `FFN`, `nonembedding`, `total`).
 
+The same benchmark also reads from one compact file (`load_lts_compact`, format
+`lpzero_jax.lts_compact/1`: every YAML value of the directory in one JSON object, gzip-compressed),
+which is how the package ships the 200 LTS architectures; `load_lts_path` takes either form.
+
 Every field the model needs is validated here and returned as plain data, so a malformed file fails
 with its path instead of deep inside model construction. Architectures come in a deterministic order:
 numerically by i, then by k (config_2 before config_10).
@@ -132,7 +136,7 @@ def parse_model_config(raw: Any, where: str) -> Dict[str, Any]:
     }
 
 
-def _summary_row(summary: Any, arch_id: str, path: Path) -> Dict[str, Any]:
+def _summary_row(summary: Any, arch_id: str, path: Any) -> Dict[str, Any]:
     if not isinstance(summary, dict):
         raise BenchmarkFormatError(f"{path}: expected a mapping of arch ids, got {type(summary).__name__}")
     if arch_id not in summary:
@@ -157,24 +161,130 @@ def load_lts(directory: Path, num_archs: Optional[int] = None) -> List[Arch]:
         raise BenchmarkFormatError(f"{directory}: no config_<i>/j<k>/{MODEL_CONFIG} found")
     if num_archs is not None:
         configs = configs[:num_archs]
-    ppl_path = directory / PPL_SUMMARY
-    ppl = read_yaml(ppl_path)
     params_path = directory / PARAMS_SUMMARY
     params = read_yaml(params_path) if params_path.exists() else None
+    raw = [(arch_id, read_yaml(path), str(path)) for arch_id, path in configs]
+    return _archs(raw, read_yaml(directory / PPL_SUMMARY), str(directory / PPL_SUMMARY),
+                  params, str(params_path))
 
+
+def _archs(raw: List[Tuple[str, Any, str]], ppl: Any, ppl_where: str, params: Any,
+           params_where: str) -> List[Arch]:
+    """Arch list from (arch id, raw model_config mapping, where it came from) and the two summaries
+    (params may be None); shared by the directory and the compact-file readers."""
     archs = []
-    for arch_id, path in configs:
-        config = parse_model_config(read_yaml(path), str(path))
-        ppl_row = _summary_row(ppl, arch_id, ppl_path)
-        valid_ppl = require_number(require(ppl_row, "valid_ppl", f"{ppl_path} entry {arch_id}"),
-                                   "valid_ppl", f"{ppl_path} entry {arch_id}")
+    for arch_id, raw_config, where in raw:
+        config = parse_model_config(raw_config, where)
+        ppl_row = _summary_row(ppl, arch_id, ppl_where)
+        valid_ppl = require_number(require(ppl_row, "valid_ppl", f"{ppl_where} entry {arch_id}"),
+                                   "valid_ppl", f"{ppl_where} entry {arch_id}")
         if valid_ppl <= 0 or not math.isfinite(valid_ppl):
-            raise BenchmarkFormatError(f"{ppl_path} entry {arch_id}: valid_ppl must be > 0, got {valid_ppl}")
+            raise BenchmarkFormatError(f"{ppl_where} entry {arch_id}: valid_ppl must be > 0, got {valid_ppl}")
         extra = {"valid_ppl": valid_ppl, "ppl": dict(ppl_row)}
         if params is not None:
-            row = _summary_row(params, arch_id, params_path)
-            where = f"{params_path} entry {arch_id}"
-            extra["params"] = {c: int(require_number(require(row, c, where), c, where))
-                               for c in PARAMS_COLUMNS}
+            row = _summary_row(params, arch_id, params_where)
+            w = f"{params_where} entry {arch_id}"
+            extra["params"] = {c: int(require_number(require(row, c, w), c, w)) for c in PARAMS_COLUMNS}
         archs.append(Arch(arch_id=arch_id, config=config, score=-valid_ppl, extra=extra))
     return archs
+
+
+# ------------------------------------------------------------------------------------------------
+# the compact single-file form of an LTS directory (what the package ships)
+#
+# A gzip-compressed (or plain) JSON object:
+#   format   "lpzero_jax.lts_compact/1"
+#   source   where the directory came from (free text)
+#   archs    [{"id": "config_<i>_j<k>", "model_config": {... the parsed model_config.yaml ...}}, ...]
+#            in (i, k) order
+#   ppl      the parsed ppl_summary.yaml ({arch id: row})
+#   params   the parsed params_summary.yaml, or null
+# It holds every value of the directory's YAML files unchanged, so `load_lts_compact` returns
+# exactly the Arch list `load_lts` returns for the directory.
+
+COMPACT_FORMAT = "lpzero_jax.lts_compact/1"
+
+
+def lts_to_compact(directory: Path, source: str = "") -> Dict[str, Any]:
+    """The compact form of an LTS benchmark directory (every YAML value, unchanged)."""
+    directory = Path(directory)
+    load_lts(directory)  # validates every file first
+    params_path = directory / PARAMS_SUMMARY
+    return {
+        "format": COMPACT_FORMAT,
+        "source": source,
+        "archs": [{"id": arch_id, "model_config": read_yaml(path)}
+                  for arch_id, path in find_model_configs(directory)],
+        "ppl": read_yaml(directory / PPL_SUMMARY),
+        "params": read_yaml(params_path) if params_path.exists() else None,
+    }
+
+
+def read_compact(path: Path) -> Dict[str, Any]:
+    """The compact file's object, header checked; BenchmarkFormatError naming the file otherwise."""
+    from lpzero_jax.paths import read_json
+
+    data = read_json(Path(path), BenchmarkFormatError)
+    fmt = require(data, "format", str(path))
+    if fmt != COMPACT_FORMAT:
+        raise BenchmarkFormatError(f"{path}: format {fmt!r} is not {COMPACT_FORMAT!r}")
+    archs = require(data, "archs", str(path))
+    if not isinstance(archs, list) or not archs:
+        raise BenchmarkFormatError(f"{path}: archs must be a non-empty list")
+    require(data, "ppl", str(path))
+    return data
+
+
+def load_lts_compact(path: Path, num_archs: Optional[int] = None) -> List[Arch]:
+    """Reads a compact LTS file (see above); the same Arch list as `load_lts` on its directory."""
+    data = read_compact(path)
+    entries = data["archs"][:num_archs] if num_archs is not None else data["archs"]
+    raw = []
+    for i, entry in enumerate(entries):
+        where = f"{path} arch #{i}"
+        arch_id = require(entry, "id", where)
+        raw.append((arch_id, require(entry, "model_config", where), f"{where} ({arch_id})"))
+    return _archs(raw, data["ppl"], f"{path} ppl", data.get("params"), f"{path} params")
+
+
+def load_lts_path(path: Path, num_archs: Optional[int] = None) -> List[Arch]:
+    """An LTS directory (`load_lts`) or a compact LTS file (`load_lts_compact`)."""
+    path = Path(path)
+    return load_lts(path, num_archs) if path.is_dir() else load_lts_compact(path, num_archs)
+
+
+def write_lts_dir(compact: Dict[str, Any], directory: Path) -> Path:
+    """Writes a compact LTS object back as an LTS directory (YAML files, same values)."""
+    directory = Path(directory)
+    for entry in compact["archs"]:
+        m = re.match(r"^config_(\d+)_j(\d+)$", entry["id"])
+        if not m:
+            raise BenchmarkFormatError(f"arch id {entry['id']!r} is not config_<i>_j<k>")
+        job = directory / f"config_{m.group(1)}" / f"j{m.group(2)}"
+        job.mkdir(parents=True, exist_ok=True)
+        (job / MODEL_CONFIG).write_text(yaml.safe_dump(entry["model_config"]))
+    (directory / PPL_SUMMARY).write_text(yaml.safe_dump(compact["ppl"]))
+    if compact.get("params") is not None:
+        (directory / PARAMS_SUMMARY).write_text(yaml.safe_dump(compact["params"]))
+    return directory
+
+
+def main(argv: List[str]) -> None:
+    """`python -m lpzero_jax.benchmarks.lts DIR OUT.json.gz`: writes DIR's compact form."""
+    import gzip
+    import json
+
+    if len(argv) != 2:
+        raise SystemExit("usage: python -m lpzero_jax.benchmarks.lts LTS_DIR OUT.json.gz")
+    directory, out = Path(argv[0]), Path(argv[1])
+    data = lts_to_compact(directory, source=f"LTS directory {directory.name}")
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    with gzip.GzipFile(out, "wb", compresslevel=9, mtime=0) as f:
+        f.write(blob)
+    print(f"{out}: {len(data['archs'])} archs, {out.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -12,13 +12,12 @@ Ground truth: score = -valid_ppl (higher is better, as every Arch score).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, require, require_int,
-                                        require_number)
+from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, read_json_file, require,
+                                        require_int, require_number)
 
 FORMAT = "lpzero_jax.minibench/1"
 DEFAULT_LLAMA_FILE = Path(__file__).resolve().parent / "data" / "llama_minibench.json"
@@ -54,14 +53,7 @@ def parse_arch(entry: Any, index: int, source: str,
 
 def read_minibench(path: Path) -> Dict[str, Any]:
     """The whole file as a dict, with its header validated (not the entries)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BenchmarkFormatError(f"{path}: benchmark file does not exist")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
+    data = read_json_file(path)
     where = str(path)
     fmt = require(data, "format", where)
     if fmt != FORMAT:

@@ -9,11 +9,17 @@ Model contract (every family's Flax module):
   proxy_loss(word_embeds, batch) -> scalar: the loss whose gradients are G (and J);
   init_all(input_ids): touches every submodule (used to obtain parameter shapes);
   intermediates A, H, S sown into the `intermediates` collection under modules named `layer_<i>`.
+Any Flax model that follows it can be scored without a family of its own: `lpzero_jax.api.score_model`
+wraps it in `api.ModelFamily` (W: the kernels inside `layer_<i>`, unless told otherwise).
+
+A family reads its built-in benchmark format and, through `parse_benchmark_config`, the user's own
+JSON-lines benchmarks (`benchmarks/own.py`; `load_own_benchmark` picks them by `benchmark_file`).
 """
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Dict, Hashable, List, Optional, Tuple
 
 import flax.linen as nn
@@ -24,6 +30,7 @@ from ml_collections import ConfigDict
 
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.models import init as model_init
+from lpzero_jax.paths import resolve_data_file
 from lpzero_jax.registry import Registry
 
 
@@ -43,10 +50,37 @@ class Family:
     # What the reference's Activation Distance hooks: "ffn_activation" (the FFN activation A, as
     # for ELECTRA's `intermediate_act_fn`) or "linear_outputs" (every Linear/Conv1D output).
     reference_activations: str = "ffn_activation"
+    # Shortest `seq_len` the model and its proxy loss accept (a causal LM needs one target).
+    min_seq_len: int = 2
 
     # --- abstract -----------------------------------------------------------------------------
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         raise NotImplementedError
+
+    def parse_benchmark_config(self, raw: Any, where: str) -> Dict[str, Any]:
+        """One architecture's `config` of an own-format benchmark line (benchmarks/own.py), validated
+        and returned as this family's Arch config; BenchmarkFormatError naming `where` otherwise."""
+        from lpzero_jax.benchmarks.base import BenchmarkFormatError
+
+        raise BenchmarkFormatError(f"{where}: family {self.name!r} reads no own-format benchmarks")
+
+    def load_own_benchmark(self, config: ConfigDict) -> Optional[List[Arch]]:
+        """The archs of `config.benchmark_file` when it is an own-format (JSON-lines) benchmark,
+        else None (the family then reads its built-in format)."""
+        from pathlib import Path
+
+        from lpzero_jax.benchmarks import own
+
+        path = config.get("benchmark_file")
+        if not path:
+            return None
+        path = Path(path).expanduser()
+        if not (path.name.endswith((".jsonl", ".jsonl.gz")) or own.is_own_format(path)):
+            return None
+        num = config.get("num_archs")
+        archs, _ = own.load_own(path, self.name, self.parse_benchmark_config,
+                                num if num and num > 0 else None)
+        return archs
 
     def model_config(self, arch: Arch, config: ConfigDict) -> Hashable:
         """The hashable model configuration of an architecture under this run's config."""
@@ -75,6 +109,25 @@ class Family:
         that bucket layer widths (`Stages.bucket`: exact zero padding) so that its layers share
         compiled programs across architectures."""
         return self.stages(model_config)
+
+    def max_seq_len(self, model_config: Hashable) -> Optional[int]:
+        """The longest sequence the architecture accepts (its learned positions), or None when it
+        has no limit. Checked against `seq_len` for every architecture before a run starts."""
+        return None
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        """role -> files the run reads: 'benchmark', 'corpus', 'vocab'. Their contents (not their
+        paths) enter the resume check and the key of the cached inputs. Default: the corpus
+        (`corpus_file` or data_root/`corpus`) and any `benchmark_file`/`benchmark_dir`/`vocab_path`
+        set in the config; a family adds what it finds by itself (default benchmark, tokenizer)."""
+        out = {"corpus": (resolve_data_file(config.corpus, config.get("data_root"),
+                                            config.get("corpus_file")),)}
+        bench = config.get("benchmark_file") or config.get("benchmark_dir")
+        if bench:
+            out["benchmark"] = (resolve_data_file("", None, bench),)
+        if config.get("vocab_path"):
+            out["vocab"] = (resolve_data_file("", None, config.vocab_path),)
+        return out
 
     # --- proxy hooks (family facts some hand-crafted proxies need; defaults documented) ----------
     def weight_role(self, path: Tuple[str, ...]) -> Optional[str]:
@@ -138,6 +191,12 @@ class Family:
         shapes = self.param_shapes(model_config)
         return model_init.init_from_shapes(shapes, seed, self.init_rule,
                                            model_init.default_rule(self.init_std))
+
+    def arch_params(self, model_config: Hashable, config: ConfigDict):
+        """The parameters the proxies see for an architecture. Default: `init_params` with
+        `config.seed` (zero-cost proxies at initialisation); a family over a pretrained supernet
+        returns the architecture's inherited weights instead (`families/smollm.py`)."""
+        return self.init_params(model_config, int(config.seed))
 
     def count_params(self, model_config: Hashable) -> int:
         return model_init.count_params(self.param_shapes(model_config))

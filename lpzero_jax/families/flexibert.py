@@ -11,6 +11,7 @@ Two readings of a benchmark entry (`config.arch_reading`):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -19,6 +20,7 @@ from ml_collections import ConfigDict
 from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.benchmarks.flexibert import DEFAULT_FILE, load_flexibert
+from lpzero_jax.benchmarks.own import parse_flexibert_config
 from lpzero_jax.families.base import FAMILIES, Family
 from lpzero_jax.models import flexibert as flexibert_model
 from lpzero_jax.models.flexibert import FlexiBert, FlexiBertConfig, LayerConfig
@@ -62,11 +64,18 @@ def flexibert_config(arch_config: dict, reading: str = "benchmark",
 class FlexiBertFamily(Family):
     name = "flexibert"
     position_table_path = ("params", "position_embeddings", "embedding")
+    min_seq_len = 3  # [CLS] + at least one token + [SEP]
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
+        own = self.load_own_benchmark(config)
+        if own is not None:
+            return own
         path = resolve_data_file(DEFAULT_FILE, config.get("data_root"), config.get("benchmark_file"))
         num = config.get("num_archs")
         return load_flexibert(path, num if num and num > 0 else None)
+
+    def parse_benchmark_config(self, raw, where: str) -> dict:
+        return parse_flexibert_config(raw, where)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> FlexiBertConfig:
         return flexibert_config(arch.config, config.get("arch_reading", "benchmark"),
@@ -84,6 +93,15 @@ class FlexiBertFamily(Family):
 
     def stages(self, model_config: FlexiBertConfig):
         return flexibert_model.stages(model_config)
+
+    def max_seq_len(self, model_config: FlexiBertConfig) -> int:
+        return model_config.max_position_embeddings
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        return dict(super().data_files(config),
+                    benchmark=(resolve_data_file(DEFAULT_FILE, config.get("data_root"),
+                                                 config.get("benchmark_file")),),
+                    vocab=(text.resolve_bert_vocab(config.get("vocab_path")),))
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         # every kernel inside an encoder layer: operation projections, output projections, FFN

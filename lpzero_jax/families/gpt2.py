@@ -1,7 +1,9 @@
 """GPT-2 family: LiteTransformerSearch architectures as Flax `GPT2Flex` LMs on GPT-2 BPE text.
 
-- Benchmark: any directory in the LTS layout (`config.benchmark_dir`, default
-  <data_root>/gpt2_wt103/random_GPT2_wt103), read by `benchmarks.lts`.
+- Benchmark: any directory in the LTS layout or its compact file (`config.benchmark_dir`, default
+  <data_root>/gpt2_wt103/random_GPT2_wt103, else the copy shipped in the package), read by
+  `benchmarks.lts`; or your own JSON-lines file (`config.benchmark_file`, `benchmarks.own`: plain
+  tied embeddings by default, per-layer n_head / d_inner).
 - Batches: `config.batch_size` x `config.seq_len` (paper: 16 x 192, the configs' tgt_len) windows of
   WikiText tokenised with GPT-2's byte-level BPE (`text.lm_batch`, kind "gpt2"). The proxy loss is
   the mean next-token NLL through the adaptive softmax (targets = input_ids shifted by one).
@@ -29,7 +31,8 @@ from ml_collections import ConfigDict
 
 from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch
-from lpzero_jax.benchmarks.lts import DEFAULT_DIR, load_lts
+from lpzero_jax.benchmarks.lts import DEFAULT_DIR, load_lts_path
+from lpzero_jax.benchmarks.own import parse_gpt2_config
 from lpzero_jax.families.base import FAMILIES, Family
 from lpzero_jax.models import init as model_init
 from lpzero_jax.models import gpt2_flex
@@ -97,9 +100,18 @@ class GPT2Family(Family):
     ffn_bucket = 256
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
-        directory = resolve_data_file(DEFAULT_DIR, config.get("data_root"), config.get("benchmark_dir"))
+        """An own-format `benchmark_file`, else an LTS directory or compact LTS file
+        (`benchmark_file` / `benchmark_dir`, default: the data root's, else the packaged copy)."""
+        own = self.load_own_benchmark(config)
+        if own is not None:
+            return own
+        path = resolve_data_file(DEFAULT_DIR, config.get("data_root"),
+                                 config.get("benchmark_file") or config.get("benchmark_dir"))
         num = config.get("num_archs")
-        return load_lts(Path(directory), num if num and num > 0 else None)
+        return load_lts_path(Path(path), num if num and num > 0 else None)
+
+    def parse_benchmark_config(self, raw, where: str) -> dict:
+        return parse_gpt2_config(raw, where)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> GPT2FlexConfig:
         return GPT2FlexConfig.from_lts(arch.config)
@@ -118,6 +130,15 @@ class GPT2Family(Family):
         ids = text.lm_batch(corpus, config.batch_size, config.seq_len, config.seed, "gpt2",
                             config.get("vocab_path"))
         return {"input_ids": ids}
+
+    def max_seq_len(self, model_config: GPT2FlexConfig) -> int:
+        return model_config.n_positions  # the benchmark config's tgt_len
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        return dict(super().data_files(config),
+                    benchmark=(resolve_data_file(DEFAULT_DIR, config.get("data_root"),
+                                                 config.get("benchmark_dir")),),
+                    vocab=text.resolve_gpt2_vocab(config.get("vocab_path")))
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return (path[-1] == "kernel" and any(p in _BLOCK_KERNELS for p in path)

@@ -16,6 +16,7 @@ down); LoRA factors, embeddings, norms and the LM head are not W.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -90,15 +91,26 @@ class LlamaFamily(Family):
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         path = config.get("benchmark_file") or str(DEFAULT_LLAMA_FILE)
-        num = config.get("num_archs")
-        archs, header = load_minibench(path, num if num and num > 0 else None,
-                                       parse_config=llama_config_from_dict, family=self.name)
-        check_vocab(header, dict(vocab_spec(config), fingerprint=vocab_fingerprint(config)), str(path))
+        archs = self.load_own_benchmark(config)
+        if archs is None:
+            num = config.get("num_archs")
+            archs, header = load_minibench(path, num if num and num > 0 else None,
+                                           parse_config=llama_config_from_dict, family=self.name)
+            check_vocab(header, dict(vocab_spec(config), fingerprint=vocab_fingerprint(config)),
+                        str(path))
         for a in archs:
             if a.config["vocab_size"] != int(config.vocab_size):
                 raise BenchmarkFormatError(f"{path} arch {a.arch_id!r}: vocab_size "
-                                           f"{a.config['vocab_size']} != the header's {config.vocab_size}")
+                                           f"{a.config['vocab_size']} != the run's vocab_size {config.vocab_size}")
         return archs
+
+    def parse_benchmark_config(self, raw, where: str) -> dict:
+        """A `LlamaConfig.to_dict()`; its vocab_size is checked against the run's after loading."""
+        try:
+            llama_config_from_dict(raw)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise BenchmarkFormatError(f"{where}: invalid LLaMA config ({e})") from None
+        return dict(raw)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> LlamaConfig:
         return llama_config_from_dict(arch.config)
@@ -123,6 +135,19 @@ class LlamaFamily(Family):
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return path[-1] == "kernel" and any(p.startswith("layer_") for p in path)
+
+    def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
+        root = config.get("data_root")
+        out = {"benchmark": (Path(config.get("benchmark_file") or DEFAULT_LLAMA_FILE),),
+               "corpus": (resolve_data_file(config.corpus, root),)}
+        if config.get("tokenizer_path"):
+            out["vocab"] = (resolve_data_file("", None, config.tokenizer_path),)
+        else:
+            vocab = tuple(text.resolve_gpt2_vocab(config.get("vocab_path")))
+            if config.get("vocab_corpus"):
+                vocab += (resolve_data_file(config.vocab_corpus, root),)
+            out["vocab"] = vocab
+        return out
 
     def param_group_counts(self, model_config: LlamaConfig) -> Dict[str, int]:
         """{Embedding, Attn, FFN, LayerNorm, Softmax, Adapters, nonembedding, total} from shapes."""

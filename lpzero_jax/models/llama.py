@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, ClassVar, Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -200,6 +200,7 @@ def _lora_a_init(key, shape, dtype=jnp.float32):
 class LoraLinear(nn.Module):
     """y = x W (+ scaling * (x A) B when rank > 0). Params: kernel [in, out], lora_a, lora_b."""
 
+    is_linear_layer: ClassVar[bool] = True  # a linear layer to the proxies (Fisher hooks its output)
     features: int
     rank: int = 0
     scaling: float = 2.0

@@ -50,13 +50,14 @@ class LonasSpace:
 
     supernet: LlamaConfig
     width_ratios: Tuple[float, ...] = LONAS_WIDTH_RATIOS
-    rank_choices: Tuple[int, ...] = LONAS_RANKS
+    rank_choices: Tuple[int, ...] = LONAS_RANKS  # (0,): no adapters, FFN widths alone (a plain model)
     separate_ffn_rank: bool = False
 
     def __post_init__(self):
         ranks = tuple(sorted(set(self.rank_choices), reverse=True))
-        if ranks != tuple(self.rank_choices) or ranks[-1] < 1:
-            raise ValueError(f"rank_choices must be distinct positive ranks, largest first: {self.rank_choices}")
+        if ranks != tuple(self.rank_choices) or ranks[-1] < 0 or (0 in ranks and len(ranks) > 1):
+            raise ValueError(f"rank_choices must be distinct positive ranks, largest first, or (0,) for no "
+                             f"adapters: {self.rank_choices}")
         for i, l in enumerate(self.supernet.layers):
             if l.attn_lora_rank != ranks[0] or l.ffn_lora_rank != ranks[0]:
                 raise ValueError(f"supernet layer {i} has adapter ranks ({l.attn_lora_rank}, "

@@ -5,6 +5,11 @@ Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy), DIR/ranking
 `lpzero_jax.report` DIR/table.csv, DIR/table.md (ours beside the published figures) and
 DIR/scatter.png (proxy vs ground truth). Every computed value is
 appended to DIR/rank_values.jsonl as it is produced, so an interrupted run resumes where it stopped.
+
+Failures: an error of the environment (disk full, permission, memory) or of the settings stops the
+run (what was computed stays in the log); a proxy's own failure on one architecture is logged with
+its reason (`"error"` in the record), shown as NaN in the tables and retried by the next run; the
+same failure on the first REPEATED_FAILURES architectures stops the run (a setting problem).
 """
 
 from __future__ import annotations
@@ -14,35 +19,89 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import jax
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, report, runtime
+from lpzero_jax import evaluation, parallel, report, runtime
+from lpzero_jax.checks import load_archs
+from lpzero_jax.errors import (ConfigError, DataFileError, RepeatedFailureError, UserError,
+                               describe, is_environment_error)
+from lpzero_jax.files import atomic_write, write_json
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies import DERIVED, ArchContext
 from lpzero_jax.proxies.base import HVP_PROXIES
 from lpzero_jax.proxies.resolve import resolve_proxies
-from lpzero_jax.search.checkpoint import read_jsonl
+from lpzero_jax.search.checkpoint import numbered_records, open_log
 
 
-def _load_done(path: Path) -> Dict[Tuple[str, str], Tuple[float, float]]:
-    return {(str(r["arch_id"]), r["proxy"]): (float(r["value"]), float(r["seconds"]))
-            for r in read_jsonl(path)}
+# A proxy that fails with the same error on this many architectures in a row, from the start of
+# a run, stops the run: the cause is the configuration, not the architectures.
+REPEATED_FAILURES = 3
 
 
-def _score(ctx: ArchContext, name: str, fn) -> Tuple[float, float]:
-    """(value, seconds) of one proxy; an exception is logged and scored NaN, never fatal."""
+def load_log(path: Path) -> Tuple[Dict[Tuple[str, str], Tuple[float, float]], Dict[Tuple[str, str], str]]:
+    """(values, failures) of a rank_values.jsonl: (arch id, proxy) -> (value, seconds), and
+    (arch id, proxy) -> the reason of its latest failure (a key with a value is not a failure).
+    A record of the wrong form is a DataFileError naming the file and line."""
+    values, failures = {}, {}
+    for number, r in numbered_records(path):
+        try:
+            key = (str(r["arch_id"]), str(r["proxy"]))
+            if "error" in r:
+                failures[key] = str(r["error"])
+                continue
+            value, seconds = r["value"], r["seconds"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+                raise TypeError("value and seconds must be numbers")
+        except (KeyError, TypeError) as e:
+            raise DataFileError(f"{path} line {number}: not a record of arch_id, proxy, value, "
+                                f"seconds ({e}); delete that line (it is recomputed)") from None
+        values[key] = (float(value), float(seconds))
+    return values, {k: v for k, v in failures.items() if k not in values}
+
+
+def _score(ctx: ArchContext, name: str, fn) -> Tuple[float, float, Optional[str]]:
+    """(value, seconds, failure) of one proxy. A failure of the proxy itself (numerical or
+    otherwise) is returned as its reason with a NaN value; errors of the environment (disk,
+    memory) and of the user's settings are raised: they are never a score."""
     started = time.perf_counter()
     try:
         value, seconds = ctx.timed_call(fn)
-        return float(value), seconds
-    except Exception:  # noqa: BLE001  (one failing proxy must not end a long run)
-        logging.exception("proxy %s failed on arch %s; scored NaN", name, ctx.arch.arch_id)
-        return float("nan"), time.perf_counter() - started
+        return float(value), seconds, None
+    except Exception as e:  # noqa: BLE001  (one failing proxy must not end a long run)
+        if isinstance(e, UserError) or is_environment_error(e):
+            raise
+        logging.exception("proxy %s failed on arch %s (recorded; retried by the next run)", name,
+                          ctx.arch.arch_id)
+        return float("nan"), time.perf_counter() - started, describe(e)
+
+
+class _FailureWatch:
+    """Stops a run whose proxy fails with one same error on its first REPEATED_FAILURES archs."""
+
+    def __init__(self):
+        self.runs: Dict[str, list] = {}  # proxy -> [(arch id, reason)] while every attempt failed
+
+    def record(self, name: str, arch_id, failure: Optional[str]) -> None:
+        run = self.runs.setdefault(name, [])
+        if run is None:
+            return  # this proxy has succeeded once: its failures are the architectures'
+        if failure is None:
+            self.runs[name] = None
+            return
+        run.append((arch_id, failure))
+        if len(run) >= REPEATED_FAILURES and len({r for _, r in run}) == 1:
+            ids = ", ".join(str(i) for i, _ in run)
+            raise RepeatedFailureError(
+                f"proxy {name} failed on each of the first {len(run)} architectures ({ids}) with "
+                f"the same error: {failure}. This is a setting or data problem, not a score: fix "
+                "it and rerun (the failures are retried)")
 
 
 def parse_shard(text: str) -> Tuple[int, int]:
@@ -52,9 +111,9 @@ def parse_shard(text: str) -> Tuple[int, int]:
     try:
         index, count = (int(x) for x in str(text).split("/"))
     except ValueError:
-        raise ValueError(f"rank_shard {text!r}: expected 'i/n', e.g. '0/2'") from None
+        raise ConfigError(f"rank_shard {text!r}: expected 'i/n', e.g. '0/2'") from None
     if not 0 <= index < count:
-        raise ValueError(f"rank_shard {text!r}: need 0 <= i < n")
+        raise ConfigError(f"rank_shard {text!r}: need 0 <= i < n")
     return index, count
 
 
@@ -62,7 +121,7 @@ def run(config, workdir: Path) -> Dict[str, dict]:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     family = get_family(config.family)
-    archs = family.load_benchmark(config)
+    archs = load_archs(family, config, "rank")
     proxies = resolve_proxies(config.proxies)
     names = list(proxies)
     logging.info("rank: %d architectures x %d proxies (%s) -> %s", len(archs), len(names),
@@ -70,61 +129,91 @@ def run(config, workdir: Path) -> Dict[str, dict]:
     batch = family.make_batch(config)
     store = InputStore(config, workdir)
     values_path = workdir / "rank_values.jsonl"
-    done = _load_done(values_path)
-    if done:
-        logging.info("resuming: %d values already in %s", len(done), values_path)
+    done, failed = load_log(values_path)
+    if done or failed:
+        logging.info("resuming: %d values already in %s; %d failures retried", len(done),
+                     values_path, len(failed))
 
     shard, n_shards = parse_shard(config.get("rank_shard", ""))
+    hosts = jax.process_count()
+    if hosts > 1:  # a jax.distributed job: process p takes every hosts-th arch of the shard
+        shard, n_shards = shard + n_shards * jax.process_index(), n_shards * hosts
+        logging.info("rank: process %d of %d scores shard %d/%d", jax.process_index(), hosts,
+                     shard, n_shards)
     started = time.perf_counter()
-    with open(values_path, "a") as log:  # appends (O_APPEND): shards may share the file
+    watch = _FailureWatch()
+    share = parallel.host_share("rank", parallel.barrier_timeout(config))  # one rank per job
+    with share, open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
         for i, arch in enumerate(archs):
             if i % n_shards != shard:
                 continue
-            todo = [n for n in names if (str(arch.arch_id), n) not in done]
+            arch_key = str(arch.arch_id)
+            todo = [n for n in names if (arch_key, n) not in done]
             if not todo:
                 continue
             fuse = bool(config.get("fuse_hvp", True)) and bool(HVP_PROXIES & set(todo))
             ctx = ArchContext(family, arch, config, batch, inputs_loader=store, fuse_hvp=fuse)
-            parts, lines = [], []
-            for name in todo:
-                value, seconds = _score(ctx, name, proxies[name])
-                if not math.isfinite(value):
-                    logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
-                done[(str(arch.arch_id), name)] = (value, seconds)
-                lines.append(json.dumps({"arch_id": arch.arch_id, "proxy": name, "value": value,
-                                         "seconds": seconds}) + "\n")
-                parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
-            log.write("".join(lines))  # one write per architecture: shards' lines never interleave
-            log.flush()
+            parts, lines, outcomes = [], [], []
+            try:
+                for name in todo:
+                    value, seconds, failure = _score(ctx, name, proxies[name])
+                    record = {"arch_id": arch_key, "proxy": name, "value": value,
+                              "seconds": seconds}
+                    if failure is None:
+                        if not math.isfinite(value):
+                            logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
+                        done[(arch_key, name)] = (value, seconds)
+                        failed.pop((arch_key, name), None)
+                        parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
+                    else:
+                        record["error"] = failed[(arch_key, name)] = failure
+                        parts.append(f"{name} FAILED ({failure[:80]})")
+                    lines.append(json.dumps(record) + "\n")
+                    outcomes.append((name, failure))
+            finally:  # what was computed is kept, even when an environment error stops the run
+                if lines:
+                    log.write("".join(lines))  # one write per arch: shards' lines never interleave
+                    log.flush()
             elapsed = time.perf_counter() - started
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs), arch.arch_id,
                          ", ".join(parts), elapsed)
             del ctx  # this architecture's tensors and stages
             runtime.release_host_memory()
+            for name, failure in outcomes:
+                watch.record(name, arch.arch_id, failure)
 
+    if not parallel.is_writer():
+        return {}  # process 0 of a multi-host job writes the tables
     if n_shards > 1:
-        done = _load_done(values_path)  # the other shards' values too
-        missing = sum((str(a.arch_id), n) not in done for a in archs for n in names)
+        done, failed = load_log(values_path)  # the other shards' values too
+        missing = sum((str(a.arch_id), n) not in done and (str(a.arch_id), n) not in failed
+                      for a in archs for n in names)
         if missing:
             logging.info("shard %d/%d done; %d values still missing from other shards: rerun "
                          "without rank_shard once they finish to write the tables", shard,
                          n_shards, missing)
             return {}
-    return write_outputs(archs, names, done, workdir, config)
+    return write_outputs(archs, names, done, workdir, config, failed)
 
 
-def write_outputs(archs, names: List[str], done, workdir: Path, config=None) -> Dict[str, dict]:
+def write_outputs(archs, names: List[str], done, workdir: Path, config=None,
+                  failed=None) -> Dict[str, dict]:
     """scores.csv, ranking.json, table.{csv,md} and scatter.png from the (arch_id, proxy) ->
-    (value, seconds) table, plus the derived proxies (e.g. ZeroLM with fitted alpha)."""
+    (value, seconds) table, plus the derived proxies (e.g. ZeroLM with fitted alpha). A failed
+    (arch_id, proxy) (`failed`: key -> reason) is NaN in the tables and listed in ranking.json
+    under `failures`; the next run retries it."""
+    failed = failed or {}
+    nan = (float("nan"), float("nan"))
     truth = np.asarray([a.score for a in archs], np.float64)
-    columns = {n: np.asarray([done[(str(a.arch_id), n)][0] for a in archs]) for n in names}
-    seconds = {n: float(np.mean([done[(str(a.arch_id), n)][1] for a in archs])) for n in names}
+    columns = {n: np.asarray([done.get((str(a.arch_id), n), nan)[0] for a in archs]) for n in names}
+    seconds = {n: float(np.nanmean([done.get((str(a.arch_id), n), nan)[1] for a in archs]
+                                   or [np.nan])) for n in names}
     notes = {}
     for derive in (DERIVED.get(k) for k in DERIVED.names()):
         for name, (scores, note) in derive(columns, truth, config or {}).items():
             columns[name], notes[name] = np.asarray(scores, np.float64), note
             seconds[name] = float("nan")
-    with open(workdir / "scores.csv", "w", newline="") as f:
+    with atomic_write(workdir / "scores.csv") as f:
         w = csv.writer(f)
         w.writerow(["arch_id", "ground_truth"] + list(columns))
         for i, a in enumerate(archs):
@@ -135,10 +224,15 @@ def write_outputs(archs, names: List[str], done, workdir: Path, config=None) -> 
                           seconds_per_arch=seconds[n])
         if n in notes:
             ranking[n]["note"] = notes[n]
+        reasons = {str(a.arch_id): failed[(str(a.arch_id), n)] for a in archs
+                   if (str(a.arch_id), n) in failed}
+        if reasons:
+            ranking[n]["failures"] = reasons
+            logging.warning("proxy %s failed on %d architectures (NaN; retried by the next run)",
+                            n, len(reasons))
         logging.info("%-28s tau %.3f  rho %.3f  (n=%d, %.3fs/arch)", n, ranking[n]["kendall_tau"],
                      ranking[n]["spearman_rho"], ranking[n]["n"], ranking[n]["seconds_per_arch"])
-    with open(workdir / "ranking.json", "w") as f:
-        json.dump(ranking, f, indent=2)
+    write_json(workdir / "ranking.json", ranking, indent=2)
     family = config.family if config is not None else "unknown"
     report.write_report(workdir, family, ranking, columns, truth)
     return ranking

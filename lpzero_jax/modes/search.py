@@ -19,6 +19,9 @@ import numpy as np
 from absl import logging
 
 from lpzero_jax import evaluation, parallel, report
+from lpzero_jax.checks import load_archs
+from lpzero_jax.errors import ConfigError, DataFileError, describe
+from lpzero_jax.files import atomic_write
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore, collect_inputs
 from lpzero_jax.inputs import stack_inputs
@@ -43,19 +46,34 @@ def _run_evolution(evaluator, cfg, path: Path, every: int, label: str, fitness_k
     refused rather than silently mixed in."""
     saved = load_json(path)
     state = None
-    settings = dict(vars(cfg), **fitness_key)
+    # generations only bounds the loop (the RNG state is checkpointed): a checkpoint of fewer
+    # generations is extended exactly as an uninterrupted run of the new count would go
+    settings = {k: v for k, v in dict(vars(cfg), **fitness_key).items() if k != "generations"}
     if saved is not None:
-        if saved.get("config") != settings:
-            raise ValueError(f"{path} was written by a search with other settings "
-                             f"({saved.get('config')}, now {settings}); use another workdir or "
-                             f"delete it")
-        state = SearchState.from_dict(saved["state"])
-        evaluator.restore(saved["evaluator"])
+        old = {k: v for k, v in (saved.get("config") or {}).items() if k != "generations"}
+        if old != settings:
+            differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise ConfigError(f"{path} was written by a search with other settings "
+                              f"({', '.join(differ)} differ); use another workdir or delete it")
+        try:
+            state = SearchState.from_dict(saved["state"])
+            evaluator.restore(saved["evaluator"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataFileError(f"{path}: not a search checkpoint ({describe(e)}); delete it to "
+                                "start the search again") from None
+        if state.generation > cfg.generations:
+            raise ConfigError(f"{path} is at generation {state.generation}, beyond "
+                              f"search.generations={cfg.generations}; set "
+                              f"--config.search.generations={state.generation} or more, or use "
+                              "another workdir")
         logging.info("%s: resuming at generation %d from %s", label, state.generation, path)
 
     def checkpoint(s: SearchState) -> None:
+        if not parallel.is_writer():  # every host runs the same search; process 0 records it
+            return
         if s.generation % every == 0 or s.generation == cfg.generations:
-            save_json(path, {"config": settings, "state": s.to_dict(),
+            save_json(path, {"config": dict(settings, generations=cfg.generations),
+                             "state": s.to_dict(),
                              "evaluator": evaluator.state()})
 
     state = evolve(evaluator, cfg, state, on_generation=checkpoint)
@@ -84,6 +102,9 @@ def fitness_key(config, use_rps: bool) -> dict:
             "inputs": inputs_fingerprint(fingerprint_fields(config)), "num_archs": config.num_archs}
 
 
+BASELINES = ("random", "no_rps")  # names `search.baselines` accepts
+
+
 def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -> dict:
     """The baselines of `config.search.baselines`, at the same evaluation budget as evolution."""
     s = config.search
@@ -103,13 +124,13 @@ def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -
             runs["evolution_no_rps"] = _history_points(st)
             out["no_rps"] = {"best_genome": st.history[-1]["best_genome"],
                              "fitness": st.history[-1]["best_fitness"], "evaluated": ev.evaluated}
-        else:
-            raise ValueError(f"unknown baseline {name!r}; known: random, no_rps")
+        else:  # checks.validate_config refuses unknown names before any work
+            raise ConfigError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
     return out
 
 
 def _write_history(state: SearchState, path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_write(path) as f:
         w = csv.writer(f)
         w.writerow(["generation", "best_fitness", "population_mean", "best_genome", "evaluated"])
         for h in state.history:
@@ -121,7 +142,7 @@ def run(config, workdir: Path) -> dict:
     workdir = Path(workdir)
     s = config.search
     family = get_family(config.family)
-    archs = family.load_benchmark(config)
+    archs = load_archs(family, config, "search")
     sample_idx, held_idx = evaluation.sample_split(len(archs), s.sample_archs, config.seed)
     truth = np.array([a.score for a in archs])
     logging.info("search: %s, %d archs (S=%d sampled, %d held out), G=%d, p=%d, RPS %s",
@@ -188,9 +209,10 @@ def run(config, workdir: Path) -> dict:
         "total": time.perf_counter() - started,
     }
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    save_json(workdir / "search.json", result)
-    _write_history(state, workdir / "history.csv")
-    report.plot_search_curves(runs, workdir / "evolution.png")
+    if parallel.is_writer():
+        save_json(workdir / "search.json", result)
+        _write_history(state, workdir / "history.csv")
+        report.plot_search_curves(runs, workdir / "evolution.png")
     logging.info("best genome %s: fitness %.4f on the sample%s", best_text, result["fitness_on_sample"],
                  "" if "held_out" not in result else
                  f"; held-out rho {result['held_out']['spearman_rho']:.4f} "

@@ -40,7 +40,8 @@ from absl import logging
 
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.modes.base import register_mode
-from lpzero_jax.search.checkpoint import read_jsonl
+from lpzero_jax.files import write_json
+from lpzero_jax.search.checkpoint import open_log, read_jsonl
 from lpzero_jax.models.llama import LlamaConfig
 from lpzero_jax.models.lonas import (Choice, LonasSpace, as_choice, choice_array,
                                      extract_subnet_params)
@@ -283,6 +284,13 @@ def supernet_from_config(config, family) -> Tuple[LlamaConfig, Callable[[], obje
     family init with config.seed. The params are only built when a fitness asks for them."""
     ss = config.subnet_search
     rank = int(max(ss.rank_choices))
+    if ss.get("from_gguf"):  # a pretrained GGUF supernet without adapters (families/smollm.py)
+        from lpzero_jax.families.smollm import gguf_file, supernet_params
+
+        if rank:
+            raise ValueError("a GGUF supernet has no adapters: set subnet_search.rank_choices=(0,)")
+        supernet, _ = supernet_params(str(gguf_file(config)))
+        return supernet, lambda: supernet_params(str(gguf_file(config)))[1]
     if ss.get("checkpoint"):
         from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
 
@@ -309,6 +317,7 @@ def evaluations_path(config, space: LonasSpace, workdir: Path) -> Path:
     """One evaluations file per (fitness, space, supernet source, batch, seeds)."""
     ss = config.subnet_search
     blob = json.dumps({"fitness": ss.fitness, "space": repr(space), "checkpoint": ss.get("checkpoint"),
+                       "gguf": config.get("gguf_path") if ss.get("from_gguf") else None,
                        "seed": config.seed, "batch": [config.get("corpus"), config.get("batch_size"),
                                                       config.get("seq_len")],
                        "inputs": config.inputs.to_dict()}, sort_keys=True, default=str)
@@ -349,7 +358,7 @@ def run(config, workdir: Path) -> dict:
         if todo:
             for c, v in zip(todo, fitness(todo)):
                 cached[c] = float(v)
-                with open(cache_path, "a") as f:
+                with open_log(cache_path) as f:
                     f.write(json.dumps({"key": choice_key(c), "fitness": float(v),
                                         "params": space.num_params(c)}) + "\n")
         return [cached[c] for c in choices]
@@ -364,14 +373,12 @@ def run(config, workdir: Path) -> dict:
              "params_without_adapters": space.num_params(c, adapters=False),
              "params_fraction": space.num_params(c) / super_count, "layers": space.values_of(c)}
             for i, (c, v) in enumerate(result.best)]
-    with open(out / "best_subnets.json", "w") as f:
-        json.dump(best, f, indent=1)
+    write_json(out / "best_subnets.json", best, indent=1)
     summary = {"fitness": ss.fitness, "supernet_params": super_count, "max_params": max_params,
                "budget_fraction": float(ss.budget_fraction), "space_size": str(space.size()),
                "scored": len(result.scores), "history": result.history,
                "wall_seconds": time.perf_counter() - started}
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=1)
+    write_json(out / "summary.json", summary, indent=1)
     for b in best:
         logging.info("#%d fitness %.6g params %d (%.3f): ffn %s", b["rank"], b["fitness"], b["params"],
                      b["params_fraction"], [l["ffn_width"] for l in b["layers"]])

@@ -123,8 +123,7 @@ class ArchContext:
 
     @property
     def params(self):
-        return self._stage("init", lambda: self.family.init_params(self.model_config,
-                                                                   int(self.config.seed)))
+        return self._stage("init", lambda: self.family.arch_params(self.model_config, self.config))
 
     def device_batch(self) -> Dict[str, jax.Array]:
         return self._stage("batch", lambda: {k: jnp.asarray(v) for k, v in self.batch.items()})

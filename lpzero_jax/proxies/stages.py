@@ -73,7 +73,8 @@ def compiled_hvp(family, model_config: Hashable):
 
 def _is_linear_call(family, context, prefix: Path) -> bool:
     module = context.module
-    return (context.method_name == "__call__" and isinstance(module, (nn.Dense, nn.DenseGeneral))
+    linear = isinstance(module, (nn.Dense, nn.DenseGeneral)) or getattr(type(module), "is_linear_layer", False)
+    return (context.method_name == "__call__" and linear
             and family.is_proxy_weight(("params",) + prefix + tuple(module.path) + ("kernel",)))
 
 

@@ -1,43 +1,86 @@
-"""Atomic JSON checkpoints for long searches (write to a temp file, then rename)."""
+"""JSON checkpoints and JSON-lines logs of long runs (written atomically by `lpzero_jax.files`)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
+
+from absl import logging
+
+from lpzero_jax.errors import DataFileError
+from lpzero_jax.files import write_json
 
 
 def save_json(path: Path, payload: dict) -> None:
     """Writes `payload` so that an interruption leaves either the old or the new file, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_json(path, payload)
 
 
 def load_json(path: Path) -> Optional[dict]:
-    """The checkpoint at `path`, or None if there is none."""
+    """The checkpoint at `path`, or None if there is none; DataFileError naming the file and line
+    if it is not valid JSON (it was damaged after it was written: atomic writes never cut one)."""
     path = Path(path)
     if not path.exists():
         return None
-    with open(path) as f:
-        return json.load(f)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataFileError(f"{path} line {e.lineno}: not valid JSON ({e.msg}); the file is damaged: "
+                            "delete it to start that part again") from None
+    if not isinstance(payload, dict):
+        raise DataFileError(f"{path}: expected a JSON object, got {type(payload).__name__}; delete it "
+                            "to start that part again")
+    return payload
 
 
 def read_jsonl(path: Path) -> list:
-    """The records of an append-only JSON-lines log; a last line cut by an interruption is skipped."""
+    """The records (dicts) of an append-only JSON-lines log; see `numbered_records`."""
+    return [record for _, record in numbered_records(path)]
+
+
+def numbered_records(path: Path) -> list:
+    """The records of an append-only JSON-lines log as (line number, record) pairs.
+
+    A line cut by an interruption (not valid JSON) is skipped with a warning; it is recomputed.
+    A valid line that is not a JSON object is a DataFileError naming the file and line.
+    """
     path = Path(path)
     records = []
-    if path.exists():
-        with open(path) as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
+    if not path.exists():
+        return records
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                logging.warning("%s line %d: incomplete record (an interrupted write) skipped",
+                                path, number)
+                continue
+            if not isinstance(record, dict):
+                raise DataFileError(f"{path} line {number}: expected a JSON object, got {line.strip()[:80]!r}; "
+                                    "delete that line (it is recomputed)")
+            records.append((number, record))
     return records
+
+
+def open_log(path: Path):
+    """Opens a JSON-lines log for appending (O_APPEND: processes may share it), first ending a line
+    that an interrupted write left without its newline, so the next record starts on its own line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a", encoding="utf-8")
+    try:
+        if f.tell() > 0:
+            with open(path, "rb") as r:
+                r.seek(-1, 2)
+                if r.read(1) != b"\n":
+                    f.write("\n")
+                    f.flush()
+    except BaseException:
+        f.close()
+        raise
+    return f

@@ -154,3 +154,31 @@ def test_copy_of_real_configs_loads(tmp_path, real_dir):
     real = {a.arch_id: a for a in load_lts(real_dir)}
     assert [a.arch_id for a in archs] == ["config_3_j1", "config_12_j5"]
     assert all(a == real[a.arch_id] for a in archs)
+
+
+def test_packaged_compact_file_yields_the_directory_archs(real_dir):
+    from lpzero_jax.benchmarks.lts import load_lts_compact
+    from lpzero_jax.paths import PACKAGE_DATA, PACKAGED
+
+    compact = load_lts_compact(PACKAGE_DATA / PACKAGED[DEFAULT_DIR])
+    assert compact == load_lts(real_dir)
+    assert len(compact) == 200 and compact[0].extra["params"]["total"] == 8505006
+    assert load_lts_compact(PACKAGE_DATA / PACKAGED[DEFAULT_DIR], 12) == load_lts(real_dir, 12)
+
+
+def test_compact_round_trip_of_a_small_directory(tmp_path):
+    import gzip
+    import json
+
+    from lpzero_jax.benchmarks.lts import load_lts_compact, lts_to_compact, write_lts_dir
+
+    src = make_benchmark(tmp_path / "src")
+    data = lts_to_compact(src)
+    out = tmp_path / "b.json.gz"
+    out.write_bytes(gzip.compress(json.dumps(data).encode()))
+    assert load_lts_compact(out) == load_lts(src)
+    assert load_lts(write_lts_dir(data, tmp_path / "back")) == load_lts(src)
+    data["format"] = "other/1"
+    out.write_bytes(gzip.compress(json.dumps(data).encode()))
+    with pytest.raises(BenchmarkFormatError, match="is not 'lpzero_jax.lts_compact/1'"):
+        load_lts_compact(out)

@@ -132,3 +132,23 @@ def test_staged_extraction_equals_the_whole_model(data_root):
     for name in whole.values:
         np.testing.assert_array_equal(staged.counts[name], whole.counts[name])
         np.testing.assert_allclose(staged.values[name], whole.values[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer_by_layer", [True, False])
+def test_fisher_sees_every_llama_linear_layer(layer_by_layer):
+    """LLaMA's projections are LoraLinear, not nn.Dense: Fisher must still hook all 7 per layer
+    (before, it found none and scored NaN)."""
+    from lpzero_jax.proxies.base import ArchContext
+    from lpzero_jax.proxies.resolve import resolve_proxies
+
+    config = LlamaConfig.uniform(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2)
+    arch = Arch(arch_id="a", config=config.to_dict(), score=0.0)
+    batch = {"input_ids": np.random.default_rng(0).integers(0, 64, (2, 16)).astype(np.int32)}
+    ctx = ArchContext(FAMILY, arch, run_config(), batch, layer_by_layer=layer_by_layer)
+    fisher = ctx.linear_fisher()
+    assert len(fisher) == 14
+    assert {k[-1] for k in fisher} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                       "down_proj"}
+    value = resolve_proxies("fisher")["fisher"](ctx)
+    assert np.isfinite(value) and value > 0

@@ -128,3 +128,16 @@ def test_choice_roundtrip():
     arr = np.array([[0, 1], [1, 4]])
     assert as_choice(arr) == ((0, 1), (1, 4))
     np.testing.assert_array_equal(choice_array(as_choice(arr)), arr)
+
+
+def test_space_without_adapters_has_ffn_widths_only():
+    """rank_choices (0,): a plain pretrained model, one rank value, subnets differ in FFN widths."""
+    supernet = LlamaConfig.uniform(vocab_size=50, hidden_size=8, intermediate_size=16, num_hidden_layers=3,
+                                   num_attention_heads=2)
+    s = LonasSpace(supernet, rank_choices=(0,))
+    assert s.num_values().tolist() == [[1, 5]] * 3 and s.size() == 5 ** 3
+    c = s.config_of(s.min_choice())
+    assert [(l.intermediate_size, l.attn_lora_rank, l.ffn_lora_rank) for l in c.layers] == [(8, 0, 0)] * 3
+    assert s.params_formula(choice_array(s.min_choice()))[0] == count_llama_params(c)
+    with pytest.raises(ValueError, match=r"\(0,\) for no adapters"):
+        LonasSpace(supernet, rank_choices=(4, 0))

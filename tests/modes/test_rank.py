@@ -56,3 +56,109 @@ def test_shards_share_a_workdir_and_the_last_run_writes_the_tables(tmp_path):
 def test_bad_shard_is_a_clear_error(text):
     with pytest.raises(ValueError, match="rank_shard"):
         rank.parse_shard(text)
+
+
+def _proxies_with(monkeypatch, **extra):
+    """rank.run's proxies: the real `params` plus test proxies (name -> fn(ctx))."""
+    from lpzero_jax.proxies.resolve import resolve_proxies
+
+    def resolve(spec):
+        out = resolve_proxies("params")
+        out.update(extra)
+        return out
+
+    monkeypatch.setattr(rank, "resolve_proxies", resolve)
+
+
+def _log(path):
+    return [json.loads(x) for x in (path / "rank_values.jsonl").read_text().splitlines()]
+
+
+def test_environment_error_stops_the_run_and_is_never_a_score(tmp_path, monkeypatch):
+    """A full disk while caching inputs: the run stops with the OSError, nothing is scored NaN,
+    and the rerun (disk freed) gives the values of an undisturbed run."""
+    import errno
+
+    from lpzero_jax import files
+
+    genome = "add(abs(W),log(W))"  # W only: the cheap 'weights' level, cached like the others
+    config = tiny_config(num_archs=3, proxies=f"params,{genome}", arch_reading="pytorch_reference")
+    clean = rank.run(config, tmp_path / "clean")
+
+    def full_disk(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "_sync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        rank.run(config, tmp_path / "run")
+    logged = _log(tmp_path / "run")
+    assert [(r["arch_id"], r["proxy"]) for r in logged] == [("0", "params")]  # kept, not lost
+    assert all(np.isfinite(r["value"]) and "error" not in r for r in logged)
+    assert not (tmp_path / "run" / "scores.csv").exists()
+    monkeypatch.undo()
+    again = rank.run(config, tmp_path / "run")
+    assert {k: v["spearman_rho"] for k, v in again.items()} == \
+        {k: v["spearman_rho"] for k, v in clean.items()}
+    assert (tmp_path / "run" / "scores.csv").read_text() == \
+        (tmp_path / "clean" / "scores.csv").read_text()
+
+
+def test_a_proxy_failure_is_recorded_with_its_reason_and_retried(tmp_path, monkeypatch):
+    calls = []
+
+    def flaky(ctx):
+        calls.append(ctx.arch.arch_id)
+        if ctx.arch.arch_id == 1 and calls.count(1) == 1:
+            raise FloatingPointError("non-finite gradient")
+        return float(ctx.arch.arch_id)
+
+    _proxies_with(monkeypatch, flaky=flaky)
+    config = tiny_config(num_archs=4)
+    ranking = rank.run(config, tmp_path)
+    failed = [r for r in _log(tmp_path) if "error" in r]
+    assert [(r["arch_id"], r["proxy"], r["error"]) for r in failed] == \
+        [("1", "flaky", "FloatingPointError: non-finite gradient")]
+    assert ranking["flaky"]["failures"] == {"1": "FloatingPointError: non-finite gradient"}
+    assert ranking["flaky"]["n"] == 3
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    assert rows[1]["flaky"] == "nan"
+    again = rank.run(config, tmp_path)  # retried, not kept as a final value
+    assert calls == [0, 1, 2, 3, 1]
+    assert "failures" not in again["flaky"] and again["flaky"]["n"] == 4
+    assert np.isfinite(again["flaky"]["spearman_rho"])
+
+
+def test_the_same_error_on_the_first_archs_stops_the_run(tmp_path, monkeypatch):
+    def broken(ctx):
+        raise ValueError("sequence length 192 exceeds the 32 positions")
+
+    _proxies_with(monkeypatch, broken=broken)
+    with pytest.raises(rank.RepeatedFailureError, match=r"proxy broken failed on each of the "
+                       r"first 3 architectures \(0, 1, 2\).*sequence length 192"):
+        rank.run(tiny_config(num_archs=6), tmp_path)
+    assert sorted({r["arch_id"] for r in _log(tmp_path)}) == ["0", "1", "2"]  # not the whole benchmark
+
+
+def test_a_wrongly_typed_log_line_names_the_file_and_line(tmp_path):
+    config = tiny_config(num_archs=2)
+    rank.run(config, tmp_path)
+    path = tmp_path / "rank_values.jsonl"
+    path.write_text(path.read_text() + '{"arch_id": 0, "proxy": "x", "value": "abc", "seconds": 1}\n')
+    with pytest.raises(rank.DataFileError, match=r"rank_values.jsonl line 3: .*delete that line"):
+        rank.run(config, tmp_path)
+    path.write_text(path.read_text().splitlines()[0] + "\n[1, 2]\n")
+    with pytest.raises(rank.DataFileError, match="line 2: expected a JSON object"):
+        rank.run(config, tmp_path)
+
+
+def test_a_line_cut_by_a_kill_is_recomputed_and_the_log_stays_readable(tmp_path):
+    config = tiny_config(num_archs=3)
+    first = rank.run(config, tmp_path)
+    path = tmp_path / "rank_values.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:17])  # killed mid-write
+    again = rank.run(config, tmp_path)
+    assert again["params"]["spearman_rho"] == first["params"]["spearman_rho"]
+    records = [x for x in path.read_text().splitlines()]
+    same = lambda r: {k: v for k, v in json.loads(r).items() if k != "seconds"}  # noqa: E731
+    assert records[2] == lines[2][:17] and same(records[3]) == same(lines[2])

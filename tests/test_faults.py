@@ -1,0 +1,222 @@
+"""Fault injection on tiny FlexiBERT runs: a full disk at random writes, damaged cache and
+checkpoint files, two processes on one workdir, kill -9 at random points (slow). Each run either
+ends with the results of an undisturbed run, or stops with a clear error having lost nothing it
+had computed."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lpzero_jax import files
+from lpzero_jax.errors import DataFileError, WorkdirBusyError
+from lpzero_jax.main import run
+from tests.conftest import tiny_config
+
+REPO = Path(__file__).resolve().parent.parent
+GENOME = "add(abs(W),log(W))"  # needs cached inputs (the cheap W-only level)
+
+
+def rank_config(workdir, **kw):
+    return tiny_config(**dict(dict(mode="rank", num_archs=4, workdir=str(workdir),
+                                   proxies=f"params,{GENOME}", arch_reading="pytorch_reference"),
+                              **kw))
+
+
+def search_config(workdir, **kw):
+    c = tiny_config(**dict(dict(mode="search", num_archs=6, workdir=str(workdir),
+                                arch_reading="pytorch_reference"), **kw))
+    c.search.update(dict(population=6, generations=12, pool_ratio=0.34, sample_archs=4,
+                         baselines="", checkpoint_every=3))
+    return c
+
+
+def values(workdir):
+    """What a rank run reports, without timings: scores.csv and ranking.json's correlations."""
+    ranking = json.loads((workdir / "ranking.json").read_text())
+    return ((workdir / "scores.csv").read_text(),
+            {k: (v["spearman_rho"], v["kendall_tau"], v["n"]) for k, v in ranking.items()})
+
+
+def temp_files(workdir):
+    return sorted(str(p) for p in Path(workdir).rglob(f"*{files.TMP_SUFFIX}"))
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("undisturbed")
+    run(rank_config(workdir))
+    return values(workdir)
+
+
+def test_a_full_disk_at_random_writes_stops_the_run_and_loses_nothing(tmp_path, monkeypatch,
+                                                                      undisturbed):
+    """Every atomic write (cached inputs, tables, config) may hit ENOSPC: each run stops with the
+    OSError, no NaN enters the log, no temp file stays, and the run after the disk is freed
+    reports exactly the undisturbed values."""
+    rng = random.Random(1)  # fails at writes 3, 10, 2, 5: cache, table.md, config, table.csv
+    real_sync = files._sync
+    failed = 0
+    for attempt in range(4):
+        count, fail_at = [0], rng.randint(1, 11)
+
+        def sync(f):
+            count[0] += 1
+            if count[0] == fail_at:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real_sync(f)
+
+        monkeypatch.setattr(files, "_sync", sync)
+        try:
+            run(rank_config(tmp_path))
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+            failed += 1
+        log = tmp_path / "rank_values.jsonl"
+        records = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        assert all("error" not in r and np.isfinite(r["value"]) for r in records)
+        assert temp_files(tmp_path) == []
+    assert failed == 4
+    monkeypatch.setattr(files, "_sync", real_sync)
+    run(rank_config(tmp_path))
+    assert values(tmp_path) == undisturbed
+
+
+def test_damaged_cache_files_are_recomputed(tmp_path, undisturbed):
+    """Cached inputs truncated, overwritten with noise, or swapped between architectures."""
+    run(rank_config(tmp_path))
+    cached = sorted((tmp_path / "inputs_cache").rglob("*.npz"))
+    assert len(cached) == 4
+    cached[0].write_bytes(cached[0].read_bytes()[:50])
+    cached[1].write_bytes(os.urandom(300))
+    cached[2].write_bytes(cached[3].read_bytes())
+    (tmp_path / "rank_values.jsonl").unlink()  # recompute every value from the cache
+    run(rank_config(tmp_path))
+    assert values(tmp_path) == undisturbed
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_stops_with_its_name_and_the_rest_is_kept(tmp_path):
+    run(search_config(tmp_path))
+    result = json.loads((tmp_path / "search.json").read_text())
+    ckpt = tmp_path / "search_checkpoint.json"
+    ckpt.write_text(ckpt.read_text()[: len(ckpt.read_text()) // 2])
+    cached = sorted((tmp_path / "inputs_cache").rglob("*.npz"))
+    with pytest.raises(DataFileError, match="search_checkpoint.json line 1"):
+        run(search_config(tmp_path))
+    assert sorted((tmp_path / "inputs_cache").rglob("*.npz")) == cached  # extraction kept
+    ckpt.unlink()  # the fix the message names
+    run(search_config(tmp_path))
+    assert json.loads((tmp_path / "search.json").read_text())["best_genome"] == result["best_genome"]
+
+
+def test_a_second_process_on_the_workdir_is_refused(tmp_path):
+    """Another process holds the workdir (a real second process): this run stops before any
+    work with a clear error; a rank shard cannot join an unsharded run either."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from lpzero_jax import files\n"
+         "with files.workdir_lock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)",
+         str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(WorkdirBusyError, match=f"pid {holder.pid}"):
+            run(rank_config(tmp_path))
+        with pytest.raises(WorkdirBusyError):
+            run(rank_config(tmp_path, rank_shard="0/2"))
+        assert not (tmp_path / "config_rank.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    run(rank_config(tmp_path, num_archs=2))
+
+
+def _main(workdir, mode, extra=()):
+    args = [sys.executable, "-m", "lpzero_jax.main", "--config=experiments/flexibert.py",
+            f"--config.mode={mode}", f"--config.workdir={workdir}", "--config.seed=0",
+            "--config.batch_size=2", "--config.seq_len=16", "--config.compilation_cache_dir=",
+            "--config.inputs.sample_size=256", *extra]
+    if mode == "rank":
+        args += ["--config.num_archs=4", f"--config.proxies=params,{GENOME}",
+                 "--config.arch_reading=pytorch_reference"]
+    else:
+        args += ["--config.num_archs=6", "--config.arch_reading=pytorch_reference",
+                 "--config.search.population=6",
+                 "--config.search.generations=12", "--config.search.pool_ratio=0.34",
+                 "--config.search.sample_archs=4", "--config.search.baselines=",
+                 "--config.search.checkpoint_every=3"]
+    return args
+
+
+def _complete(workdir, mode):
+    """Runs main in a subprocess to the end; asserts it succeeded."""
+    done = subprocess.run(_main(workdir, mode), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _progress(workdir, mode):
+    """How far a run in `workdir` has come: values logged (rank) or cached inputs + checkpointed
+    generations (search)."""
+    workdir = Path(workdir)
+    cached = len(list(workdir.rglob("*.npz")))
+    if mode == "rank":
+        log = workdir / "rank_values.jsonl"
+        return cached + (len(log.read_text().splitlines()) if log.exists() else 0)
+    ckpt = workdir / "search_checkpoint.json"
+    try:
+        generation = json.loads(ckpt.read_text())["state"]["generation"] if ckpt.exists() else 0
+    except (ValueError, KeyError):
+        generation = 0
+    return cached + generation
+
+
+def _kill_at_random_points(workdir, mode, rng, kills=3):
+    """Starts the run and SIGKILLs it at a random point of its progress (a random number of
+    values / cached files / generations further, plus a random fraction of a second), `kills`
+    times; then runs it to the end."""
+    for _ in range(kills):
+        proc = subprocess.Popen(_main(workdir, mode), cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        target = _progress(workdir, mode) + rng.randint(0, 4)
+        while proc.poll() is None and _progress(workdir, mode) < target:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    _complete(workdir, mode)
+
+
+@pytest.mark.slow
+def test_rank_killed_at_random_points_ends_as_an_undisturbed_run(tmp_path):
+    _complete(tmp_path / "clean", "rank")
+    _kill_at_random_points(tmp_path / "killed", "rank", random.Random(1))
+    assert values(tmp_path / "killed") == values(tmp_path / "clean")
+    assert temp_files(tmp_path / "killed") == []
+
+
+@pytest.mark.slow
+def test_search_killed_at_random_points_ends_as_an_undisturbed_run(tmp_path):
+    _complete(tmp_path / "clean", "search")
+    _kill_at_random_points(tmp_path / "killed", "search", random.Random(2))
+    for name in ("history.csv",):
+        assert (tmp_path / "killed" / name).read_text() == (tmp_path / "clean" / name).read_text()
+    a, b = (json.loads((tmp_path / d / "search.json").read_text()) for d in ("killed", "clean"))
+    assert a["best_genome"] == b["best_genome"] and a["held_out"] == b["held_out"]
+    assert temp_files(tmp_path / "killed") == []
+
+
+@pytest.mark.slow
+def test_two_searches_started_together_one_runs_one_is_refused(tmp_path):
+    procs = [subprocess.Popen(_main(tmp_path, "search"), cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [(p.wait(), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in outs) == [0, 2]
+    refused = [err for rc, err in outs if rc == 2][0]
+    assert "lpzero: error: workdir" in refused and "in use by another run" in refused
