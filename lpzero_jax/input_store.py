@@ -13,6 +13,7 @@ interrupted keeps every architecture already extracted; the next run (search, ra
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -50,8 +51,23 @@ def fingerprint_fields(config) -> dict:
     return fields
 
 
+class ArchInputs:
+    """What the store reads of one architecture: family, arch, model_config, params (built on
+    first use) and batch. The zoo's `ArchContext` has the same attributes and may be passed
+    instead; the store itself does not import the zoo."""
+
+    def __init__(self, family, arch, config, batch):
+        self.family, self.arch, self.config, self.batch = family, arch, config, batch
+        self.model_config = family.model_config(arch, config)
+
+    @functools.cached_property
+    def params(self):
+        return self.family.arch_params(self.model_config, self.config)
+
+
 class InputStore:
-    """Loads or computes (then saves) the CompactInputs of an ArchContext's architecture."""
+    """Loads or computes (then saves) the CompactInputs of an architecture (`ArchInputs` or the
+    zoo's `ArchContext`)."""
 
     def __init__(self, config, workdir: Path):
         root = config.inputs.get("cache_dir") or str(Path(workdir) / "inputs_cache")
@@ -122,7 +138,6 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
     import jax
 
     from lpzero_jax import parallel, runtime
-    from lpzero_jax.proxies.base import ArchContext
 
     t0 = time.perf_counter()
     out = [store.load(a.arch_id, needed) for a in archs]
@@ -137,7 +152,7 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
 
     def extract(arch):
         t = time.perf_counter()
-        item = store(ArchContext(family, arch, config, batch), needed)
+        item = store(ArchInputs(family, arch, config, batch), needed)
         runtime.release_host_memory()
         done[0] += 1
         logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],

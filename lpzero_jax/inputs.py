@@ -39,7 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lpzero_jax.staged import extract_staged
 from lpzero_jax.models.init import path_names
+from lpzero_jax.sampling import compact_tensors, sample_indices  # noqa: F401  (public here too)
 
 INPUT_NAMES = ("A", "J", "G", "H", "W", "S")
 LAYERWISE = ("A", "G", "H", "W", "S")
@@ -197,45 +199,6 @@ def group_by_layer(tree, name: str = None, keep=None) -> List[List[jax.Array]]:
     return [groups[i] for i in sorted(groups)]
 
 
-def sample_indices(seed: int, slot: int, n: int, sample_size: int) -> np.ndarray:
-    """The positions (with replacement) drawn from a tensor of n > sample_size elements.
-
-    They depend on (seed, slot within the layer, n) only, not on the layer index, so that equal
-    layers of different architectures compile to the same program (see staged.py).
-    """
-    rng = np.random.default_rng([seed, slot, n])
-    return rng.integers(0, n, size=sample_size, dtype=np.int64).astype(np.int32)
-
-
-def compact_tensors(layers: List[List[jax.Array]], sample_size: int,
-                    seed: int) -> Tuple[jax.Array, np.ndarray]:
-    """Per-layer lists of tensors -> (values [L, T, K], counts [L, T]) (traceable).
-
-    Sample positions are drawn with NumPy at trace time (shapes are static), so the compiled
-    program holds one gather per tensor and no random-number kernels.
-    """
-    n_layers = max(len(layers), 1)
-    t_max = max([len(ts) for ts in layers] + [1])
-    counts = np.zeros((n_layers, t_max), np.int64)
-    zero = jnp.zeros((sample_size,), jnp.float32)
-    rows = []
-    for l in range(n_layers):
-        tensors = layers[l] if l < len(layers) else []
-        for t in range(t_max):
-            if t >= len(tensors):
-                rows.append(zero)
-                continue
-            flat = jnp.ravel(tensors[t]).astype(jnp.float32)
-            n = flat.shape[0]
-            counts[l, t] = n
-            if n <= sample_size:
-                rows.append(jnp.pad(flat, (0, sample_size - n)))
-            else:
-                rows.append(flat[sample_indices(seed, t, n, sample_size)])
-    values = jnp.stack(rows).reshape(n_layers, t_max, sample_size)
-    return values, counts
-
-
 # ------------------------------------------------------------------------------------------------
 # extraction
 
@@ -313,19 +276,20 @@ def extract_proxy_inputs(family, model_config: Hashable, params, batch: Mapping[
     """Computes the proxy inputs of one architecture in compact form: all six by default (one
     forward, one backward pass), or the cheapest level covering `needed` (see LEVELS).
 
-    staged: compile per layer when the family can cut its model into stages (staged.py), else
-    one program for the whole model. Raises FloatingPointError naming a non-finite loss or input.
+    staged: compile per layer when the family can cut its model into stages
+    (`Family.input_stages`, staged.py), else one program for the whole model. Raises
+    FloatingPointError naming a non-finite loss or input.
     """
     level = level_for(needed)
     if level == "weights":
         return compact_weights(params, family.is_proxy_weight, sample_size, sample_seed)
     device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    stages = family.stages(model_config) if staged else None
+    stages = family.input_stages(model_config) if staged else None
     if stages is not None:
-        from lpzero_jax.staged import extract_staged
-
-        result, loss = extract_staged(stages, params, device_batch, family.is_proxy_weight,
-                                      sample_size, sample_seed, backward=level == "backward")
+        values, counts, loss = extract_staged(stages, params, device_batch, family.is_proxy_weight,
+                                              sample_size, sample_seed,
+                                              backward=level == "backward")
+        result = CompactInputs(values, counts)
     else:
         fn = _compiled_extractor(family, model_config, sample_size, sample_seed, level)
         out, loss = fn(params, device_batch)

@@ -52,3 +52,30 @@ def release_host_memory() -> None:
 
 
 _LIBC = None
+
+
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+
+
+class CompileLog:
+    """Counts the XLA programs compiled inside a `with` block (JAX's backend-compile events; a
+    persistent-cache hit is not a compilation) and the seconds spent tracing, lowering and
+    compiling them."""
+
+    def __init__(self):
+        self.programs = 0
+        self.seconds = 0.0
+
+    def _listen(self, event: str, duration: float, **_):
+        if event in _COMPILE_EVENTS:
+            self.seconds += duration
+            self.programs += event == _COMPILE_EVENTS[-1]
+
+    def __enter__(self) -> "CompileLog":
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)

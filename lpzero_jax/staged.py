@@ -17,27 +17,43 @@ architecture containing it. The results equal the whole-model path (`inputs.py`,
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import functools
-from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.models.init import path_names
+from lpzero_jax.sampling import compact_tensors, gather_samples, slot_positions
 
 
 @dataclasses.dataclass(frozen=True)
 class Stages:
     """outer: the layer-less model (embed / prelude / head_loss); layers: (module, params key);
-    prelude_args: batch keys passed to `prelude` after the word embeddings."""
+    prelude_args: batch keys passed to `prelude` after the word embeddings.
+
+    bucket: None, or a map from a layer module to the wider module the compact extraction runs it
+    as (`extract_staged`), so that layers of nearby widths share one compiled program. The wider
+    module must have the same parameter and intermediate names, each tensor the real one padded
+    at the END of its axes (the real tensor = padded[:r0, :r1, ...]), and must give exact zeros in
+    every padded entry of its outputs, intermediates and gradients when its padded parameters are
+    zero (e.g. extra FFN units: zero weights in and out). The full-tensor sweeps ignore it.
+    head_inputs: None, or batch -> extra batch entries computed on the host (NumPy) that
+    `head_loss` reads to skip work (GPT-2: which rows each adaptive-softmax tail needs)."""
 
     outer: nn.Module
     layers: List[Tuple[nn.Module, str]]
     prelude_args: Tuple[str, ...] = ()
+    bucket: Optional[Callable[[nn.Module], nn.Module]] = None
+    head_inputs: Optional[Callable[[Mapping[str, Any]], Dict[str, Any]]] = None
+
+
+def head_batch(stages: Stages, batch: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The batch plus the host-computed entries the head reads (`Stages.head_inputs`)."""
+    return batch if stages.head_inputs is None else dict(batch, **stages.head_inputs(batch))
 
 
 def module_key(module: nn.Module) -> Hashable:
@@ -45,12 +61,6 @@ def module_key(module: nn.Module) -> Hashable:
     fields = tuple((f.name, getattr(module, f.name)) for f in dataclasses.fields(module)
                    if f.name not in ("parent", "name"))
     return type(module).__module__, type(module).__qualname__, fields
-
-
-def _compact_layer(tensors: Sequence[jax.Array], sample_size: int, seed: int):
-    """One layer's tensors -> (rows [T, K], counts [T]) with the shared sampling rule."""
-    values, counts = proxy_inputs.compact_tensors([list(tensors)], sample_size, seed)
-    return values[0], counts[0]
 
 
 def _kernels(tree, is_proxy_weight) -> List[jax.Array]:
@@ -64,43 +74,143 @@ def _by_name(inter, name: str) -> List[jax.Array]:
             if name in path_names(path)]
 
 
-_COMPILED: Dict[Hashable, Any] = {}
+_COMPILED: "collections.OrderedDict[Hashable, Any]" = collections.OrderedDict()
+MAX_COMPILED = 4096  # stage functions kept per process (each holds its compiled programs)
 
 
 def cached_jit(key: Hashable, build):
-    """Process-wide cache of jitted stage functions (modules themselves are not hashable)."""
-    if key not in _COMPILED:
+    """Process-wide bounded cache of jitted stage functions (modules themselves are not
+    hashable); the least recently used one is dropped past MAX_COMPILED."""
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+    else:
         _COMPILED[key] = build()
+        if len(_COMPILED) > MAX_COMPILED:
+            _COMPILED.popitem(last=False)
     return _COMPILED[key]
 
 
-def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight, sample_size: int, seed: int):
-    return cached_jit(("layer_fwd", key, is_proxy_weight, sample_size, seed),
-                   lambda: _build_layer_forward(module, is_proxy_weight, sample_size, seed))
+def compiled_programs() -> int:
+    """Distinct XLA programs compiled so far by the stage functions of this module (each jitted
+    function counts once per distinct argument structure it has run on)."""
+    fns = list(_COMPILED.values()) + [apply_vjp]
+    total = 0
+    for fn in fns:
+        for f in (fn if isinstance(fn, tuple) else (fn,)):
+            size = getattr(f, "_cache_size", None)
+            total += size() if callable(size) else 0
+    return total
 
 
-def _build_layer_forward(module: nn.Module, is_proxy_weight, sample_size: int, seed: int):
-    def forward(params, x):
-        def f(p, x):
-            y, state = module.apply({"params": p}, x, mutable=["intermediates"])
-            return y, state.get("intermediates", {})
+# --------------------------------------------------------------------------------------------------
+# compact samples: positions drawn from the real tensor, read from the (possibly padded) one
 
-        y, vjp_fn, inter = jax.vjp(f, params, x, has_aux=True)
-        compact = {name: _compact_layer(_by_name(inter, name), sample_size, seed)
-                   for name in ("A", "H", "S")}
-        compact["W"] = _compact_layer(_kernels(params, is_proxy_weight), sample_size, seed)
-        return y, compact, vjp_fn
+
+@dataclasses.dataclass(frozen=True)
+class SampleLayout:
+    """Where one layer's compact samples lie in the tensors of the module it runs as.
+
+    positions[name] [T, K] int32: flat positions in the run module's tensors (slot t's draw from
+    its REAL element count, `sampling.slot_positions`, mapped into the padded layout); valid[name]
+    [T, K] bool: False past the end of a tensor with <= K elements (stored in order, zero-filled);
+    counts[name] [T] int64: real element counts (0: empty slot); run_params: the run module's
+    parameter shapes (the real parameters are zero-padded to them)."""
+
+    positions: Dict[str, np.ndarray]
+    valid: Dict[str, np.ndarray]
+    counts: Dict[str, np.ndarray]
+    run_params: Any
+    padded: bool
+
+
+def _shapes(module: nn.Module, x_shape: Tuple[int, ...]):
+    """(param shapes, intermediate shapes) of a layer module on an input of x_shape."""
+    x = jax.ShapeDtypeStruct(x_shape, jnp.float32)
+    params = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x), x)["params"]
+    inter = jax.eval_shape(lambda p, x: layer_apply(module)(p, x)[1], params, x)
+    return params, inter
+
+
+def _layout_for(real: List, run: List, sample_size: int, seed: int):
+    """One input name's (positions [T, K], valid [T, K], counts [T]) over its tensor slots."""
+    if len(real) != len(run):
+        raise ValueError(f"bucketed layer has {len(run)} tensors where the real one has {len(real)}")
+    t = max(len(real), 1)
+    pos = np.zeros((t, sample_size), np.int32)
+    valid = np.zeros((t, sample_size), bool)
+    counts = np.zeros(t, np.int64)
+    for i, (r, q) in enumerate(zip(real, run)):
+        pos[i], valid[i], counts[i] = slot_positions(tuple(r.shape), tuple(q.shape), i,
+                                                     sample_size, seed)
+    return pos, valid, counts
+
+
+_LAYOUTS: "collections.OrderedDict[Hashable, SampleLayout]" = collections.OrderedDict()
+
+
+def sample_layout(module: nn.Module, run_module: nn.Module, x_shape: Tuple[int, ...],
+                  is_proxy_weight, sample_size: int, seed: int) -> SampleLayout:
+    """The SampleLayout of a layer `module` run as `run_module` (bounded cache)."""
+    key = (module_key(module), module_key(run_module), tuple(x_shape), is_proxy_weight,
+           sample_size, seed)
+    if key in _LAYOUTS:
+        _LAYOUTS.move_to_end(key)
+        return _LAYOUTS[key]
+    real_p, real_i = _shapes(module, x_shape)
+    run_p, run_i = (real_p, real_i) if run_module is module else _shapes(run_module, x_shape)
+    tensors = {name: (_by_name(real_i, name), _by_name(run_i, name)) for name in ("A", "H", "S")}
+    tensors["W"] = (_kernels(real_p, is_proxy_weight), _kernels(run_p, is_proxy_weight))
+    pos, valid, counts = {}, {}, {}
+    for name, (real, run) in tensors.items():
+        pos[name], valid[name], counts[name] = _layout_for(real, run, sample_size, seed)
+    padded = jax.tree_util.tree_structure(real_p) != jax.tree_util.tree_structure(run_p) or any(
+        a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(real_p),
+                                           jax.tree_util.tree_leaves(run_p)))
+    _LAYOUTS[key] = SampleLayout(pos, valid, counts, run_p, padded)
+    if len(_LAYOUTS) > MAX_COMPILED:
+        _LAYOUTS.popitem(last=False)
+    return _LAYOUTS[key]
+
+
+def pad_params(params, run_shapes):
+    """A layer's real parameters zero-padded at the end of each axis to the run module's shapes
+    (NumPy on the host: no per-shape compilation)."""
+    def pad(x, shape):
+        if tuple(x.shape) == tuple(shape.shape):
+            return x
+        x = np.asarray(x)
+        return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape.shape)])
+
+    return jax.tree_util.tree_map(pad, params, run_shapes)
+
+
+def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight):
+    return cached_jit(("layer_fwd", key, is_proxy_weight),
+                      lambda: _build_layer_forward(module, is_proxy_weight))
+
+
+def _build_layer_forward(module: nn.Module, is_proxy_weight):
+    def forward(params, x, positions, valid):
+        y, vjp_fn, inter = jax.vjp(layer_apply(module), params, x, has_aux=True)
+        rows = {name: gather_samples(_by_name(inter, name), positions[name], valid[name])
+                for name in ("A", "H", "S")}
+        rows["W"] = gather_samples(_kernels(params, is_proxy_weight), positions["W"], valid["W"])
+        return y, rows, vjp_fn
 
     return jax.jit(forward)
 
 
-@functools.lru_cache(maxsize=64)
-def _layer_backward(is_proxy_weight, sample_size: int, seed: int):
-    def backward(vjp_fn, g_y):
-        g_params, g_x = vjp_fn(g_y)
-        return g_x, _compact_layer(_kernels(g_params, is_proxy_weight), sample_size, seed)
+def _layer_backward(is_proxy_weight):
+    """jit (layer VJP, d loss / d layer output, W positions, W valid) -> (d loss / d layer input,
+    G rows [T, K])."""
+    def build():
+        def backward(vjp_fn, g_y, positions, valid):
+            g_params, g_x = vjp_fn(g_y)
+            return g_x, gather_samples(_kernels(g_params, is_proxy_weight), positions, valid)
 
-    return jax.jit(backward)
+        return jax.jit(backward)
+
+    return cached_jit(("layer_bwd", is_proxy_weight), build)
 
 
 def _outer_forward(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...]):
@@ -128,13 +238,17 @@ def _build_head_grad(outer: nn.Module):
     return jax.jit(grad)
 
 
-@functools.lru_cache(maxsize=64)
 def _prelude_backward(sample_size: int, seed: int):
-    def backward(vjp_fn, g):
-        (g_word,) = vjp_fn(g)
-        return _compact_layer([g_word], sample_size, seed)
+    """jit (prelude VJP, d loss / d first layer input) -> J's (rows [1, K], counts [1])."""
+    def build():
+        def backward(vjp_fn, g):
+            (g_word,) = vjp_fn(g)
+            values, counts = compact_tensors([[g_word]], sample_size, seed)
+            return values[0], counts[0]
 
-    return jax.jit(backward)
+        return jax.jit(backward)
+
+    return cached_jit(("prelude_bwd", sample_size, seed), build)
 
 
 def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
@@ -148,6 +262,36 @@ def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
     return values, counts
 
 
+class StageTimer:
+    """Optional instrumentation of `extract_staged`: per stage kind ('outer', 'layer_fwd', 'head',
+    'layer_bwd', 'prelude_bwd') the seconds (each call waited for) and the FLOPs of the very
+    programs run (XLA cost analysis of each call's lowering, cached per program and shapes)."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = collections.defaultdict(float)
+        self.flops: Dict[str, float] = collections.defaultdict(float)
+        self._cost: Dict[Hashable, float] = {}
+
+    def __call__(self, kind: str, fn, *args):
+        import time
+
+        key = (kind, id(fn), jax.tree_util.tree_structure(args),
+               tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree_util.tree_leaves(args)))
+        if key not in self._cost:
+            cost = fn.lower(*args).cost_analysis()
+            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+            self._cost[key] = float(cost.get("flops", 0.0)) if cost else 0.0
+        t = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        self.seconds[kind] += time.perf_counter() - t
+        self.flops[kind] += self._cost[key]
+        return out
+
+
+def _call(kind: str, fn, *args, timer: Optional[StageTimer] = None):
+    return fn(*args) if timer is None else timer(kind, fn, *args)
+
+
 def split_params(stages: Stages, params):
     """(layer params {key: tree}, outer params {"params": everything else})."""
     p = params["params"]
@@ -156,36 +300,49 @@ def split_params(stages: Stages, params):
 
 
 def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str, jax.Array],
-                   is_proxy_weight, sample_size: int, sample_seed: int, backward: bool = True):
-    """The six inputs of one architecture, stage by stage; returns (CompactInputs, loss).
+                   is_proxy_weight, sample_size: int, sample_seed: int, backward: bool = True,
+                   timer: Optional[StageTimer] = None):
+    """The six inputs of one architecture, stage by stage; returns (values {name: [L, T, K]},
+    counts {name: [L, T]}, loss) (`inputs.CompactInputs` fields).
 
-    backward=False stops after the forward pass (A, H, S, W only; the loss is still computed)."""
+    Each layer runs as `stages.bucket(layer)` when the stages bucket their layers (parameters
+    zero-padded, samples read at the real entries' positions, so every value equals the unpadded
+    model's); its compiled program takes the sample positions as arrays, so it depends on the run
+    module only, not on the real widths. backward=False stops after the forward pass (A, H, S, W
+    only; the loss is still computed). timer: time each stage and count its FLOPs (bench)."""
     p, outer_params = split_params(stages, params)
     okey = module_key(stages.outer)
-    x, prelude_vjp = _outer_forward(okey, stages.outer, stages.prelude_args)(outer_params, batch)
-    fwd_out, vjps = [], []
+    x, prelude_vjp = _call("outer", _outer_forward(okey, stages.outer, stages.prelude_args),
+                           outer_params, batch, timer=timer)
+    fwd_out, saved = [], []
     for module, pkey in stages.layers:
-        fwd = _layer_forward(module_key(module), module, is_proxy_weight, sample_size, sample_seed)
-        x, compact, vjp_fn = fwd(p[pkey], x)
-        fwd_out.append(compact)
-        vjps.append(vjp_fn)
-    loss, g = _head_grad(okey, stages.outer)(outer_params, x, batch)
+        run = stages.bucket(module) if stages.bucket is not None else module
+        layout = sample_layout(module, run, tuple(x.shape), is_proxy_weight, sample_size,
+                               sample_seed)
+        layer_params = pad_params(p[pkey], layout.run_params) if layout.padded else p[pkey]
+        fwd = _layer_forward(module_key(run), run, is_proxy_weight)
+        x, rows, vjp_fn = _call("layer_fwd", fwd, layer_params, x, layout.positions, layout.valid,
+                                timer=timer)
+        fwd_out.append({name: (rows[name], layout.counts[name]) for name in rows})
+        saved.append((vjp_fn, layout))
+    loss, g = _call("head", _head_grad(okey, stages.outer), outer_params, x,
+                    head_batch(stages, batch), timer=timer)
     out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
         name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
     if not backward:
-        return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
-                                          {k: v[1] for k, v in out.items()}), float(loss)
-    layer_backward = _layer_backward(is_proxy_weight, sample_size, sample_seed)
+        return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}, float(loss)
+    layer_backward = _layer_backward(is_proxy_weight)
     grads = []
-    for vjp_fn in reversed(vjps):
-        g, compact_g = layer_backward(vjp_fn, g)
-        grads.append(compact_g)
+    for vjp_fn, layout in reversed(saved):
+        g, rows_g = _call("layer_bwd", layer_backward, vjp_fn, g, layout.positions["W"],
+                          layout.valid["W"], timer=timer)
+        grads.append((rows_g, layout.counts["W"]))
     grads.reverse()
-    j = _prelude_backward(sample_size, sample_seed)(prelude_vjp, g)
+    j = _call("prelude_bwd", _prelude_backward(sample_size, sample_seed), prelude_vjp, g,
+              timer=timer)
     out["G"] = _assemble(grads, sample_size)
     out["J"] = _assemble([j], sample_size)
-    return proxy_inputs.CompactInputs({k: v[0] for k, v in out.items()},
-                                      {k: v[1] for k, v in out.items()}), float(loss)
+    return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}, float(loss)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -107,6 +107,12 @@ def test_cheapest_level_yields_what_is_needed(data_root, tmp_path):
     assert store.path("x", "weights").exists() and not store.path("x").exists()
     assert store.has("x", ("W",)) and not store.has("x", ("A",))
     np.testing.assert_array_equal(got.values["W"], full.values["W"])
+    # collect_inputs builds the same architecture without the zoo (input_store.ArchInputs)
+    from lpzero_jax.input_store import collect_inputs
+
+    other = InputStore(config, tmp_path / "other")
+    (collected,), _ = collect_inputs(other, family, [arch], config, batch, needed=("W",))
+    np.testing.assert_array_equal(collected.values["W"], full.values["W"])
 
 
 def test_staged_full_tensors_equal_whole_model(data_root):
@@ -132,3 +138,18 @@ def test_staged_full_tensors_equal_whole_model(data_root):
     loss, inter = forward_full(family.stages(mc), params, batch, False)
     close(loss, ref[0])
     jax.tree_util.tree_map(close, inter, ref[1])
+
+
+def test_the_input_store_and_engine_do_not_import_the_zoo():
+    """The store, the staged engine and the inputs import neither the proxy zoo nor each other in
+    a circle (a fresh interpreter, so other tests' imports do not count)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lpzero_jax.input_store, lpzero_jax.staged, lpzero_jax.inputs; "
+            "print(sorted(m for m in sys.modules if m.startswith('lpzero_jax.proxies')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    code = "import lpzero_jax.staged as s, sys; print('lpzero_jax.inputs' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

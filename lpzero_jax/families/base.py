@@ -99,8 +99,16 @@ class Family:
 
     def stages(self, model_config: Hashable):
         """The model cut into compile-once stages (lpzero_jax.staged.Stages), or None to compile
-        the whole model per architecture."""
+        the whole model per architecture. Every consumer may use them (the zoo's full-tensor
+        sweeps included), so their layers must be the real ones."""
         return None
+
+    def input_stages(self, model_config: Hashable):
+        """The stages the compact six-input extraction runs (`staged.extract_staged`), or None for
+        one whole-model program per architecture. Default: `stages`. A family may return stages
+        that bucket layer widths (`Stages.bucket`: exact zero padding) so that its layers share
+        compiled programs across architectures."""
+        return self.stages(model_config)
 
     def max_seq_len(self, model_config: Hashable) -> Optional[int]:
         """The longest sequence the architecture accepts (its learned positions), or None when it

@@ -35,6 +35,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 N_TOKEN = 50264
 N_POSITIONS = 192
@@ -78,7 +79,8 @@ class GPT2FlexConfig:
     proj_init_std: float = 0.01
 
     def __post_init__(self):
-        if len(self.n_head) != len(self.d_inner) or not self.n_head:
+        # n_layer 0 (both empty) is the layer-less outer stage of `stages` (embeddings and head only)
+        if len(self.n_head) != len(self.d_inner):
             raise ValueError(f"n_head {self.n_head} and d_inner {self.d_inner} must be equally long")
         for h in self.n_head:
             if self.d_model % h:
@@ -260,36 +262,60 @@ class ProjectedAdaptiveLogSoftmax(nn.Module):
 
     @nn.compact
     def __call__(self, hidden: jax.Array, target: jax.Array, tied_tables: Sequence[jax.Array],
-                 tied_projs: Sequence[jax.Array]) -> jax.Array:
-        """hidden [N, d_model], target [N] int -> nll [N] (natural log)."""
+                 tied_projs: Sequence[jax.Array],
+                 cluster_rows: Optional[Sequence[Tuple[jax.Array, jax.Array]]] = None) -> jax.Array:
+        """hidden [N, d_model], target [N] int -> nll [N] (natural log).
+
+        cluster_rows: per tail cluster, (rows [C] int32, valid [C] bool): the positions whose target
+        lies in that cluster (`tail_cluster_rows`, computed on the host from the batch), so that a
+        tail's softmax runs on those C rows only; None: dense over all N rows (same values)."""
         c = self.config
         tables, biases = self._tables_and_biases(tied_tables)
         projs = self._projections(tied_projs)
         if c.n_clusters == 0:
-            logprob = jax.nn.log_softmax(self._logits(hidden, tables[0], biases[0], projs[0]), axis=-1)
-            return -jnp.take_along_axis(logprob, target[:, None], axis=1)[:, 0]
+            return _nll(self._logits(hidden, tables[0], biases[0], projs[0]), target)
 
         cluster_weight = self.param("cluster_weight", _normal(c.weight_init_std),
                                     (c.n_clusters, c.d_embed))
         cluster_bias = self.param("cluster_bias", nn.initializers.zeros, (c.n_clusters,))
         head_table = jnp.concatenate([tables[0], cluster_weight], axis=0)
         head_bias = jnp.concatenate([biases[0], cluster_bias], axis=0)
-        head_logprob = jax.nn.log_softmax(self._logits(hidden, head_table, head_bias, projs[0]), axis=-1)
-
         shortlist = c.cutoffs[0]
         cluster = sum((target >= end).astype(jnp.int32) for end in c.cutoffs[:-1])  # 0 = head
         head_index = jnp.where(cluster == 0, target, shortlist + cluster - 1)
-        logprob = jnp.take_along_axis(head_logprob, head_index[:, None], axis=1)[:, 0]
+        nll = _nll(self._logits(hidden, head_table, head_bias, projs[0]), head_index)
         for i, (l, r) in enumerate(c.cluster_bounds()[1:], start=1):
-            # Dense over all N tokens (static shapes); only cluster i's tokens use the result. The
-            # reference gathers those tokens first (about 5% of WikiText's GPT-2 tokens are >= 19997);
-            # a capacity-bounded gather with a lax.cond fallback measured only 5-15% faster here
-            # (the extra branch costs compile time), so the simple exact form is kept.
-            tail = jax.nn.log_softmax(self._logits(hidden, tables[i], biases[i], projs[i]), axis=-1)
-            local = jnp.clip(target - l, 0, r - l - 1)
-            tail_lp = jnp.take_along_axis(tail, local[:, None], axis=1)[:, 0]
-            logprob = logprob + jnp.where(cluster == i, tail_lp, 0.0)
-        return -logprob
+            if cluster_rows is None:
+                # Dense over all N tokens (static shapes); only cluster i's tokens use the result.
+                tail = _nll(self._logits(hidden, tables[i], biases[i], projs[i]),
+                            jnp.clip(target - l, 0, r - l - 1))
+                nll = nll + jnp.where(cluster == i, tail, 0.0)
+            else:  # the reference's form: only the tokens of cluster i (about 5% of them)
+                rows, valid = cluster_rows[i - 1]
+                tail = _nll(self._logits(hidden[rows], tables[i], biases[i], projs[i]),
+                            jnp.clip(target[rows] - l, 0, r - l - 1))
+                nll = nll.at[rows].add(jnp.where(valid, tail, 0.0))
+        return nll
+
+
+def _nll(logits: jax.Array, target: jax.Array) -> jax.Array:
+    """-log softmax(logits)[target] per row, as logsumexp - logit (no [N, V] log-probabilities)."""
+    picked = jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
+    return jax.nn.logsumexp(logits, axis=-1) - picked
+
+
+def tail_cluster_rows(config: GPT2FlexConfig, targets: np.ndarray,
+                      multiple: int = 256) -> Tuple[Tuple[np.ndarray, np.ndarray], ...]:
+    """Host-side (NumPy) rows of the flattened targets in each tail cluster, padded to a multiple
+    of `multiple` (padding: row 0, valid False) so equal batches give equal shapes."""
+    t = np.asarray(targets).reshape(-1)
+    out = []
+    for l, r in config.cluster_bounds()[1:]:
+        rows = np.flatnonzero((t >= l) & (t < r)).astype(np.int32)
+        size = max(-(-len(rows) // multiple) * multiple, multiple)
+        valid = np.arange(size) < len(rows)
+        out.append((np.pad(rows, (0, size - len(rows))), valid))
+    return tuple(out)
 
 
 class Attention(nn.Module):
@@ -338,19 +364,24 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x))."""
+    """Pre-LN transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)).
 
-    config: GPT2FlexConfig
-    index: int
+    Only its own shape is a field (init stds matter to `init` only), so equal layers of different
+    architectures are one module configuration and share a compiled stage (`stages`)."""
+
+    d_model: int
+    n_head: int
+    d_inner: int
+    eps: float = 1e-5
+    init_std: float = 0.02
+    proj_std: float = 0.02
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        c, i = self.config, self.index
-        proj_std = c.weight_init_std / math.sqrt(2 * c.n_layer)
-        x = x + Attention(c.d_model, c.n_head[i], c.weight_init_std, proj_std, name="attn")(
-            nn.LayerNorm(epsilon=c.layer_norm_eps, name="ln_1")(x))
-        return x + MLP(c.d_model, c.d_inner[i], c.weight_init_std, proj_std, name="mlp")(
-            nn.LayerNorm(epsilon=c.layer_norm_eps, name="ln_2")(x))
+        x = x + Attention(self.d_model, self.n_head, self.init_std, self.proj_std, name="attn")(
+            nn.LayerNorm(epsilon=self.eps, name="ln_1")(x))
+        return x + MLP(self.d_model, self.d_inner, self.init_std, self.proj_std, name="mlp")(
+            nn.LayerNorm(epsilon=self.eps, name="ln_2")(x))
 
 
 class GPT2Flex(nn.Module):
@@ -368,27 +399,39 @@ class GPT2Flex(nn.Module):
         c = self.config
         self.wte = AdaptiveEmbedding(c)
         self.wpe = nn.Embed(c.n_positions, c.d_model, embedding_init=_normal(c.weight_init_std))
-        self.layers = [Block(c, i, name=f"layer_{i}") for i in range(c.n_layer)]
+        proj_std = c.weight_init_std / math.sqrt(2 * max(c.n_layer, 1))
+        self.layers = [Block(c.d_model, h, f, c.layer_norm_eps, c.weight_init_std, proj_std,
+                             name=f"layer_{i}") for i, (h, f) in enumerate(zip(c.n_head, c.d_inner))]
         self.ln_f = nn.LayerNorm(epsilon=c.layer_norm_eps)
         self.lm_head = ProjectedAdaptiveLogSoftmax(c)
 
     def embed(self, input_ids: jax.Array) -> jax.Array:
         return self.wte(input_ids)
 
-    def __call__(self, word_embeds: jax.Array) -> jax.Array:
+    def prelude(self, word_embeds: jax.Array) -> jax.Array:
+        """Word embeddings + learned positions: the input of the first layer."""
         s = word_embeds.shape[1]
         if s > self.config.n_positions:
             raise ValueError(f"sequence length {s} exceeds the {self.config.n_positions} positions")
-        x = word_embeds + self.wpe(jnp.arange(s))[None]
+        return word_embeds + self.wpe(jnp.arange(s))[None]
+
+    def __call__(self, word_embeds: jax.Array) -> jax.Array:
+        x = self.prelude(word_embeds)
         for layer in self.layers:
             x = layer(x)
         return self.ln_f(x)
 
-    def nll(self, hidden: jax.Array, targets: jax.Array) -> jax.Array:
-        """hidden [..., d_model], targets [...] -> nll [...]."""
+    def nll(self, hidden: jax.Array, targets: jax.Array, cluster_rows=None) -> jax.Array:
+        """hidden [..., d_model], targets [...] -> nll [...] (cluster_rows: see lm_head)."""
         flat = hidden.reshape(-1, hidden.shape[-1])
-        out = self.lm_head(flat, targets.reshape(-1), self.wte.tables, self.wte.projs)
+        out = self.lm_head(flat, targets.reshape(-1), self.wte.tables, self.wte.projs, cluster_rows)
         return out.reshape(targets.shape)
+
+    def head_loss(self, hidden: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
+        """ln_f, then the mean next-token NLL: last layer's output [B, S, d] -> scalar. Tail
+        clusters run on batch["cluster_rows"] only when the batch has it (`head_inputs`)."""
+        return jnp.mean(self.nll(self.ln_f(hidden[:, :-1]), batch["input_ids"][:, 1:],
+                                 batch.get("cluster_rows")))
 
     def proxy_loss(self, word_embeds: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
         hidden = self(word_embeds)[:, :-1]
@@ -397,3 +440,35 @@ class GPT2Flex(nn.Module):
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`): embed, forward, adaptive softmax."""
         return self.proxy_loss(self.embed(input_ids), {"input_ids": input_ids})
+
+
+def bucket_width(width: int, multiple: int) -> int:
+    """width rounded up to a multiple of `multiple` (1: unchanged)."""
+    return -(-width // multiple) * multiple
+
+
+def stages(config: GPT2FlexConfig, ffn_multiple: int = 1):
+    """The model cut into separately compiled stages (lpzero_jax/staged.py).
+
+    outer: the layer-less GPT2Flex (adaptive embedding + positions; ln_f + adaptive softmax loss),
+    shared by every architecture with the same embedding side; layers: one `Block` each, keyed by
+    (d_model, n_head, d_inner) only. ffn_multiple > 1: each layer runs as a Block whose FFN width is
+    d_inner rounded up to that multiple (`Stages.bucket`); its zero-filled extra units are exact zeros
+    in every output, activation and gradient (c_fc column, c_fc bias and c_proj row all zero: gelu(0)
+    = 0 and their gradients vanish), so equal-bucket layers share one compiled program.
+    head_inputs: the rows of each tail cluster's targets (`tail_cluster_rows`), so the head stage
+    runs each tail softmax on its ~5% of tokens instead of all of them.
+    """
+    from lpzero_jax.staged import Stages
+
+    outer = GPT2Flex(dataclasses.replace(config, n_head=(), d_inner=()))
+    layers = [(Block(config.d_model, h, f, config.layer_norm_eps), f"layer_{i}")
+              for i, (h, f) in enumerate(zip(config.n_head, config.d_inner))]
+    def head_inputs(batch):
+        return {"cluster_rows": tail_cluster_rows(config, np.asarray(batch["input_ids"])[:, 1:])}
+
+    bucket = None
+    if ffn_multiple > 1:
+        def bucket(block: Block) -> Block:
+            return block.clone(d_inner=bucket_width(block.d_inner, ffn_multiple))
+    return Stages(outer=outer, layers=layers, bucket=bucket, head_inputs=head_inputs)

@@ -146,3 +146,74 @@ def test_all_200_param_counts_match_params_summary(family, archs):
                 mismatches[c].append(arch_id)
     assert len(archs) == 200
     assert mismatches == {c: [] for c in COLUMNS}
+
+
+@pytest.mark.parametrize("arch_id", ["config_9_j3",
+                                     pytest.param("config_15_j1", marks=pytest.mark.slow)])
+def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
+    """Layer stages with FFN widths padded to the bucket give the unpadded whole-model inputs: same
+    counts (real elements), same values (samples at the real entries' positions)."""
+    from lpzero_jax import staged
+    from lpzero_jax.models import gpt2_flex
+
+    config = gpt2_config(batch_size=4, seq_len=32)  # 4 x 32: some targets in the tail clusters
+    mc = family.model_config(archs[arch_id], config)
+    stages = family.input_stages(mc)
+    runs = [stages.bucket(m) for m, _ in stages.layers]
+    assert all(r.d_inner % family.ffn_bucket == 0 for r in runs)
+    assert any(r.d_inner != f for r, f in zip(runs, mc.d_inner))  # really padded
+    params = family.init_params(mc, config.seed)
+    batch = family.make_batch(config)
+    assert sum(v.sum() for _, v in stages.head_inputs(batch)["cluster_rows"]) > 0  # tails used
+    k = 8192  # A, W, G sampled; H, S (and J at d_model 64) of 8192 stored whole
+    a = extract_proxy_inputs(family, mc, params, batch, k, staged=True)
+    b = extract_proxy_inputs(family, mc, params, batch, k, staged=False)
+    assert a.counts["A"][0, 0] > k and a.counts["S"][0, 0] <= k
+    for n in ("A", "J", "G", "H", "W", "S"):
+        np.testing.assert_array_equal(a.counts[n], b.counts[n], err_msg=n)
+        np.testing.assert_allclose(a.values[n], b.values[n], rtol=2e-4, atol=1e-6, err_msg=n)
+    # the padded entries of a layer stage are exact zeros (outputs, activations, gradients)
+    module, key = stages.layers[0]
+    run = stages.bucket(module)
+    layout = staged.sample_layout(module, run, (4, 32, mc.d_model), family.is_proxy_weight, k, 0)
+    padded = staged.pad_params(params["params"][key], layout.run_params)
+    x = np.random.default_rng(0).standard_normal((4, 32, mc.d_model)).astype(np.float32)
+    y, vjp_fn, inter = jax.vjp(staged.layer_apply(run), padded, x, has_aux=True)
+    f = mc.d_inner[0]
+    assert np.all(np.asarray(inter["mlp"]["A"][0])[..., f:] == 0)
+    g_p, _ = vjp_fn(np.ones_like(y))
+    assert np.all(np.asarray(g_p["mlp"]["c_fc"]["kernel"])[:, f:] == 0)
+    assert np.all(np.asarray(g_p["mlp"]["c_proj"]["kernel"])[f:] == 0)
+    y_real = staged.layer_apply(module)(params["params"][key], x)[0]
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_real), rtol=1e-5, atol=1e-5)
+
+
+def test_layer_programs_are_shared_across_widths_of_one_bucket(family):
+    """Two layers of different real FFN widths in one bucket run the same compiled program."""
+    from lpzero_jax import staged
+    from lpzero_jax.models.gpt2_flex import Block
+
+    a, b = Block(64, 2, 300), Block(64, 2, 400)
+    bucket = lambda m: m.clone(d_inner=512)  # noqa: E731
+    assert staged.module_key(bucket(a)) == staged.module_key(bucket(b))
+    la = staged.sample_layout(a, bucket(a), (2, 16, 64), family.is_proxy_weight, 64, 0)
+    lb = staged.sample_layout(b, bucket(b), (2, 16, 64), family.is_proxy_weight, 64, 0)
+    assert la.counts["A"].tolist() == [2 * 16 * 300] and lb.counts["A"].tolist() == [2 * 16 * 400]
+    # positions point at real entries only: column index (flat % 512) below the real width
+    assert (la.positions["A"] % 512).max() < 300 and (lb.positions["A"] % 512).max() < 400
+
+
+def test_ffn_bucket_measurement_on_the_200_archs(family, data_root):
+    """The figures behind `ffn_bucket` (README): distinct layer stages vs extra FLOPs."""
+    from lpzero_jax.families.gpt2 import layer_buckets
+
+    configs = [family.model_config(a, None) for a in family.load_benchmark(
+        gpt2_config(data_root=str(data_root)))]
+    one = layer_buckets(configs, 1)
+    assert (one["layers"], one["distinct"], one["distinct_bucketed"]) == (1870, 1777, 1777)
+    assert one["extra_ffn_flops"] == 0
+    b128, b256 = layer_buckets(configs, 128), layer_buckets(configs, 256)
+    assert (b128["distinct_bucketed"], b256["distinct_bucketed"]) == (139, 70)
+    assert 0.04 < b128["extra_ffn_flops"] < 0.05 and 0.09 < b256["extra_ffn_flops"] < 0.10
+    assert b256["extra_layer_flops"] < b256["extra_ffn_flops"]
+    assert layer_buckets(configs, family.ffn_bucket)["distinct_bucketed"] <= 70

@@ -233,3 +233,27 @@ def test_config_from_lts_fields():
     assert c.cutoffs == (19997, 39997, 50264) and c.tie_projs == (False, True, True)
     assert c.cluster_widths() == [128, 32, 8] and c.n_clusters == 2 and c.n_positions == 192
     assert hash(c) == hash(dataclasses.replace(c))
+
+
+@pytest.mark.parametrize("div_val", [1, 2])
+def test_tail_rows_give_the_dense_adaptive_softmax(div_val):
+    """The head stage's sparse tails (only the rows whose target is in a tail cluster, host-computed
+    and padded) give the dense form's per-token NLL and gradient."""
+    from lpzero_jax.models.gpt2_flex import tail_cluster_rows
+
+    config = small_config(div_val=div_val)
+    model, params = init(config)
+    ids = ids_batch(seed=3, b=3, s=12)
+    targets = ids[:, 1:]
+    rows = tail_cluster_rows(config, np.asarray(targets), multiple=8)
+    assert all(v.sum() > 0 for _, v in rows) and any(v.sum() < len(v) for _, v in rows)
+    hidden = jax.random.normal(jax.random.PRNGKey(1), targets.shape + (config.d_model,))
+
+    def loss(h, cluster_rows):
+        return model.apply(params, h, targets, cluster_rows, method=model.nll)
+
+    dense, sparse = loss(hidden, None), loss(hidden, rows)
+    np.testing.assert_allclose(np.asarray(sparse), np.asarray(dense), rtol=1e-5, atol=1e-5)
+    g_dense = jax.grad(lambda h: loss(h, None).mean())(hidden)
+    g_sparse = jax.grad(lambda h: loss(h, rows).mean())(hidden)
+    np.testing.assert_allclose(np.asarray(g_sparse), np.asarray(g_dense), rtol=1e-4, atol=1e-6)

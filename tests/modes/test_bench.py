@@ -15,10 +15,19 @@ def test_bench_measures_extraction_candidates_and_the_naive_path(tmp_path, capsy
     result = bench.run(c, tmp_path)
     saved = json.load(open(tmp_path / "bench.json"))
     assert saved["sample_archs"] == 4 and saved["matmul_flops_per_s"] > 1e8
+    assert saved["matmul_flops_per_s_after_extraction"] > 1e8
     e = saved["extraction"]
     assert len(e["per_arch"]) == 4
     assert sum(np.isfinite(r["flops"]) for r in e["per_arch"]) == 2
     assert 0 < e["fraction_of_matmul"] < 2
+    # FLOPs counted on the staged programs that ran; the bound can only be below the time
+    assert set(e["per_stage"]) == {"outer", "layer_fwd", "head", "layer_bwd", "prelude_bwd"}
+    assert 0 < e["lower_bound_seconds"] < e["measured_warm_seconds"]
+    assert e["programs_compiled"] > 0 and e["compile_seconds"] > 0
+    assert e["per_arch"][0]["new_programs"] > 0
+    d = saved["distinct_stages"]
+    assert d["benchmark_archs"] == 500 and d["benchmark"]["whole_models"] == 0
+    assert 0 < d["sample"]["layer_stages"] <= d["benchmark"]["layer_stages"] < 1522
     p = saved["candidates"]["program"]
     assert saved["candidates"]["evaluated"] == 40 and p["candidates_per_s"] > 0
     assert 0 <= p["branch_cache_hit_rate"] <= 1
