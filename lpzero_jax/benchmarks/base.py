@@ -63,16 +63,8 @@ def require_number(value: Any, what: str, where: str) -> float:
 
 
 def read_json_file(path) -> Any:
-    """The parsed JSON of a benchmark file; BenchmarkFormatError naming the file if it is missing or
-    not JSON."""
-    import json
-    from pathlib import Path
+    """The parsed JSON of a benchmark file (plain, .gz or .xz); BenchmarkFormatError naming the file
+    if it is missing or not JSON."""
+    from lpzero_jax.paths import read_json
 
-    path = Path(path)
-    if not path.is_file():
-        raise BenchmarkFormatError(f"{path}: benchmark file does not exist")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise BenchmarkFormatError(f"{path}: not valid JSON ({e})") from None
+    return read_json(path, BenchmarkFormatError)
