@@ -72,3 +72,27 @@ def base_config() -> ConfigDict:
     c.inputs.sample_seed = 0
     c.inputs.cache_dir = config_dict.placeholder(str)  # default: <workdir>/inputs_cache
     return c
+
+
+def subnet_search_config() -> ConfigDict:
+    """Settings of `subnet_search` mode (lpzero_jax/modes/subnet_search.py): evolution over LoNAS
+    subnets of a supernet under a parameter budget; a family config adds where its supernet comes from."""
+    s = ConfigDict()
+    s.checkpoint = config_dict.placeholder(str)  # local HF LLaMA folder (config.json + safetensors)
+    s.adapter_path = config_dict.placeholder(str)  # optional peft adapter_model.safetensors
+    s.width_ratios = (1.0, 0.875, 0.75, 0.625, 0.5)  # LoNAS: 11008 .. 5504 on LLaMA-7B
+    s.rank_choices = (32, 28)  # LoNAS adapter ranks (largest = the supernet's)
+    s.separate_ffn_rank = False  # True: gate/up adapters get their own rank knob (LoNAS's nncf groups)
+    s.lora_scaling = 2.0  # peft lora_alpha / r = 64 / 32
+    s.budget_fraction = 0.85  # max params / supernet params (paper: 5.7B of 6.7B)
+    # fitness: params | proxy:<name> | genome:<genome> | published:<key>; default: the paper's
+    # Appendix B LLaMA proxy (lpzero_jax.expression.published)
+    s.fitness = "published:lpzero_llama"
+    s.population = 20
+    s.generations = 10
+    s.parent_fraction = 0.25
+    s.mutation_prob = 0.1
+    s.crossover_prob = 0.5
+    s.top_k = 5
+    s.seed = 42
+    return s

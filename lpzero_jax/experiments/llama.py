@@ -12,7 +12,7 @@ python -m lpzero_jax.main --config=experiments/llama.py --config.mode=subnet_sea
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.configs import base_config
+from lpzero_jax.configs import base_config, subnet_search_config
 
 
 def get_config() -> ConfigDict:
@@ -34,25 +34,8 @@ def get_config() -> ConfigDict:
     c.search.sample_archs = 24  # of the 48 benchmark models; the other 24 are held out
 
     # subnet_search mode: evolution over LoNAS subnets (lpzero_jax/modes/subnet_search.py)
-    s = c.subnet_search = ConfigDict()
-    s.checkpoint = config_dict.placeholder(str)  # local HF LLaMA folder (config.json + safetensors)
-    s.adapter_path = config_dict.placeholder(str)  # optional peft adapter_model.safetensors
-    s.supernet = ConfigDict(dict(  # used when no checkpoint: a small random-init supernet
+    c.subnet_search = subnet_search_config()
+    c.subnet_search.supernet = ConfigDict(dict(  # used when no checkpoint: a small random-init supernet
         hidden_size=128, intermediate_size=512, num_hidden_layers=8, num_attention_heads=4,
         num_key_value_heads=4, rope_theta=10000.0, tie_word_embeddings=False))
-    s.width_ratios = (1.0, 0.875, 0.75, 0.625, 0.5)  # LoNAS: 11008 .. 5504 on LLaMA-7B
-    s.rank_choices = (32, 28)  # LoNAS adapter ranks (largest = the supernet's)
-    s.separate_ffn_rank = False  # True: gate/up adapters get their own rank knob (LoNAS's nncf groups)
-    s.lora_scaling = 2.0  # peft lora_alpha / r = 64 / 32
-    s.budget_fraction = 0.85  # max params / supernet params (paper: 5.7B of 6.7B)
-    # fitness: params | proxy:<name> | genome:<genome> | published:<key>; default: the paper's
-    # Appendix B LLaMA proxy (lpzero_jax.expression.published)
-    s.fitness = "published:lpzero_llama"
-    s.population = 20
-    s.generations = 10
-    s.parent_fraction = 0.25
-    s.mutation_prob = 0.1
-    s.crossover_prob = 0.5
-    s.top_k = 5
-    s.seed = 42
     return c

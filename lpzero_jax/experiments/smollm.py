@@ -15,7 +15,7 @@ python -m lpzero_jax.main --config=experiments/smollm.py --config.mode=subnet_se
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.configs import base_config
+from lpzero_jax.configs import base_config, subnet_search_config
 
 
 def get_config() -> ConfigDict:
@@ -33,21 +33,8 @@ def get_config() -> ConfigDict:
     c.search.sample_archs = 33  # of the 66 subnets; the other 33 are held out
 
     # subnet_search mode: evolution over LoNAS subnets of the same pretrained supernet
-    s = c.subnet_search = ConfigDict()
+    s = c.subnet_search = subnet_search_config()
     s.from_gguf = True  # supernet = the family's GGUF (config.gguf_path), weights as stored
-    s.checkpoint = config_dict.placeholder(str)
-    s.adapter_path = config_dict.placeholder(str)
     s.width_ratios = (1.0, 0.875, 0.75, 0.625, 0.5)  # 1536 .. 768
     s.rank_choices = (0,)  # no adapters: FFN widths alone
-    s.separate_ffn_rank = False
-    s.lora_scaling = 2.0
-    s.budget_fraction = 0.85
-    s.fitness = "published:lpzero_llama"
-    s.population = 20
-    s.generations = 10
-    s.parent_fraction = 0.25
-    s.mutation_prob = 0.1
-    s.crossover_prob = 0.5
-    s.top_k = 5
-    s.seed = 42
     return c
