@@ -112,9 +112,6 @@ class CompactInputs:
         names = [k for k in INPUT_NAMES if f"values_{k}" in arrays]
         return cls({k: arrays[f"values_{k}"] for k in names}, {k: arrays[f"counts_{k}"] for k in names})
 
-    def nbytes(self) -> int:
-        return sum(v.nbytes for v in self.values.values()) + sum(c.nbytes for c in self.counts.values())
-
 
 @dataclasses.dataclass
 class StackedInputs:
@@ -131,11 +128,6 @@ class StackedInputs:
     @property
     def num_archs(self) -> int:
         return self.layer_mask.shape[0]
-
-    def take(self, index: Sequence[int]) -> "StackedInputs":
-        index = np.asarray(index)
-        return StackedInputs({k: v[index] for k, v in self.values.items()},
-                             {k: c[index] for k, c in self.counts.items()}, self.layer_mask[index])
 
 
 def stack_inputs(items: Sequence[CompactInputs]) -> StackedInputs:

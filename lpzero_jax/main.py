@@ -67,7 +67,6 @@ def run(config) -> object:
     from lpzero_jax.families import get_family
     from lpzero_jax.input_store import data_digests
     from lpzero_jax.modes import MODES
-    from lpzero_jax.search.checkpoint import save_json
 
     mode = MODES.get(config.mode)
     checks.validate_config(config)
