@@ -177,6 +177,11 @@ class Family:
         """
         return model.apply(params, word_embeds, batch, method=model.proxy_loss)
 
+    def param_group_counts(self, model_config: Hashable) -> Optional[Dict[str, int]]:
+        """#Params per named parameter group (e.g. LTS's "Attn", "FFN", "nonembedding"), counted
+        from shapes; None when the family has no such groups (the group proxies are then NaN)."""
+        return None
+
     # --- shared -------------------------------------------------------------------------------
     def init_rule(self, path, shape, rng):
         """Family-specific initial value of a leaf, or None for the default N(0, init_std)/0/1."""
