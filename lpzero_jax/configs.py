@@ -62,6 +62,7 @@ def base_config() -> ConfigDict:
     c.distributed.num_processes = 1
     c.distributed.process_id = 0
     c.distributed.auto_detect = False  # let JAX find the cluster itself (SLURM, Cloud TPU VM)
+    c.distributed.initialization_timeout_s = 300  # longest wait for every process to join
     c.distributed.heartbeat_timeout_s = 100  # a process silent this long counts as dead
     c.distributed.shutdown_timeout_s = 300
     c.distributed.barrier_timeout_s = 86400  # longest wait for the other hosts' extraction

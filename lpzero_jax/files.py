@@ -147,9 +147,11 @@ def check_writable(directory: Union[str, Path], setting: str) -> None:
     directory = Path(directory).expanduser()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_write(directory / ".write_probe") as f:
+        # one probe per process: the hosts of a distributed job probe the shared workdir together
+        probe = directory / f".write_probe.{uuid.uuid4().hex}"
+        with atomic_write(probe) as f:
             f.write("ok")
-        (directory / ".write_probe").unlink()
+        probe.unlink()
     except OSError as e:
         if e.errno not in _NOT_WRITABLE:
             raise  # e.g. a full disk: the environment's failure, reported as such

@@ -46,6 +46,7 @@ def initialize(config) -> None:
                       num_processes=int(dist.num_processes), process_id=int(dist.process_id))
     jax.distributed.initialize(
         **kwargs,
+        initialization_timeout=int(dist.get("initialization_timeout_s") or 300),
         heartbeat_timeout_seconds=int(dist.get("heartbeat_timeout_s") or 100),
         shutdown_timeout_seconds=int(dist.get("shutdown_timeout_s") or 300))
     logging.info("jax.distributed: process %d of %d, %d local / %d global devices",

@@ -62,6 +62,7 @@ def _start(workdir, xla_cache, process_id=None, port=None, env_extra=None):
         extra = [f"--config.distributed.coordinator_address=127.0.0.1:{port}",
                  "--config.distributed.num_processes=2",
                  f"--config.distributed.process_id={process_id}",
+                 "--config.distributed.initialization_timeout_s=60",
                  "--config.distributed.heartbeat_timeout_s=5",
                  "--config.distributed.shutdown_timeout_s=30",
                  "--config.distributed.barrier_timeout_s=120"]

@@ -96,3 +96,27 @@ def test_unwritable_folder_is_a_config_error_naming_the_setting(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="inputs.cache_dir: cannot write in"):
         files.check_writable(blocker / "cache", "inputs.cache_dir")
+
+
+def test_processes_probing_one_workdir_together_do_not_collide(tmp_path):
+    """The hosts of a distributed job check the shared workdir at the same time: each probe file is
+    its own (one shared name made one process's unlink fail with ENOENT, seen as 'cannot write')."""
+    import threading
+
+    from lpzero_jax.files import check_writable
+
+    errors = []
+
+    def probe():
+        try:
+            for _ in range(200):
+                check_writable(tmp_path, "workdir")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=probe) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and not list(tmp_path.glob(".write_probe*"))
