@@ -56,7 +56,7 @@ def _shares_workdir(config) -> bool:
     """Runs meant to share a workdir: rank shards, the processes of one distributed run."""
     dist = config.get("distributed") or {}
     return bool(config.get("rank_shard")) and config.mode == "rank" or \
-        int(dist.get("num_processes") or 1) > 1
+        int(dist.get("num_processes") or 1) > 1 or bool(dist.get("auto_detect"))
 
 
 def run(config) -> object:

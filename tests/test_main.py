@@ -118,3 +118,18 @@ def test_two_runs_on_one_workdir_are_refused(tmp_path, data_root):
             run(config)
     with files.workdir_lock(tmp_path, shared=True):  # another shard
         assert run(config) == {}
+
+
+def test_hosts_of_a_distributed_job_share_the_workdir():
+    """Every host of a jax.distributed job takes the workdir lock in shared mode, including when JAX
+    finds the cluster itself (SLURM, Cloud TPU: auto_detect, num_processes left at 1)."""
+    from lpzero_jax.main import _shares_workdir
+    from tests.conftest import tiny_config
+
+    c = tiny_config()
+    assert not _shares_workdir(c)
+    c.distributed.auto_detect = True
+    assert _shares_workdir(c)
+    c = tiny_config()
+    c.distributed.num_processes = 2
+    assert _shares_workdir(c)
