@@ -36,6 +36,7 @@ from lpzero_jax.models.llama_eval import perplexity, spread_windows  # noqa: E40
 from lpzero_jax.models.llama_gguf import gguf_corpus_ids  # noqa: E402
 from lpzero_jax.models.lonas import LonasSpace, extract_subnet_params  # noqa: E402
 from lpzero_jax.modes import subnet_search  # noqa: E402
+from lpzero_jax.search import subnets  # noqa: E402
 from lpzero_jax.paths import resolve_data_file  # noqa: E402
 from lpzero_jax.search.checkpoint import read_jsonl  # noqa: E402
 
@@ -98,8 +99,8 @@ def main(argv):
                 rng = np.random.default_rng(F.seed)
                 chosen = []
                 for _ in range(F.random_draws):
-                    chosen.append(subnet_search.feasible(space, lambda: space.random_choice(rng), max_params,
-                                                         rng, 100, avoid=set(chosen)))
+                    chosen.append(subnets.feasible(space, lambda: space.random_choice(rng), max_params,
+                                                   rng, 100, avoid=set(chosen)))
                 ppls = [ppl(c) for c in chosen]
                 r = {"ppl": float(np.median(ppls)), "ppl_all": ppls,
                      "params": [space.num_params(c) for c in chosen]}
@@ -107,7 +108,7 @@ def main(argv):
                 run_dir = workdir / f"{budget}_{fitness.replace(':', '_').replace('(', '_').replace(')', '_')[:60]}"
                 result = subnet_search.run(run_config(budget, fitness, run_dir), run_dir)
                 best = result["best"][0]
-                choice = subnet_search.parse_choice_key(best["key"])
+                choice = subnets.parse_choice_key(best["key"])
                 r = {"ppl": ppl(choice), "params": best["params"], "fitness_value": best["fitness"],
                      "ffn": [l["ffn_width"] for l in best["layers"]], "scored": result["summary"]["scored"]}
             r.update(budget=budget, fitness=fitness, max_params=max_params, seconds=time.perf_counter() - t)

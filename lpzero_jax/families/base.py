@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -181,6 +181,15 @@ class Family:
         """#Params per named parameter group (e.g. LTS's "Attn", "FFN", "nonembedding"), counted
         from shapes; None when the family has no such groups (the group proxies are then NaN)."""
         return None
+
+    def supernet(self, config: ConfigDict) -> Tuple[Hashable, Callable[[], Any]]:
+        """(supernet model config, a function returning its params) for `subnet_search`, whose
+        subnets are sliced from it (`search/subnets.py`); the params are only built when a fitness
+        asks for them. Default: the family has no supernet (a ConfigError naming the fix)."""
+        from lpzero_jax.errors import ConfigError
+
+        raise ConfigError(f"family {self.name!r} has no supernet for subnet_search; use "
+                          "--config.family=llama (or smollm)")
 
     # --- shared -------------------------------------------------------------------------------
     def init_rule(self, path, shape, rng):

@@ -153,6 +153,33 @@ class LlamaFamily(Family):
         """{Embedding, Attn, FFN, LayerNorm, Softmax, Adapters, nonembedding, total} from shapes."""
         return dict(_group_counts(self, model_config))
 
+    def supernet(self, config: ConfigDict):
+        """The `subnet_search.checkpoint` folder (HF LLaMA, optional peft adapter) if set, else a
+        random-init supernet of `subnet_search.supernet`'s sizes with `config.seed`; adapters of the
+        largest `rank_choices` rank."""
+        ss = config.subnet_search
+        rank = int(max(ss.rank_choices))
+        if ss.get("checkpoint"):
+            from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
+
+            supernet = LlamaConfig.from_hf(read_hf_config(Path(ss.checkpoint)), rank, rank,
+                                           float(ss.lora_scaling))
+
+            def load():
+                return load_llama_checkpoint(Path(ss.checkpoint), self, rank, rank, float(ss.lora_scaling),
+                                             ss.get("adapter_path"), int(config.seed))[1]
+
+            return supernet, load
+        s = ss.supernet
+        supernet = LlamaConfig.uniform(
+            vocab_size=int(config.vocab_size), hidden_size=int(s.hidden_size),
+            intermediate_size=int(s.intermediate_size), num_hidden_layers=int(s.num_hidden_layers),
+            num_attention_heads=int(s.num_attention_heads),
+            num_key_value_heads=int(s.get("num_key_value_heads") or s.num_attention_heads),
+            attn_lora_rank=rank, ffn_lora_rank=rank, rope_theta=float(s.rope_theta),
+            tie_word_embeddings=bool(s.tie_word_embeddings), lora_scaling=float(ss.lora_scaling))
+        return supernet, lambda: self.init_params(supernet, int(config.seed))
+
     def init_rule(self, path, shape, rng):
         """peft LoRA init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0 (the adapter starts as identity)."""
         if path[-1] == "lora_a":

@@ -77,6 +77,15 @@ class SmolLMFamily(LlamaFamily):
         return {"input_ids": text.sample_windows(ids, int(config.batch_size), int(config.seq_len),
                                                  int(config.seed))}
 
+    def supernet(self, config: ConfigDict):
+        """With `subnet_search.from_gguf`: the pretrained GGUF (no adapters), else as for LLaMA."""
+        if not config.subnet_search.get("from_gguf"):
+            return super().supernet(config)
+        if int(max(config.subnet_search.rank_choices)):
+            raise ValueError("a GGUF supernet has no adapters: set subnet_search.rank_choices=(0,)")
+        supernet, _ = supernet_params(str(gguf_file(config)))
+        return supernet, lambda: supernet_params(str(gguf_file(config)))[1]
+
     def arch_params(self, model_config: LlamaConfig, config: ConfigDict):
         """The subnet's weights sliced from the pretrained supernet (leading FFN channels)."""
         from lpzero_jax.models.lonas import extract_subnet_params

@@ -1,11 +1,20 @@
-"""Algorithm 1 of LPZero: genetic programming over proxy genomes.
+"""One evolutionary loop over any search space (`search/space.py`), and LPZero's Algorithm 1 on it.
 
-Initialise a population of p valid random genomes; then for G generations: rank the population by
-fitness, take the top R ratio as the pool Q, draw two parents from Q, cross them over with
-probability Cr and mutate the child with probability Mr; if the child breaks a rule of the
-Rule-based Pruning Strategy (or is already in the population) regenerate it; evaluate it and keep the
-top p. Everything random comes from one seeded NumPy generator whose state is checkpointed, so an
+`evolve_members` keeps a population ranked by a batch fitness (higher is better; NaN/inf rank last).
+Each step takes the best `parents` as the pool, draws parents from it, crosses them over with
+probability `crossover_rate` and mutates the child with probability `mutation_rate` (1: always, no
+draw); a child that is a duplicate or invalid is redrawn, and after `max_tries` draws repaired by the
+space (or dropped). Two replacement regimes:
+  steady-state ("steady"): one child per step; the best `population` of the old members and the
+      child survive (Algorithm 1 of LPZero, the proxy search);
+  generational ("generational"): the parents survive (elitism) and children fill the population
+      (the LoNAS subnet search, `search/subnets.py`).
+Everything random comes from one seeded NumPy generator whose state is part of `SearchState`, so an
 interrupted run resumes on exactly the trajectory of an uninterrupted one.
+
+`evolve` is Algorithm 1: initialise p valid random genomes; for G generations rank, take the top R
+ratio as the pool, breed one child that passes the Rule-based Pruning Strategy (and is not already in
+the population), keep the top p.
 """
 
 from __future__ import annotations
@@ -13,14 +22,191 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 from absl import logging
 
-from lpzero_jax.expression.genome import Genome, crossover, mutate, parse_genome, random_genome
+from lpzero_jax.expression.genome import parse_genome
 from lpzero_jax.search.fitness import FitnessEvaluator
+from lpzero_jax.search.space import GenomeSpace, SearchSpace
 
+BatchFitness = Callable[[Sequence[Hashable]], Sequence[float]]
+REGIMES = ("steady", "generational")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """population: members kept; steps: breeding steps after the initial population; parents: size of
+    the pool children are bred from; regime: "steady" or "generational" (module doc);
+    distinct_parents: draw two different parents (else with replacement)."""
+
+    population: int
+    steps: int
+    parents: int
+    regime: str = "steady"
+    crossover_rate: float = 0.5
+    mutation_rate: float = 0.5
+    distinct_parents: bool = False
+    max_tries: int = 200
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.regime not in REGIMES:
+            raise ValueError(f"unknown replacement regime {self.regime!r}; expected one of {REGIMES}")
+
+
+@dataclasses.dataclass
+class SearchState:
+    """Everything needed to resume: steps done, population (best first after the first step),
+    history, RNG state.
+    `scores` (every member scored, in scoring order) is rebuilt from the fitness on resume."""
+
+    generation: int = 0
+    population: List = dataclasses.field(default_factory=list)
+    history: List[dict] = dataclasses.field(default_factory=list)
+    rng_state: Optional[dict] = None
+    seconds: float = 0.0
+    scores: Dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self, key: Callable[[object], str] = str) -> dict:
+        """JSON-able form; members as their text (`key`)."""
+        return {"generation": self.generation, "population": [key(m) for m in self.population],
+                "history": self.history, "rng_state": self.rng_state, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, d: dict, parse: Callable[[str], object] = parse_genome) -> "SearchState":
+        """The state of a `to_dict` payload; members parsed from their text (`parse`)."""
+        return cls(generation=d["generation"], population=[parse(t) for t in d["population"]],
+                   history=d["history"], rng_state=d["rng_state"], seconds=d["seconds"])
+
+
+def _rank_key(value: float) -> float:
+    return value if math.isfinite(value) else -math.inf
+
+
+def draw_valid(space: SearchSpace, draw: Callable[[], Hashable], avoid, tries: int,
+          rng: np.random.Generator):
+    """A valid draw not in `avoid`; after `tries` failed draws the space's repair of the last one."""
+    member = None
+    for _ in range(tries):
+        member = draw()
+        if member in avoid:
+            continue
+        if space.is_valid(member):
+            return member
+    return None if member is None else space.repair(member, rng)
+
+
+def _breed(space: SearchSpace, parents: List, s: LoopSettings, rng: np.random.Generator):
+    if s.distinct_parents:
+        i, j = rng.choice(len(parents), size=2, replace=False)
+    else:
+        i, j = rng.integers(len(parents)), rng.integers(len(parents))
+    child = parents[i]
+    if rng.random() < s.crossover_rate:
+        child = space.crossover(parents[i], parents[j], rng)
+    if s.mutation_rate >= 1.0 or rng.random() < s.mutation_rate:
+        child = space.mutate(child, rng)
+    return child
+
+
+def evolve_members(space: SearchSpace, fitness: BatchFitness, settings: LoopSettings,
+                   state: Optional[SearchState] = None,
+                   record: Optional[Callable[[SearchState], dict]] = None,
+                   on_generation: Optional[Callable[[SearchState], None]] = None,
+                   log_every: int = 50) -> SearchState:
+    """Runs (or resumes) the loop until `settings.steps`; returns the final state.
+
+    fitness(members) -> one score per member, called once per member on the members not scored
+    yet (in population order). record(state) -> the history line appended after the initial
+    population and after every step (default: generation, best member, its score, population mean,
+    members scored, seconds). on_generation(state) runs after each step (checkpoints)."""
+    rng = np.random.default_rng(settings.seed)
+    record = record or _default_record(space)
+
+    def rank(members: List) -> List:
+        new = [m for m in dict.fromkeys(members) if m not in state.scores]
+        if new:
+            values = [float(v) for v in fitness(new)]
+            if len(values) != len(new):
+                raise ValueError(f"fitness returned {len(values)} scores for {len(new)} members")
+            state.scores.update(zip(new, values))
+        return sorted(members, key=lambda m: _rank_key(state.scores[m]), reverse=True)
+
+    if state is None or not state.population:
+        state = SearchState()
+        t = time.perf_counter()
+        population: List = []
+        for _ in range(settings.population):
+            member = draw_valid(space, lambda: space.random_member(rng), set(population),
+                           settings.max_tries, rng)
+            if member is None:
+                raise RuntimeError(f"found only {len(population)} valid members of "
+                                   f"{settings.population}: {settings.max_tries} draws in a row failed")
+            population.append(member)
+        rank(population)  # scores them; the population stays in draw order until the first step
+        state.population = population
+        state.seconds += time.perf_counter() - t
+        state.rng_state = rng.bit_generator.state
+        state.history.append(record(state))
+    else:
+        rng.bit_generator.state = state.rng_state
+        rank(state.population)  # rescored from the fitness (the evaluator's restored cache)
+    last_log, scored_at_log = time.perf_counter(), len(state.scores)
+    while state.generation < settings.steps:
+        t = time.perf_counter()
+        ranked = rank(state.population)
+        parents = ranked[:settings.parents]
+        if settings.regime == "steady":
+            kept, n_children = ranked, 1
+        else:
+            kept, n_children = parents, settings.population - len(parents)
+        avoid, children = set(kept), []
+        for _ in range(n_children):
+            child = draw_valid(space, lambda: _breed(space, parents, settings, rng), avoid,
+                          settings.max_tries, rng)
+            if child is not None:
+                children.append(child)
+                avoid.add(child)
+        state.population = rank(kept + children)[:settings.population]
+        state.generation += 1
+        state.rng_state = rng.bit_generator.state
+        state.seconds += time.perf_counter() - t
+        state.history.append(record(state))
+        if on_generation is not None:
+            on_generation(state)
+        if state.generation % log_every == 0 or state.generation == settings.steps:
+            now = time.perf_counter()
+            best = _best(state)
+            finite = [v for v in (state.scores[m] for m in state.population) if math.isfinite(v)]
+            logging.info("generation %d/%d: best %.6g (%s), population mean %.6g, %d scored "
+                         "(%.1f/s)", state.generation, settings.steps, state.scores[best],
+                         space.key(best), float(np.mean(finite)) if finite else math.nan,
+                         len(state.scores), (len(state.scores) - scored_at_log)
+                         / max(now - last_log, 1e-9))
+            last_log, scored_at_log = now, len(state.scores)
+    return state
+
+
+def _best(state: SearchState):
+    """The population's best member (the first of equals)."""
+    return max(state.population, key=lambda m: _rank_key(state.scores[m]))
+
+
+def _default_record(space: SearchSpace) -> Callable[[SearchState], dict]:
+    def record(state: SearchState) -> dict:
+        best = _best(state)
+        finite = [v for v in (state.scores[m] for m in state.population) if math.isfinite(v)]
+        return {"generation": state.generation, "best": space.key(best),
+                "best_fitness": state.scores[best],
+                "population_mean": float(np.mean(finite)) if finite else math.nan,
+                "scored": len(state.scores), "seconds": state.seconds}
+
+    return record
+
+
+# --- Algorithm 1 (the proxy search) ----------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class EvolutionConfig:
@@ -34,116 +220,29 @@ class EvolutionConfig:
     max_regenerate: int = 200  # offspring draws per generation before giving up on that generation
 
 
-@dataclasses.dataclass
-class SearchState:
-    """Everything needed to resume: generation done, population, history, RNG state."""
-
-    generation: int = 0
-    population: List[str] = dataclasses.field(default_factory=list)  # genome strings
-    history: List[dict] = dataclasses.field(default_factory=list)
-    rng_state: Optional[dict] = None
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SearchState":
-        return cls(**d)
-
-
-def _ranked(population: List[str], evaluator: FitnessEvaluator) -> List[str]:
-    return sorted(population, key=lambda g: evaluator(parse_genome(g)).key(), reverse=True)
-
-
-def initial_population(evaluator: FitnessEvaluator, cfg: EvolutionConfig,
-                       rng: np.random.Generator) -> List[str]:
-    """p distinct random genomes that pass RPS and evaluate to a valid fitness."""
-    population: List[str] = []
-    attempts = 0
-    while len(population) < cfg.population:
-        attempts += 1
-        if attempts > 1000 * cfg.population:
-            raise RuntimeError(f"found only {len(population)} valid genomes in {attempts} draws")
-        g = random_genome(rng, cfg.n_unary)
-        text = str(g)
-        if text in population:
-            continue
-        fit = evaluator(g)
-        if fit.valid or not evaluator.use_rps:
-            population.append(text)
-    return population
-
-
-def offspring(pool: List[str], population_set: set, evaluator: FitnessEvaluator,
-              cfg: EvolutionConfig, rng: np.random.Generator) -> Optional[Genome]:
-    """Lines 7-15 of Algorithm 1: a new child from the pool, regenerated until it passes RPS."""
-    for _ in range(cfg.max_regenerate):
-        a = parse_genome(pool[rng.integers(len(pool))])
-        b = parse_genome(pool[rng.integers(len(pool))])
-        child = a
-        if rng.random() < cfg.crossover_rate:
-            child = crossover(a, b, rng)
-        if rng.random() < cfg.mutation_rate:
-            child = mutate(child, rng)
-        if str(child) in population_set:
-            continue
-        fit = evaluator(child)
-        if fit.valid or not evaluator.use_rps:
-            return child
-    return None
+def loop_settings(cfg: EvolutionConfig) -> LoopSettings:
+    """Algorithm 1 as settings of the loop: steady-state, pool of ceil(R p) (at least 2)."""
+    return LoopSettings(population=cfg.population, steps=cfg.generations,
+                        parents=max(2, int(math.ceil(cfg.pool_ratio * cfg.population))),
+                        regime="steady", crossover_rate=cfg.crossover_rate,
+                        mutation_rate=cfg.mutation_rate, max_tries=cfg.max_regenerate, seed=cfg.seed)
 
 
 def evolve(evaluator: FitnessEvaluator, cfg: EvolutionConfig, state: Optional[SearchState] = None,
            on_generation: Optional[Callable[[SearchState], None]] = None,
            log_every: int = 50) -> SearchState:
-    """Runs (or resumes) Algorithm 1 until cfg.generations; returns the final state."""
-    rng = np.random.default_rng(cfg.seed)
-    if state is None or not state.population:
-        state = SearchState()
-        t = time.perf_counter()
-        state.population = initial_population(evaluator, cfg, rng)
-        state.seconds += time.perf_counter() - t
-        state.rng_state = rng.bit_generator.state
-        _record(state, evaluator, generation=0)
-    else:
-        rng.bit_generator.state = state.rng_state
-    pool_size = max(2, int(math.ceil(cfg.pool_ratio * cfg.population)))
-    last_log = time.perf_counter()
-    evaluated_at_log = evaluator.evaluated
-    while state.generation < cfg.generations:
-        t = time.perf_counter()
-        ranked = _ranked(state.population, evaluator)
-        child = offspring(ranked[:pool_size], set(ranked), evaluator, cfg, rng)
-        if child is not None:
-            ranked = _ranked(ranked + [str(child)], evaluator)[:cfg.population]
-        state.population = ranked
-        state.generation += 1
-        state.rng_state = rng.bit_generator.state
-        state.seconds += time.perf_counter() - t
-        _record(state, evaluator, state.generation)
-        if on_generation is not None:
-            on_generation(state)
-        if state.generation % log_every == 0 or state.generation == cfg.generations:
-            now = time.perf_counter()
-            rate = (evaluator.evaluated - evaluated_at_log) / max(now - last_log, 1e-9)
-            h = state.history[-1]
-            logging.info("generation %d/%d: best rho %.4f (%s), population mean %.4f, "
-                         "%.1f candidates/s", state.generation, cfg.generations, h["best_fitness"],
-                         h["best_genome"], h["population_mean"], rate)
-            last_log, evaluated_at_log = now, evaluator.evaluated
-    return state
+    """Runs (or resumes) Algorithm 1 until cfg.generations; returns the final state. Its history
+    lines: generation, best_fitness (rho), best_genome (text), population_mean, evaluated, seconds."""
 
+    def record(s: SearchState) -> dict:
+        fits = [evaluator(g) for g in s.population]
+        valid = [f.rho for f in fits if f.valid]
+        best = max(range(len(fits)), key=lambda i: fits[i].key())
+        return {"generation": s.generation, "best_fitness": fits[best].rho,
+                "best_genome": str(s.population[best]),
+                "population_mean": float(np.mean(valid)) if valid else float("nan"),
+                "evaluated": evaluator.evaluated, "seconds": s.seconds}
 
-def _record(state: SearchState, evaluator: FitnessEvaluator, generation: int) -> None:
-    fits = [evaluator(parse_genome(g)) for g in state.population]
-    valid = [f.rho for f in fits if f.valid]
-    best = max(range(len(fits)), key=lambda i: fits[i].key())
-    state.history.append({
-        "generation": generation,
-        "best_fitness": fits[best].rho,
-        "best_genome": state.population[best],
-        "population_mean": float(np.mean(valid)) if valid else float("nan"),
-        "evaluated": evaluator.evaluated,
-        "seconds": state.seconds,
-    })
+    return evolve_members(GenomeSpace(evaluator, cfg.n_unary),
+                          lambda genomes: [evaluator(g).key() for g in genomes], loop_settings(cfg),
+                          state, record, on_generation, log_every)

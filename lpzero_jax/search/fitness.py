@@ -18,7 +18,7 @@ import numpy as np
 from lpzero_jax import evaluation
 from lpzero_jax.expression import rps
 from lpzero_jax.expression.compile import genome_function
-from lpzero_jax.expression.genome import Genome
+from lpzero_jax.expression.genome import Genome, parse_genome
 from lpzero_jax.expression.program import GenomeProgram
 from lpzero_jax.inputs import StackedInputs
 
@@ -54,7 +54,7 @@ class FitnessEvaluator:
         self.use_rps = use_rps
         self.aggregate = aggregate
         self.backend = backend
-        self.cache: Dict[str, Fitness] = {}
+        self.cache: Dict[Genome, Fitness] = {}
         self.pruned = rps.PruneCounter()
         self.evaluated = 0  # candidates whose scores were computed (cache misses past static RPS)
         self.compile_seconds = 0.0
@@ -82,7 +82,7 @@ class FitnessEvaluator:
         x1, x2 = genome.inputs
         args = (stacked.values[x1], stacked.counts[x1], stacked.values[x2], stacked.counts[x2],
                 stacked.layer_mask)
-        key = (str(genome), tuple(a.shape for a in args))
+        key = (genome, tuple(a.shape for a in args))
         compiled = self._compiled.get(key)
         if compiled is None:
             import jax
@@ -100,9 +100,8 @@ class FitnessEvaluator:
 
     def __call__(self, genome: Genome) -> Fitness:
         """Fitness of a genome (cached); static RPS violations are counted and not evaluated."""
-        text = str(genome)
-        if text in self.cache:
-            return self.cache[text]
+        if genome in self.cache:
+            return self.cache[genome]
         reason = self.static_check(genome)
         if reason is None:
             self.evaluated += 1
@@ -116,17 +115,19 @@ class FitnessEvaluator:
             fit = Fitness(False, float("nan"), reason)
         else:
             fit = Fitness(True, float(rho))
-        self.cache[text] = fit
+        self.cache[genome] = fit
         return fit
 
     def state(self) -> dict:
-        """JSON-able counters and cache (for checkpoints)."""
-        return {"cache": {k: [f.valid, f.rho, f.reason] for k, f in self.cache.items()},
+        """JSON-able counters and cache (for checkpoints; genomes as their text)."""
+        return {"cache": {str(g): [f.valid, f.rho, f.reason] for g, f in self.cache.items()},
                 "pruned": dict(self.pruned.counts), "evaluated": self.evaluated,
                 "compile_seconds": self.compile_seconds, "eval_seconds": self.eval_seconds}
 
     def restore(self, state: dict) -> None:
-        self.cache = {k: Fitness(bool(v[0]), float(v[1]) if v[1] is not None else float("nan"), v[2])
+        """Counters and cache of a `state()` payload."""
+        self.cache = {parse_genome(k): Fitness(bool(v[0]), float(v[1]) if v[1] is not None
+                                               else float("nan"), v[2])
                       for k, v in state["cache"].items()}
         self.pruned.counts.update(state["pruned"])
         self.evaluated = int(state["evaluated"])

@@ -1,5 +1,5 @@
-"""subnet_search: the evolution respects the budget, improves its fitness, is deterministic; the mode
-writes its files and resumes; proxy fitness sees the supernet's (sliced) weights."""
+"""subnet_search mode: it writes its files and resumes; proxy fitness sees the supernet's (sliced)
+weights. (The search space and its evolution: tests/search/test_subnets.py.)"""
 
 import json
 
@@ -11,51 +11,11 @@ from lpzero_jax.families import get_family
 from lpzero_jax.models.llama import LlamaConfig
 from lpzero_jax.models.lonas import LonasSpace, extract_subnet_params
 from lpzero_jax.modes import MODES
-from lpzero_jax.modes.subnet_search import (EvolutionSettings, SubnetWorld, choice_key, evolve_subnets,
-                                            make_fitness, parse_choice_key, repair)
+from lpzero_jax.search.subnets import SubnetWorld, make_fitness
 from tests.conftest import tiny_llama_config
+from tests.search.test_subnets import space
 
 FAMILY = get_family("llama")
-
-
-def space(layers=6):
-    supernet = LlamaConfig.uniform(vocab_size=512, hidden_size=16, intermediate_size=64,
-                                   num_hidden_layers=layers, num_attention_heads=2, attn_lora_rank=8,
-                                   ffn_lora_rank=8)
-    return LonasSpace(supernet, rank_choices=(8, 7))
-
-
-def test_evolution_fills_the_budget_with_params_fitness():
-    s = space()
-    budget = int(0.85 * s.num_params(s.max_choice()))
-    fitness = lambda cs: [s.num_params(c) for c in cs]  # noqa: E731
-    settings = EvolutionSettings(population=8, generations=8, seed=3)
-    result = evolve_subnets(s, fitness, budget, settings)
-    assert all(s.num_params(c) <= budget for c in result.scores)
-    first = result.history[0]["best"]
-    best_choice, best = result.best[0]
-    assert best == s.num_params(best_choice) and best > first  # the search improved on generation 0
-    assert budget - best < 0.01 * budget  # and (nearly) filled the budget
-    assert [h["best"] for h in result.history] == sorted(h["best"] for h in result.history)  # elitism
-    again = evolve_subnets(s, fitness, budget, settings)
-    assert again.best == result.best and again.history == result.history  # deterministic
-    other = evolve_subnets(s, fitness, budget, EvolutionSettings(population=8, generations=8, seed=4))
-    assert set(other.scores) != set(result.scores)
-
-
-def test_repair_and_impossible_budget():
-    s = space(2)
-    rng = np.random.default_rng(0)
-    budget = s.num_params(s.medium_choice())
-    fixed = repair(s, s.max_choice(), budget, rng)
-    assert s.num_params(fixed) <= budget
-    with pytest.raises(ValueError, match="smallest subnet"):
-        repair(s, s.max_choice(), s.num_params(s.min_choice()) - 1, rng)
-
-
-def test_choice_keys_roundtrip():
-    c = ((0, 4), (1, 2))
-    assert choice_key(c) == "0-4|1-2" and parse_choice_key("0-4|1-2") == c
 
 
 def mode_config(tmp_path, **ss):

@@ -64,7 +64,7 @@ def test_interrupted_run_resumes_on_the_same_trajectory(problem):
 
     def checkpoint(state):
         if state.generation == 25:
-            saved["state"] = SearchState.from_dict(dataclasses.asdict(state))
+            saved["state"] = SearchState.from_dict(state.to_dict())
             raise Stop
 
     ev = Evaluator(stacked, truth)
@@ -96,3 +96,23 @@ def test_random_search_spends_exactly_its_budget(problem):
     best, rho, hist = random_search(ev, 40, 2, seed=1)
     assert ev.evaluated == 40 and len(hist) == 40
     assert rho == max(h["best_fitness"] for h in hist if np.isfinite(h["best_fitness"]))
+
+
+def test_algorithm_1_keeps_its_trajectory(problem):
+    """Golden values of Algorithm 1 before it ran on the loop shared with the subnet search (main at
+    e8bbd62): best genome, candidates evaluated, the best genome of every generation and the final
+    population, with and without RPS."""
+    import hashlib
+
+    stacked, truth = problem
+    want = {True: ("add(l1(relu(W)),prune(sigmoid(H)))", 70, "3c41f41e8996921b54b2fde3ae27cd551fb8a83c",
+                   "412067b83556e3768f0cd69ed2895f93014d53f7"),
+            False: ("div(normsum(square(W)),prune(sqrt(H)))", 72, "7e1661259f090605b6e7cdab2189115c32a16415",
+                    "b68bbb2cdc6483a70c0d5819e5309d440b825996")}
+    for use_rps, (best, evaluated, history, population) in want.items():
+        ev = Evaluator(stacked, truth, use_rps=use_rps)
+        state = evolve(ev, CFG)
+        assert state.history[-1]["best_genome"] == best and ev.evaluated == evaluated
+        sha = lambda texts: hashlib.sha1("|".join(texts).encode()).hexdigest()  # noqa: E731
+        assert sha(h["best_genome"] for h in state.history) == history
+        assert sha(str(g) for g in state.population) == population
