@@ -46,7 +46,7 @@ from lpzero_jax.families.llama import TOKENIZER, lm_corpus_ids, vocab_fingerprin
 from lpzero_jax.lm_training import TrainConfig, train_lm  # noqa: E402
 from lpzero_jax.models.llama import LlamaConfig, LlamaLayerConfig, count_llama_params  # noqa: E402
 from lpzero_jax.models.lonas import LONAS_WIDTH_RATIOS, elastic_widths  # noqa: E402
-from lpzero_jax.search.checkpoint import read_jsonl  # noqa: E402
+from lpzero_jax.results import read_jsonl  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("out", str(DEFAULT_LLAMA_FILE.relative_to(_REPO)), "benchmark JSON to write")

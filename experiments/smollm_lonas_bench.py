@@ -40,7 +40,7 @@ from lpzero_jax.models.llama import count_llama_params  # noqa: E402
 from lpzero_jax.models.llama_eval import perplexity, spread_windows  # noqa: E402
 from lpzero_jax.models.lonas import LONAS_WIDTH_RATIOS, LonasSpace, extract_subnet_params  # noqa: E402
 from lpzero_jax.paths import resolve_data_file  # noqa: E402
-from lpzero_jax.search.checkpoint import read_jsonl  # noqa: E402
+from lpzero_jax.results import read_jsonl  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("out", str(DEFAULT_SMOLLM_FILE.relative_to(_REPO)), "benchmark JSON to write")

@@ -38,7 +38,7 @@ from lpzero_jax.models.lonas import LonasSpace, extract_subnet_params  # noqa: E
 from lpzero_jax.modes import subnet_search  # noqa: E402
 from lpzero_jax.search import subnets  # noqa: E402
 from lpzero_jax.paths import resolve_data_file  # noqa: E402
-from lpzero_jax.search.checkpoint import read_jsonl  # noqa: E402
+from lpzero_jax.results import read_jsonl  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_list("budgets", ["0.85", "0.75"], "parameter budgets (fractions of the full model)")

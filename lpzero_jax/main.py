@@ -83,7 +83,7 @@ def run(config) -> object:
         record["data_digests"] = data_digests(config)
         saved = workdir / f"config_{config.mode}.json"
         if saved.exists():  # a resumed run must not mix results of two different settings
-            from lpzero_jax.search.checkpoint import load_json
+            from lpzero_jax.results import load_json
 
             conflicts = config_conflicts(load_json(saved), record)
             if conflicts:

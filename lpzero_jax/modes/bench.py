@@ -32,7 +32,7 @@ from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies.base import ArchContext
-from lpzero_jax.search.checkpoint import save_json
+from lpzero_jax.results import write_json
 
 
 def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -225,7 +225,7 @@ def run(config, workdir: Path) -> dict:
     result["naive"] = {"candidates": len(naive), "seconds_per_candidate": naive_per,
                        "speedup_of_program": naive_per / per_candidate}
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    save_json(workdir / "bench.json", result)
+    write_json(workdir / "bench.json", result)
     print(format_table(result))
     return result
 

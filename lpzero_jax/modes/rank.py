@@ -29,14 +29,14 @@ from lpzero_jax import evaluation, parallel, report, runtime
 from lpzero_jax.checks import load_archs
 from lpzero_jax.errors import (ConfigError, DataFileError, RepeatedFailureError, UserError,
                                describe, is_environment_error)
-from lpzero_jax.files import atomic_write, write_json
+from lpzero_jax.files import atomic_write
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies import DERIVED, ArchContext
 from lpzero_jax.proxies.base import HVP_PROXIES
 from lpzero_jax.proxies.resolve import resolve_proxies
-from lpzero_jax.search.checkpoint import numbered_records, open_log
+from lpzero_jax.results import numbered_records, open_log, write_json
 
 
 # A proxy that fails with the same error on this many architectures in a row, from the start of

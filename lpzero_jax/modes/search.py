@@ -13,7 +13,7 @@ import csv
 import resource
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from absl import logging
@@ -26,8 +26,8 @@ from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore, collect_inputs
 from lpzero_jax.inputs import stack_inputs
 from lpzero_jax.modes.base import register_mode
-from lpzero_jax.expression.genome import parse_genome
-from lpzero_jax.search.checkpoint import load_json, save_json
+from lpzero_jax.expression.genome import Genome, parse_genome
+from lpzero_jax.results import load_json, write_json
 from lpzero_jax.search.evolution import EvolutionConfig, SearchState, evolve
 from lpzero_jax.search.fitness import FitnessEvaluator
 from lpzero_jax.search.random_search import random_search
@@ -72,7 +72,7 @@ def _run_evolution(evaluator, cfg, path: Path, every: int, label: str, fitness_k
         if not parallel.is_writer():  # every host runs the same search; process 0 records it
             return
         if s.generation % every == 0 or s.generation == cfg.generations:
-            save_json(path, {"config": dict(settings, generations=cfg.generations),
+            write_json(path, {"config": dict(settings, generations=cfg.generations),
                              "state": s.to_dict(),
                              "evaluator": evaluator.state()})
 
@@ -105,8 +105,15 @@ def fitness_key(config, use_rps: bool) -> dict:
 BASELINES = ("random", "no_rps")  # names `search.baselines` accepts
 
 
-def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -> dict:
-    """The baselines of `config.search.baselines`, at the same evaluation budget as evolution."""
+def best_of(state: SearchState) -> Genome:
+    """The best genome of the final population (the last history line's)."""
+    return state.population[0] if state.generation else parse_genome(state.history[-1]["best_genome"])
+
+
+def run_baselines(config, make_evaluator, budget: int, workdir: Path,
+                  runs: dict) -> Dict[str, Tuple[Optional[Genome], dict]]:
+    """The baselines of `config.search.baselines` at the same evaluation budget as evolution:
+    name -> (best genome or None, {fitness, evaluated}); their best-so-far curves go into `runs`."""
     s = config.search
     cfg = evolution_config(config)
     out = {}
@@ -114,7 +121,8 @@ def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -
         if name == "random":
             ev = make_evaluator(s.rps)
             best, rho, runs["random"] = random_search(ev, budget, cfg.n_unary, config.seed)
-            out["random"] = {"best_genome": best, "fitness": rho, "evaluated": ev.evaluated}
+            out["random"] = (parse_genome(best) if best else None,
+                             {"fitness": rho, "evaluated": ev.evaluated})
         elif name == "no_rps":
             if not s.rps:
                 continue  # the main run already is evolution without RPS
@@ -122,8 +130,8 @@ def _baselines(config, make_evaluator, budget: int, workdir: Path, runs: dict) -
             st = _run_evolution(ev, cfg, workdir / "search_checkpoint_no_rps.json",
                                 s.checkpoint_every, "evolution without RPS", fitness_key(config, False))
             runs["evolution_no_rps"] = _history_points(st)
-            out["no_rps"] = {"best_genome": st.history[-1]["best_genome"],
-                             "fitness": st.history[-1]["best_fitness"], "evaluated": ev.evaluated}
+            out["no_rps"] = (best_of(st), {"fitness": st.history[-1]["best_fitness"],
+                                           "evaluated": ev.evaluated})
         else:  # checks.validate_config refuses unknown names before any work
             raise ConfigError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
     return out
@@ -138,70 +146,99 @@ def _write_history(state: SearchState, path: Path) -> None:
                         h["evaluated"]])
 
 
-def run(config, workdir: Path) -> dict:
-    workdir = Path(workdir)
+class SearchData:
+    """The architectures of a search, split into the S sampled and the held-out ones, with the
+    sample's stacked compact inputs."""
+
+    def __init__(self, config, workdir: Path):
+        s = config.search
+        self.family = get_family(config.family)
+        self.archs = load_archs(self.family, config, "search")
+        self.sample_idx, self.held_idx = evaluation.sample_split(len(self.archs), s.sample_archs,
+                                                                 config.seed)
+        self.truth = np.array([a.score for a in self.archs])
+        logging.info("search: %s, %d archs (S=%d sampled, %d held out), G=%d, p=%d, RPS %s",
+                     config.family, len(self.archs), len(self.sample_idx), len(self.held_idx),
+                     s.generations, s.population, "on" if s.rps else "off")
+        self.config = config
+        self.batch = self.family.make_batch(config)
+        self.store = InputStore(config, workdir)
+        self.sample_inputs, self.extract_seconds = collect_inputs(
+            self.store, self.family, [self.archs[i] for i in self.sample_idx], config, self.batch,
+            "sample inputs")
+        self.stacked = stack_inputs(self.sample_inputs)
+
+    def held_out_inputs(self, genomes: Sequence[Genome]) -> Tuple[List, float]:
+        """Compact inputs of the held-out archs, only those the genomes read (W alone needs no
+        forward pass, A/H/S no backward), and the seconds their extraction took."""
+        needed = tuple(sorted({x for g in genomes for x in g.inputs}))
+        return collect_inputs(self.store, self.family, [self.archs[i] for i in self.held_idx],
+                              self.config, self.batch, "held-out inputs", needed=needed)
+
+
+def make_evaluator_factory(config, data: SearchData):
+    """use_rps -> a FitnessEvaluator on the sample (sharded over the local devices if asked)."""
     s = config.search
-    family = get_family(config.family)
-    archs = load_archs(family, config, "search")
-    sample_idx, held_idx = evaluation.sample_split(len(archs), s.sample_archs, config.seed)
-    truth = np.array([a.score for a in archs])
-    logging.info("search: %s, %d archs (S=%d sampled, %d held out), G=%d, p=%d, RPS %s",
-                 config.family, len(archs), len(sample_idx), len(held_idx), s.generations,
-                 s.population, "on" if s.rps else "off")
-    started = time.perf_counter()
-    batch = family.make_batch(config)
-    store = InputStore(config, workdir)
-    sample_inputs, extract_seconds = collect_inputs(store, family, [archs[i] for i in sample_idx],
-                                                    config, batch, "sample inputs")
-    stacked = stack_inputs(sample_inputs)
     devices = parallel.local_devices(config.parallel.get("devices") or None)
     mesh = (parallel.arch_mesh(devices) if config.parallel.get("shard_candidates", True)
             and len(devices) > 1 else None)
 
     def make_evaluator(use_rps: bool) -> FitnessEvaluator:
-        return FitnessEvaluator(stacked, truth[sample_idx], use_rps=use_rps,
+        return FitnessEvaluator(data.stacked, data.truth[data.sample_idx], use_rps=use_rps,
                                 aggregate=s.aggregate, backend=s.evaluator,
                                 n_unary=s.n_unary, mesh=mesh)
 
+    return make_evaluator
+
+
+def evaluate_on_all(data: SearchData, evaluator: FitnessEvaluator, best: Genome,
+                    baselines: Dict[str, Tuple[Optional[Genome], dict]], result: dict) -> float:
+    """Adds rho/tau of the best genome on every arch ("all") and on the held-out ones, and the
+    baselines' held-out figures, to `result`; returns the held-out extraction seconds."""
+    genomes = [best] + [g for g, _ in baselines.values() if g is not None]
+    others, seconds = data.held_out_inputs(genomes)
+    by_index = dict(zip(data.held_idx.tolist(), others))
+    by_index.update(zip(data.sample_idx.tolist(), data.sample_inputs))
+    held_truth = data.truth[data.held_idx]
+    result["all"] = score_archs(evaluator, best, [by_index[i] for i in range(len(data.archs))],
+                                data.truth)
+    result["held_out"] = score_archs(evaluator, best, others, held_truth)
+    for name, (genome, _) in baselines.items():
+        if genome is not None:
+            result["baselines"][name]["held_out"] = score_archs(evaluator, genome, others, held_truth)
+    return seconds
+
+
+def run(config, workdir: Path) -> dict:
+    workdir = Path(workdir)
+    s = config.search
+    started = time.perf_counter()
+    data = SearchData(config, workdir)
+    make_evaluator = make_evaluator_factory(config, data)
     evaluator = make_evaluator(s.rps)
     state = _run_evolution(evaluator, evolution_config(config), workdir / "search_checkpoint.json",
                            s.checkpoint_every, "evolution", fitness_key(config, s.rps))
     runs = {"evolution" if s.rps else "evolution_no_rps": _history_points(state)}
-    baselines = _baselines(config, make_evaluator, evaluator.evaluated, workdir, runs)
-    search_seconds = time.perf_counter() - started - extract_seconds
+    baselines = run_baselines(config, make_evaluator, evaluator.evaluated, workdir, runs)
+    search_seconds = time.perf_counter() - started - data.extract_seconds
 
-    best_text = state.history[-1]["best_genome"]
-    best = parse_genome(best_text)
+    best = best_of(state)
     result = {
         "family": config.family,
-        "best_genome": best_text,
+        "best_genome": str(best),
         "fitness_on_sample": state.history[-1]["best_fitness"],
-        "sample_arch_ids": [archs[i].arch_id for i in sample_idx],
+        "sample_arch_ids": [data.archs[i].arch_id for i in data.sample_idx],
         "candidates_evaluated": evaluator.evaluated,
         "candidates_pruned": evaluator.pruned.total(),
         "pruned_per_rule": {k: v for k, v in evaluator.pruned.counts.items() if v},
         "generations": state.generation,
         "population": s.population,
-        "baselines": baselines,
+        "baselines": {name: dict(best_genome=str(g) if g is not None else None, **info)
+                      for name, (g, info) in baselines.items()},
     }
-    held_seconds = 0.0
-    if s.evaluate_all:
-        # only the inputs the scored genomes use: W alone needs no forward pass, A/H/S no backward
-        genomes = [best] + [parse_genome(b["best_genome"]) for b in baselines.values()
-                            if b["best_genome"]]
-        needed = tuple(sorted({x for g in genomes for x in g.inputs}))
-        others, held_seconds = collect_inputs(store, family, [archs[i] for i in held_idx], config,
-                                              batch, "held-out inputs", needed=needed)
-        by_index = dict(zip(held_idx.tolist(), others))
-        by_index.update(zip(sample_idx.tolist(), sample_inputs))
-        result["all"] = score_archs(evaluator, best, [by_index[i] for i in range(len(archs))], truth)
-        result["held_out"] = score_archs(evaluator, best, others, truth[held_idx])
-        for b in baselines.values():
-            if b["best_genome"]:
-                b["held_out"] = score_archs(evaluator, parse_genome(b["best_genome"]), others,
-                                            truth[held_idx])
+    held_seconds = evaluate_on_all(data, evaluator, best, baselines, result) if s.evaluate_all else 0.0
     result["seconds"] = {
-        "input_extraction_sample": extract_seconds,
+        "input_extraction_sample": data.extract_seconds,
         "input_extraction_held_out": held_seconds,
         "compilation": evaluator.compile_seconds,
         "evaluation": evaluator.eval_seconds,
@@ -210,11 +247,11 @@ def run(config, workdir: Path) -> dict:
     }
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if parallel.is_writer():
-        save_json(workdir / "search.json", result)
+        write_json(workdir / "search.json", result)
         _write_history(state, workdir / "history.csv")
         report.plot_search_curves(runs, workdir / "evolution.png")
-    logging.info("best genome %s: fitness %.4f on the sample%s", best_text, result["fitness_on_sample"],
-                 "" if "held_out" not in result else
+    logging.info("best genome %s: fitness %.4f on the sample%s", result["best_genome"],
+                 result["fitness_on_sample"], "" if "held_out" not in result else
                  f"; held-out rho {result['held_out']['spearman_rho']:.4f} "
                  f"tau {result['held_out']['kendall_tau']:.4f}")
     return result

@@ -22,8 +22,7 @@ from typing import Dict, List, Sequence, Tuple
 from absl import logging
 
 from lpzero_jax.modes.base import register_mode
-from lpzero_jax.files import write_json
-from lpzero_jax.search.checkpoint import open_log, read_jsonl
+from lpzero_jax.results import open_log, read_jsonl, write_json
 from lpzero_jax.search.subnets import (Choice, EvolutionSettings, SubnetWorld, choice_key, evolve_subnets,
                                        lonas_space, make_fitness, parse_choice_key)
 

@@ -1,4 +1,9 @@
-"""JSON checkpoints and JSON-lines logs of long runs (written atomically by `lpzero_jax.files`)."""
+"""Results I/O of every mode: JSON files (results, checkpoints) and append-only JSON-lines logs.
+
+Whole files are written atomically (`write_json`, from `lpzero_jax.files`): an interruption leaves
+the old or the new file, never half of one. Logs are appended record by record (`open_log`) and read
+back skipping a line an interruption cut (`read_jsonl`).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,7 @@ from absl import logging
 from lpzero_jax.errors import DataFileError
 from lpzero_jax.files import write_json
 
-
-def save_json(path: Path, payload: dict) -> None:
-    """Writes `payload` so that an interruption leaves either the old or the new file, never half."""
-    write_json(path, payload)
+__all__ = ["load_json", "numbered_records", "open_log", "read_jsonl", "write_json"]
 
 
 def load_json(path: Path) -> Optional[dict]:
