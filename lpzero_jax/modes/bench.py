@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import resource
 import time
 from pathlib import Path
@@ -29,7 +28,6 @@ from lpzero_jax.expression.compile import compile_genome
 from lpzero_jax.expression.genome import random_genome
 from lpzero_jax.expression.program import GenomeProgram
 from lpzero_jax.families import get_family
-from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies.base import ArchContext
 from lpzero_jax.results import write_json
@@ -84,23 +82,12 @@ def distinct_stages(family, model_configs) -> dict:
     return {"layer_stages": len(layers), "outer_stages": len(outers), "whole_models": len(whole)}
 
 
-def run(config, workdir: Path) -> dict:
-    workdir = Path(workdir)
+def measure_extraction(config, family, sample, batch, peak: float, result: dict) -> list:
+    """(a) Extraction of every sampled arch, cold and warm, with the FLOPs of the programs run and
+    the programs compiled: result["extraction"] and the matmul rate measured after it; returns the
+    archs' compact inputs."""
     b = config.bench
-    family = get_family(config.family)
-    archs = family.load_benchmark(config)
-    sample_idx, _ = evaluation.sample_split(len(archs), config.search.sample_archs, config.seed)
-    sample = [archs[i] for i in sample_idx]
-    batch = family.make_batch(config)
     k = int(config.inputs.sample_size)
-    result = {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
-              "local_devices": jax.local_device_count(), "family": config.family,
-              "batch": [config.batch_size, config.seq_len], "sample_archs": len(sample)}
-    peak = matmul_flops()
-    result["matmul_flops_per_s"] = peak
-    logging.info("bench: %s, matmul %.1f GFLOP/s", result["device"], peak / 1e9)
-
-    # (a) extraction, cold and warm, with FLOPs of the programs run and the programs compiled
     rows, stored = [], []
     t_all = time.perf_counter()
     with runtime.CompileLog() as compiles:
@@ -157,19 +144,24 @@ def run(config, workdir: Path) -> dict:
         e["per_stage"] = {kind: {"seconds": float(sum(r["stage_seconds"].get(kind, 0) for r in measured)),
                                  "flops": float(sum(r["stage_flops"].get(kind, 0) for r in measured))}
                           for kind in kinds}
+    return stored
+
+
+def count_distinct_stages(config, family, sample) -> dict:
+    """Distinct compile units of the sample and of the whole benchmark."""
     whole = config.copy_and_resolve_references()
     whole.num_archs = 0  # the whole benchmark, whatever num_archs this run measured
     everything = family.load_benchmark(whole)
-    result["distinct_stages"] = {
+    return {
         "sample": distinct_stages(family, [family.model_config(a, config) for a in sample]),
         "benchmark": distinct_stages(family, [family.model_config(a, config) for a in everything]),
         "benchmark_archs": len(everything)}
-    stacked = proxy_inputs.stack_inputs(stored)
-    truth = np.array([a.score for a in sample])
 
-    # (b) candidate evaluation: compile-once program vs one program per genome
-    rng = np.random.default_rng(config.seed)
-    genomes = [random_genome(rng, config.search.n_unary) for _ in range(b.candidates)]
+
+def measure_candidates(config, genomes, stacked, truth, result: dict) -> float:
+    """(b) Candidate evaluation, the compile-once program vs one program per genome:
+    result["candidates"]; returns the program's seconds per candidate."""
+    b = config.bench
     devices = parallel.local_devices(config.parallel.get("devices") or None)
     mesh = parallel.arch_mesh(devices) if len(devices) > 1 else None
     t = time.perf_counter()
@@ -207,9 +199,16 @@ def run(config, workdir: Path) -> dict:
         "program_speedup_over_compiled": compiled_per / per_candidate,
     }
 
-    # (c) the naive path: re-extract the inputs of every architecture for every candidate
+    return per_candidate
+
+
+def measure_naive(config, family, sample, batch, genomes, truth, per_candidate: float,
+                  result: dict) -> None:
+    """(c) The naive path of the original code: re-extract the inputs of every architecture for
+    every candidate; result["naive"]."""
+    k = int(config.inputs.sample_size)
     naive = []
-    for g in genomes[:b.naive_candidates]:
+    for g in genomes[:config.bench.naive_candidates]:
         t = time.perf_counter()
         scores = []
         for arch in sample:
@@ -224,6 +223,29 @@ def run(config, workdir: Path) -> dict:
     naive_per = float(np.mean(naive)) if naive else float("nan")
     result["naive"] = {"candidates": len(naive), "seconds_per_candidate": naive_per,
                        "speedup_of_program": naive_per / per_candidate}
+
+
+def run(config, workdir: Path) -> dict:
+    workdir = Path(workdir)
+    family = get_family(config.family)
+    archs = family.load_benchmark(config)
+    sample_idx, _ = evaluation.sample_split(len(archs), config.search.sample_archs, config.seed)
+    sample = [archs[i] for i in sample_idx]
+    batch = family.make_batch(config)
+    result = {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
+              "local_devices": jax.local_device_count(), "family": config.family,
+              "batch": [config.batch_size, config.seq_len], "sample_archs": len(sample)}
+    peak = matmul_flops()
+    result["matmul_flops_per_s"] = peak
+    logging.info("bench: %s, matmul %.1f GFLOP/s", result["device"], peak / 1e9)
+    stored = measure_extraction(config, family, sample, batch, peak, result)
+    result["distinct_stages"] = count_distinct_stages(config, family, sample)
+    stacked = proxy_inputs.stack_inputs(stored)
+    truth = np.array([a.score for a in sample])
+    rng = np.random.default_rng(config.seed)
+    genomes = [random_genome(rng, config.search.n_unary) for _ in range(config.bench.candidates)]
+    per_candidate = measure_candidates(config, genomes, stacked, truth, result)
+    measure_naive(config, family, sample, batch, genomes, truth, per_candidate, result)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     write_json(workdir / "bench.json", result)
     print(format_table(result))
