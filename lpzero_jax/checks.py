@@ -71,6 +71,9 @@ def validate_config(config, mode: str = None) -> None:
         from lpzero_jax.proxies.resolve import resolve_proxies
 
         parse_shard(config.get("rank_shard", ""))
+        if _value(config, "zerolm") is not None:
+            require_fraction(config, "zerolm.alpha")
+            require_int(config, "zerolm.sample_size", 3)
         try:
             resolve_proxies(config.proxies)
         except KeyError:

@@ -23,12 +23,14 @@ def base_config() -> ConfigDict:
 
     # rank mode: comma list of proxy names and/or genomes, or "all"
     c.proxies = "params"
-    c.zerolm_alpha = 0.5  # ZeroLM's attention/FFN balance for the 'zerolm' proxy
-    c.zerolm_sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on
     c.rank_shard = ""  # "i/n": score only the archs with index % n == i, so n processes can
     #                    share one workdir; whichever run finds every value present writes the tables
-    c.fuse_hvp = True  # with GraSP: backward + HVP as one program (faster; gradient proxies then
-    #                    share its seconds). False times each stage on its own.
+    c.rank = ConfigDict()  # how rank mode computes the proxies (lpzero_jax/modes/rank.py)
+    c.rank.fuse_hvp = True  # with GraSP: backward + HVP as one program (faster; gradient proxies
+    #                         then share its seconds). False times each stage on its own.
+    c.zerolm = ConfigDict()  # the ZeroLM proxies (lpzero_jax/proxies/zerolm.py)
+    c.zerolm.alpha = 0.5  # attention/FFN balance of the 'zerolm' proxy
+    c.zerolm.sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on
 
     # search mode (paper Section 4.1 settings)
     c.search = ConfigDict()

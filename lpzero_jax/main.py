@@ -33,7 +33,7 @@ EXIT_USER_ERROR = 2
 RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir", "inputs.cache_dir",
                      "parallel", "distributed", "search.baselines", "search.checkpoint_every",
                      "search.evaluate_all", "search.generations", "bench", "data_root",
-                     "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "fuse_hvp",
+                     "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "rank.fuse_hvp",
                      "rank_shard")
 
 

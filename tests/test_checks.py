@@ -110,3 +110,15 @@ def test_user_errors_share_one_class():
     for cls in (ConfigError, BenchmarkFormatError, DataNotFoundError, UnknownNameError):
         assert issubclass(cls, UserError)
     assert str(UnknownNameError("unknown mode 'x'")) == "unknown mode 'x'"
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("zerolm.alpha", 1.5, r"zerolm\.alpha must be a number in \[0, 1\]"),
+    ("zerolm.sample_size", 2, r"zerolm\.sample_size must be an integer >= 3")])
+def test_rank_component_settings_name_themselves(data_root, setting, value, message):
+    config = search_config()
+    group, leaf = setting.split(".")
+    with config.unlocked():
+        config[group][leaf] = value
+    with pytest.raises(ConfigError, match=message + r".*--config\." + setting.replace(".", r"\.")):
+        checks.validate_config(config, "rank")

@@ -50,6 +50,12 @@ class Family:
     # What the reference's Activation Distance hooks: "ffn_activation" (the FFN activation A, as
     # for ELECTRA's `intermediate_act_fn`) or "linear_outputs" (every Linear/Conv1D output).
     reference_activations: str = "ffn_activation"
+    # What Synflow-style proxies differentiate at |params| and all-ones word embeddings
+    # (`synflow_value`): "proxy_loss" (for an encoder whose proxy loss is the sum of its outputs,
+    # Tanaka et al.'s R = 1^T f(1)) or "output_sum" (the sum of the model's outputs, what LPZero does
+    # for GPT-2, whose proxy loss is a cross-entropy). The layer-wise zoo passes
+    # (`proxies/layerwise.py`) differentiate the staged proxy loss, so they apply to "proxy_loss" only.
+    synflow_objective: str = "proxy_loss"
     # Shortest `seq_len` the model and its proxy loss accept (a causal LM needs one target).
     min_seq_len: int = 2
 
@@ -166,16 +172,17 @@ class Family:
         invariant to transposition care (EZNAS's sign Gram matrix `g @ g.t()`)."""
         return "out_in"
 
-    def synflow_objective(self, model: nn.Module, params, word_embeds: jax.Array,
-                          batch: Dict[str, jax.Array]) -> jax.Array:
-        """The scalar R whose gradient Synflow-style proxies use, at |params| and all-ones embeds.
-
-        Default: the model's `proxy_loss` at the given (all-ones) word embeddings, which for an
-        encoder whose proxy loss is the sum of its outputs is Tanaka et al.'s R = 1^T f(1).
-        Families whose proxy loss is a cross-entropy should return the sum of the output logits
-        instead (what LPZero does for GPT-2).
-        """
-        return model.apply(params, word_embeds, batch, method=model.proxy_loss)
+    def synflow_value(self, model: nn.Module, params, word_embeds: jax.Array,
+                      batch: Dict[str, jax.Array]) -> jax.Array:
+        """The scalar R whose gradient Synflow-style proxies use, at |params| and all-ones embeds,
+        as `synflow_objective` names it: the model's `proxy_loss` at the given word embeddings, or
+        the sum of the model's outputs (`model.apply(params, word_embeds)`)."""
+        if self.synflow_objective == "proxy_loss":
+            return model.apply(params, word_embeds, batch, method=model.proxy_loss)
+        if self.synflow_objective == "output_sum":
+            return jnp.sum(model.apply(params, word_embeds))
+        raise ValueError(f"family {self.name}: unknown synflow_objective {self.synflow_objective!r}; "
+                         "expected 'proxy_loss' or 'output_sum'")
 
     def param_group_counts(self, model_config: Hashable) -> Optional[Dict[str, int]]:
         """#Params per named parameter group (e.g. LTS's "Attn", "FFN", "nonembedding"), counted
@@ -192,8 +199,11 @@ class Family:
                           "--config.family=llama (or smollm)")
 
     # --- shared -------------------------------------------------------------------------------
-    def init_rule(self, path, shape, rng):
-        """Family-specific initial value of a leaf, or None for the default N(0, init_std)/0/1."""
+    def init_rule(self, model_config: Hashable, path: Tuple[str, ...], shape: Tuple[int, ...],
+                  rng: np.random.Generator) -> Optional[np.ndarray]:
+        """Family-specific initial value of a leaf of the architecture `model_config` (drawn from
+        `rng`, the leaf's own generator: `models.init.leaf_rng`), or None for the default
+        N(0, init_std)/0/1 of `init_params`."""
         return None
 
     def param_shapes(self, model_config: Hashable):
@@ -203,7 +213,7 @@ class Family:
     def init_params(self, model_config: Hashable, seed: int):
         """Deterministic initial parameters: same seed, same values, whatever the order of archs."""
         shapes = self.param_shapes(model_config)
-        return model_init.init_from_shapes(shapes, seed, self.init_rule,
+        return model_init.init_from_shapes(shapes, seed, functools.partial(self.init_rule, model_config),
                                            model_init.default_rule(self.init_std))
 
     def arch_params(self, model_config: Hashable, config: ConfigDict):

@@ -133,7 +133,7 @@ class FlexiBertFamily(Family):
         """
         return self.weight_role(path) == "attention" and "conv_kernel" not in path
 
-    def init_rule(self, path, shape, rng):
+    def init_rule(self, model_config, path, shape, rng):
         if path[-1] == "embedding" and path[-2] == "word_embeddings":
             table = (self.init_std * rng.standard_normal(shape, dtype=np.float32))
             table[0] = 0.0  # padding_idx row, as nn.Embedding(padding_idx=0) after _init_weights

@@ -25,7 +25,6 @@ import math
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
@@ -94,6 +93,9 @@ class GPT2Family(Family):
     eznas_roles = None
     position_table_path = ("params", "wpe", "embedding")
     reference_activations = "linear_outputs"
+    # R = sum of the final hidden states at |params| and all-ones word embeddings (data-free;
+    # LPZero sums the model outputs instead of a loss for GPT-2 too)
+    synflow_objective = "output_sum"
     # FFN widths of the compact extraction's layer stages are rounded up to this multiple (exact
     # zero padding): the 200 benchmark architectures' 1,870 layers have 1,777 distinct shapes, 70
     # with multiples of 256 for +9.4% FFN FLOPs (+5.6% of the layers' FLOPs); see the README.
@@ -148,14 +150,9 @@ class GPT2Family(Family):
         """LTS's HfGPT2Flex stores its block weights as HF Conv1D, [in, out] like Flax kernels."""
         return "in_out"
 
-    def synflow_objective(self, model, params, word_embeds, batch):
-        """R = sum of the final hidden states at |params| and all-ones word embeddings (data-free;
-        LPZero sums the model outputs instead of a loss for GPT-2 too)."""
-        return jnp.sum(model.apply(params, word_embeds))
-
-    def init_rule(self, path, shape, rng):
-        """Not used on its own: the c_proj std depends on n_layer; see `init_params`."""
-        raise NotImplementedError("GPT-2 init needs the model config: use gpt2_init_rule(model_config)")
+    def init_rule(self, model_config: GPT2FlexConfig, path, shape, rng):
+        """The reference's value of the leaf (`gpt2_init_rule`: the c_proj std depends on n_layer)."""
+        return gpt2_init_rule(model_config)(path, shape, rng)
 
     def init_params(self, model_config: GPT2FlexConfig, seed: int):
         shapes = self.param_shapes(model_config)

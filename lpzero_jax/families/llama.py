@@ -180,7 +180,7 @@ class LlamaFamily(Family):
             tie_word_embeddings=bool(s.tie_word_embeddings), lora_scaling=float(ss.lora_scaling))
         return supernet, lambda: self.init_params(supernet, int(config.seed))
 
-    def init_rule(self, path, shape, rng):
+    def init_rule(self, model_config, path, shape, rng):
         """peft LoRA init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0 (the adapter starts as identity)."""
         if path[-1] == "lora_a":
             bound = 1.0 / np.sqrt(shape[0])

@@ -42,12 +42,18 @@ def default_rule(std: float) -> InitRule:
     return rule
 
 
+def leaf_rng(seed: int, names: Path) -> np.random.Generator:
+    """The generator a leaf's initial value is drawn from: seeded with (seed, its path), so values
+    do not depend on the order leaves are visited in."""
+    return np.random.default_rng([seed, zlib.crc32("/".join(names).encode())])
+
+
 def init_from_shapes(shapes, seed: int, rule: InitRule, fallback: Optional[InitRule] = None):
     """Fills a pytree of ShapeDtypeStructs: `rule` first, then `fallback`; returns jax arrays."""
 
     def fill(path, leaf):
         names = path_names(path)
-        rng = np.random.default_rng([seed, zlib.crc32("/".join(names).encode())])
+        rng = leaf_rng(seed, names)
         value = rule(names, tuple(leaf.shape), rng)
         if value is None and fallback is not None:
             value = fallback(names, tuple(leaf.shape), rng)

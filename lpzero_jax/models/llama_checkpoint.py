@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import jax
 import numpy as np
 
-from lpzero_jax.models.init import path_names
+from lpzero_jax.models.init import leaf_rng, path_names
 from lpzero_jax.models.llama import LlamaConfig
 
 PEFT_PREFIX = "base_model.model."
@@ -166,7 +165,6 @@ def load_llama_checkpoint(folder: Path, family=None, attn_lora_rank: int = 0, ff
         # the same per-leaf generator as `init_from_shapes`, so a missing adapter gets exactly the
         # value `family.init_params(config, seed)` would give it
         names = ("params",) + tuple(path)
-        rng = np.random.default_rng([seed, zlib.crc32("/".join(names).encode())])
-        return family.init_rule(names, shape, rng)
+        return family.init_rule(config, names, shape, leaf_rng(seed, names))
 
     return config, params_from_hf(shapes, tensors, fill_lora)

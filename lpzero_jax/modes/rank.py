@@ -34,7 +34,6 @@ from lpzero_jax.families import get_family
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies import DERIVED, ArchContext
-from lpzero_jax.proxies.base import HVP_PROXIES
 from lpzero_jax.proxies.resolve import resolve_proxies
 from lpzero_jax.results import numbered_records, open_log, write_json
 
@@ -151,7 +150,8 @@ def run(config, workdir: Path) -> Dict[str, dict]:
             todo = [n for n in names if (arch_key, n) not in done]
             if not todo:
                 continue
-            fuse = bool(config.get("fuse_hvp", True)) and bool(HVP_PROXIES & set(todo))
+            fuse = bool((config.get("rank") or {}).get("fuse_hvp", True)) and \
+                any(proxies[n].needs_hvp for n in todo)
             ctx = ArchContext(family, arch, config, batch, inputs_loader=store, fuse_hvp=fuse)
             parts, lines, outcomes = [], [], []
             try:

@@ -1,6 +1,6 @@
 """Hand-crafted zero-cost proxies, one file each, registered in PROXIES by importing this package."""
 
-from lpzero_jax.proxies.base import DERIVED, PROXIES, ArchContext, register_derived, register_proxy
+from lpzero_jax.proxies.base import DERIVED, PROXIES, ArchContext, Proxy, register_derived, register_proxy
 from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxies)
     activation_distance,
     activation_distance_reference,
@@ -26,4 +26,4 @@ from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxi
     zerolm,
 )
 
-__all__ = ["DERIVED", "PROXIES", "ArchContext", "register_derived", "register_proxy"]
+__all__ = ["DERIVED", "PROXIES", "ArchContext", "Proxy", "register_derived", "register_proxy"]

@@ -1,7 +1,7 @@
 """The proxy registry and the per-architecture context every proxy is computed from.
 
-A proxy is `fn(ctx: ArchContext) -> float`, registered with `@register_proxy("name")`, one file per
-proxy in this package. The context builds what proxies share lazily and once per architecture:
+A proxy is `fn(ctx: ArchContext) -> float`, registered with `@register_proxy("name")` (which records
+what it needs, e.g. `needs_hvp=True`), one file per proxy in this package. The context builds what proxies share lazily and once per architecture:
 the model, its parameters (fixed init seed), the full-tensor forward intermediates, the backward
 pass (G, J and per-channel Fisher of every linear layer), the Hessian-gradient product, the
 data-free Synflow gradients, proxy-defined stages (`cached`), and the compact six proxy inputs.
@@ -11,6 +11,7 @@ stages it used, as if it had been computed alone (XLA compilation of the archite
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Callable, Dict, Hashable, List, Mapping, Optional, Tuple
@@ -24,20 +25,34 @@ from lpzero_jax.proxies import common, layerwise, stages
 from lpzero_jax.registry import Registry
 
 ProxyFn = Callable[["ArchContext"], float]
-PROXIES: Registry[ProxyFn] = Registry("proxy")
 
 
-# Proxies that use the Hessian-gradient product: when one is scored, the backward pass and the
-# HVP are compiled as one program (see `ArchContext.fuse_hvp`).
-HVP_PROXIES: set = set()
+@dataclasses.dataclass(frozen=True)
+class Proxy:
+    """A proxy as registered: `fn(ctx) -> float` and what it needs beyond the plain passes.
+
+    needs_hvp: it calls `ctx.hessian_gradient_product()`; when one is scored, the backward pass and
+    the HVP are compiled as one program (see `ArchContext.fuse_hvp`)."""
+
+    fn: ProxyFn
+    needs_hvp: bool = False
+
+    def __call__(self, ctx: "ArchContext") -> float:
+        return self.fn(ctx)
 
 
-def register_proxy(name: str, uses_hvp: bool = False):
-    """Decorator: registers `fn(ctx) -> float` under `name` (`uses_hvp`: it calls
-    `ctx.hessian_gradient_product()`)."""
-    if uses_hvp:
-        HVP_PROXIES.add(name)
-    return PROXIES.register(name)
+PROXIES: Registry[Proxy] = Registry("proxy")
+
+
+def register_proxy(name: str, needs_hvp: bool = False):
+    """Decorator: registers `fn(ctx) -> float` under `name` as a `Proxy` with its needs; returns
+    `fn` unchanged."""
+
+    def decorator(fn: ProxyFn) -> ProxyFn:
+        PROXIES.register(name)(Proxy(fn, needs_hvp))
+        return fn
+
+    return decorator
 
 
 # A derived proxy is computed after every architecture has been scored, from other proxies'

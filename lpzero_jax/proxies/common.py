@@ -40,6 +40,14 @@ def pick(tree, paths: List[Path]) -> List[jax.Array]:
     return [flat[p] for p in paths]
 
 
+def weight_saliency(ctx, select: Optional[Callable[[Path], bool]] = None) -> float:
+    """Sum over the linear proxy weights (those `select` keeps) of |dL/dW * W|: SNIP's measure, and
+    Head Importance's and Synaptic Saliency's on their sub-blocks."""
+    paths = ctx.linear_paths(select)
+    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
+    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))
+
+
 def role_selector(family, *roles: str) -> Callable[[Path], bool]:
     """select(path) that keeps weights whose `family.weight_role` is one of `roles`."""
     return lambda path: family.weight_role(path) in roles

@@ -14,7 +14,7 @@ from lpzero_jax.proxies.base import ArchContext, register_proxy
 from lpzero_jax.proxies.common import flat_params, sum_of
 
 
-@register_proxy("grasp", uses_hvp=True)
+@register_proxy("grasp", needs_hvp=True)
 def grasp(ctx: ArchContext) -> float:
     hg = ctx.hessian_gradient_product()
     weights = flat_params(ctx.params)

@@ -6,14 +6,10 @@ the weights `family.is_head_projection` accepts. (Michel et al.'s importance is 
 outputs; the authors' weight-saliency version is what their and LPZero's numbers measure.)
 """
 
-import jax.numpy as jnp
-
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import pick, sum_of
+from lpzero_jax.proxies.common import weight_saliency
 
 
 @register_proxy("head_importance")
 def head_importance(ctx: ArchContext) -> float:
-    paths = ctx.linear_paths(ctx.family.is_head_projection)
-    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
-    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))
+    return weight_saliency(ctx, ctx.family.is_head_projection)

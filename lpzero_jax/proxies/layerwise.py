@@ -24,7 +24,6 @@ import jax.numpy as jnp
 from flax import traverse_util
 
 from lpzero_jax import staged
-from lpzero_jax.families.base import Family
 from lpzero_jax.proxies.stages import channel_fisher, output_delta_function
 
 Path = Tuple[str, ...]
@@ -34,7 +33,7 @@ LAYER = "layer_0"  # the name a layer's paths get inside its own (shared) stage
 def stages_for(family, model_config, param_shapes) -> Optional[staged.Stages]:
     """The model's stages when the layer-wise passes give the whole-model values, else None."""
     stages = family.stages(model_config)
-    if stages is None or type(family).synflow_objective is not Family.synflow_objective:
+    if stages is None or family.synflow_objective != "proxy_loss":
         return None
     layer_keys = {k for _, k in stages.layers}
     for path in traverse_util.flatten_dict(param_shapes):

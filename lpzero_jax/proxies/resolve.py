@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from lpzero_jax.proxies.base import PROXIES, ProxyFn
+from lpzero_jax.proxies.base import PROXIES, Proxy
 
 
 def split_proxy_list(spec: str) -> list:
@@ -22,8 +22,8 @@ def split_proxy_list(spec: str) -> list:
     return [p for p in parts if p]
 
 
-def resolve_proxies(spec: str) -> Dict[str, ProxyFn]:
-    """'params,attention_confidence,add(abs(G),log(W))' or 'all' -> {name: fn}, in the given order.
+def resolve_proxies(spec: str) -> Dict[str, Proxy]:
+    """'params,attention_confidence,add(abs(G),log(W))' or 'all' -> {name: Proxy}, in the given order.
 
     Names are looked up in PROXIES; anything shaped like `op(...)` is parsed as a genome (a syntax
     error names the problem). A genome proxy's column is the canonical genome text.
@@ -39,7 +39,7 @@ def resolve_proxies(spec: str) -> Dict[str, ProxyFn]:
     for name in names:
         if looks_like_genome(name):
             fn = genome_proxy(name)
-            out[str(fn.genome)] = fn
+            out[str(fn.genome)] = Proxy(fn)
         else:
             out[name] = PROXIES.get(name)
     return out

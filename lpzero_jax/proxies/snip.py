@@ -9,14 +9,10 @@ the per-layer list (`zc = zc[0]`, the embedding projection) before summing; we s
 the measure is defined.
 """
 
-import jax.numpy as jnp
-
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import pick, sum_of
+from lpzero_jax.proxies.common import weight_saliency
 
 
 @register_proxy("snip")
 def snip(ctx: ArchContext) -> float:
-    paths = ctx.linear_paths()
-    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
-    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))
+    return weight_saliency(ctx)

@@ -32,7 +32,7 @@ def proxy_loss(model, params, batch) -> jax.Array:
 
 @functools.lru_cache(maxsize=8)
 def compiled_synflow(family, model_config: Hashable):
-    """jit fn(params, batch) -> grads of R at |params| (R: `family.synflow_objective`)."""
+    """jit fn(params, batch) -> grads of R at |params| (R: `family.synflow_value`)."""
     model = family.build_model(model_config)
 
     def synflow_grads(params, batch):
@@ -40,7 +40,7 @@ def compiled_synflow(family, model_config: Hashable):
 
         def objective(p):
             embeds = model.apply(p, batch["input_ids"], method=model.embed)
-            return family.synflow_objective(model, p, jnp.ones_like(embeds), batch)
+            return family.synflow_value(model, p, jnp.ones_like(embeds), batch)
 
         return jax.grad(objective)(abs_params)
 

@@ -6,14 +6,10 @@ Their `synaptic_saliency(model)` sums |W * W.grad| over the Linear layers of eve
 parameters; this file follows the Transformer-specific original the paper's Table 1 cites.)
 """
 
-import jax.numpy as jnp
-
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import pick, role_selector, sum_of
+from lpzero_jax.proxies.common import role_selector, weight_saliency
 
 
 @register_proxy("synaptic_saliency")
 def synaptic_saliency(ctx: ArchContext) -> float:
-    paths = ctx.linear_paths(role_selector(ctx.family, "ffn"))
-    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
-    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))
+    return weight_saliency(ctx, role_selector(ctx.family, "ffn"))

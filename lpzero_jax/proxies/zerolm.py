@@ -23,7 +23,7 @@ following are our choices (see README, "Hand-crafted proxies"):
   (negative correlations clipped to 0; 0.5 when both are 0).
 
 Registered per-architecture proxies: 'zerolm_attention' (log C_attn), 'zerolm_ffn' (log C_ffn)
-and 'zerolm' (S at `config.zerolm_alpha`, default 0.5). The two fitted variants are derived from
+and 'zerolm' (S at `config.zerolm.alpha`, default 0.5). The two fitted variants are derived from
 the component columns after all architectures are scored (`DERIVED` entry below).
 """
 
@@ -76,7 +76,7 @@ def zerolm_ffn(ctx: ArchContext) -> float:
 
 @register_proxy("zerolm")
 def zerolm(ctx: ArchContext) -> float:
-    alpha = float(ctx.config.get("zerolm_alpha", DEFAULT_ALPHA))
+    alpha = float((ctx.config.get("zerolm") or {}).get("alpha", DEFAULT_ALPHA))
     parts = log_capacities(ctx)
     return float(combine(parts["attention"], parts["ffn"], alpha))
 
@@ -105,14 +105,14 @@ def fitted_variants(columns: Dict[str, np.ndarray], truth: np.ndarray,
                     config) -> Dict[str, Tuple[np.ndarray, str]]:
     """'zerolm_sampled_alpha' and 'zerolm_heuristic_alpha' from the two component columns.
 
-    Both fit alpha on the same random sample (`config.zerolm_sample_size`, seed `config.seed`) of
+    Both fit alpha on the same random sample (`config.zerolm.sample_size`, seed `config.seed`) of
     architectures whose component values are finite; the returned scores cover all of them.
     """
     if "zerolm_attention" not in columns or "zerolm_ffn" not in columns:
         return {}
     log_attn, log_ffn = columns["zerolm_attention"], columns["zerolm_ffn"]
     finite = np.flatnonzero(np.isfinite(log_attn) & np.isfinite(log_ffn) & np.isfinite(truth))
-    size = int(config.get("zerolm_sample_size", DEFAULT_SAMPLE_SIZE))
+    size = int((config.get("zerolm") or {}).get("sample_size", DEFAULT_SAMPLE_SIZE))
     if len(finite) < 3:
         return {}
     size = min(size, len(finite))

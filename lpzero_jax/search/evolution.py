@@ -112,18 +112,16 @@ def _breed(space: SearchSpace, parents: List, s: LoopSettings, rng: np.random.Ge
 
 
 def evolve_members(space: SearchSpace, fitness: BatchFitness, settings: LoopSettings,
-                   state: Optional[SearchState] = None,
-                   record: Optional[Callable[[SearchState], dict]] = None,
+                   record: Callable[[SearchState], dict], state: Optional[SearchState] = None,
                    on_generation: Optional[Callable[[SearchState], None]] = None,
                    log_every: int = 50) -> SearchState:
     """Runs (or resumes) the loop until `settings.steps`; returns the final state.
 
     fitness(members) -> one score per member, called once per member on the members not scored
     yet (in population order). record(state) -> the history line appended after the initial
-    population and after every step (default: generation, best member, its score, population mean,
-    members scored, seconds). on_generation(state) runs after each step (checkpoints)."""
+    population and after every step (what a line holds is the caller's: each search keeps its own
+    history format). on_generation(state) runs after each step (checkpoints)."""
     rng = np.random.default_rng(settings.seed)
-    record = record or _default_record(space)
 
     def rank(members: List) -> List:
         new = [m for m in dict.fromkeys(members) if m not in state.scores]
@@ -140,7 +138,7 @@ def evolve_members(space: SearchSpace, fitness: BatchFitness, settings: LoopSett
         population: List = []
         for _ in range(settings.population):
             member = draw_valid(space, lambda: space.random_member(rng), set(population),
-                           settings.max_tries, rng)
+                                settings.max_tries, rng)
             if member is None:
                 raise RuntimeError(f"found only {len(population)} valid members of "
                                    f"{settings.population}: {settings.max_tries} draws in a row failed")
@@ -165,7 +163,7 @@ def evolve_members(space: SearchSpace, fitness: BatchFitness, settings: LoopSett
         avoid, children = set(kept), []
         for _ in range(n_children):
             child = draw_valid(space, lambda: _breed(space, parents, settings, rng), avoid,
-                          settings.max_tries, rng)
+                                settings.max_tries, rng)
             if child is not None:
                 children.append(child)
                 avoid.add(child)
@@ -179,12 +177,10 @@ def evolve_members(space: SearchSpace, fitness: BatchFitness, settings: LoopSett
         if state.generation % log_every == 0 or state.generation == settings.steps:
             now = time.perf_counter()
             best = _best(state)
-            finite = [v for v in (state.scores[m] for m in state.population) if math.isfinite(v)]
             logging.info("generation %d/%d: best %.6g (%s), population mean %.6g, %d scored "
                          "(%.1f/s)", state.generation, settings.steps, state.scores[best],
-                         space.key(best), float(np.mean(finite)) if finite else math.nan,
-                         len(state.scores), (len(state.scores) - scored_at_log)
-                         / max(now - last_log, 1e-9))
+                         space.key(best), _population_mean(state), len(state.scores),
+                         (len(state.scores) - scored_at_log) / max(now - last_log, 1e-9))
             last_log, scored_at_log = now, len(state.scores)
     return state
 
@@ -194,16 +190,10 @@ def _best(state: SearchState):
     return max(state.population, key=lambda m: _rank_key(state.scores[m]))
 
 
-def _default_record(space: SearchSpace) -> Callable[[SearchState], dict]:
-    def record(state: SearchState) -> dict:
-        best = _best(state)
-        finite = [v for v in (state.scores[m] for m in state.population) if math.isfinite(v)]
-        return {"generation": state.generation, "best": space.key(best),
-                "best_fitness": state.scores[best],
-                "population_mean": float(np.mean(finite)) if finite else math.nan,
-                "scored": len(state.scores), "seconds": state.seconds}
-
-    return record
+def _population_mean(state: SearchState) -> float:
+    """Mean of the population's finite scores (NaN when none is finite)."""
+    finite = [v for v in (state.scores[m] for m in state.population) if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 # --- Algorithm 1 (the proxy search) ----------------------------------------------------------------
@@ -245,4 +235,4 @@ def evolve(evaluator: FitnessEvaluator, cfg: EvolutionConfig, state: Optional[Se
 
     return evolve_members(GenomeSpace(evaluator, cfg.n_unary),
                           lambda genomes: [evaluator(g).key() for g in genomes], loop_settings(cfg),
-                          state, record, on_generation, log_every)
+                          record, state, on_generation, log_every)

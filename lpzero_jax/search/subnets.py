@@ -155,7 +155,7 @@ def evolve_subnets(space: LonasSpace, fitness: Fitness, max_params: int,
                 "mean": float(np.mean(finite)) if finite else math.nan, "scored": len(state.scores)}
 
     state = evolve_members(SubnetSpace(space, max_params, settings.mutation_prob), fitness, loop,
-                           record=record, log_every=1)
+                           record, log_every=1)
     best = sorted(state.scores, key=lambda c: key(c, state.scores), reverse=True)[:settings.top_k]
     return EvolutionResult(best=[(c, state.scores[c]) for c in best], history=state.history,
                            scores=state.scores)

@@ -60,11 +60,12 @@ def test_bad_shard_is_a_clear_error(text):
 
 def _proxies_with(monkeypatch, **extra):
     """rank.run's proxies: the real `params` plus test proxies (name -> fn(ctx))."""
+    from lpzero_jax.proxies import Proxy
     from lpzero_jax.proxies.resolve import resolve_proxies
 
     def resolve(spec):
         out = resolve_proxies("params")
-        out.update(extra)
+        out.update({name: Proxy(fn) for name, fn in extra.items()})
         return out
 
     monkeypatch.setattr(rank, "resolve_proxies", resolve)

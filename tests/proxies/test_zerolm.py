@@ -31,7 +31,7 @@ def test_fitted_variants_cover_every_architecture():
     cols = {"zerolm_attention": rng.standard_normal(60), "zerolm_ffn": rng.standard_normal(60)}
     cols["zerolm_attention"][5] = np.nan
     truth = cols["zerolm_ffn"] + 0.1 * rng.standard_normal(60)
-    out = zerolm.fitted_variants(cols, truth, ConfigDict(dict(seed=0, zerolm_sample_size=20)))
+    out = zerolm.fitted_variants(cols, truth, ConfigDict(dict(seed=0, zerolm=dict(sample_size=20))))
     assert set(out) == {"zerolm_sampled_alpha", "zerolm_heuristic_alpha"}
     scores, note = out["zerolm_sampled_alpha"]
     assert scores.shape == (60,) and np.isnan(scores[5]) and "20 sampled" in note
