@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""
                    EvolutionConfig(population=8, generations=25, pool_ratio=0.25, seed=3))
     squares = parallel.map_on_devices(lambda x: float(jax.numpy.square(x)), list(range(10)))
     print(json.dumps({"devices": jax.device_count(), "scores": np.nan_to_num(scores, nan=-999).tolist(),
-                      "best": state.history[-1]["best_genome"], "population": state.population,
+                      "best": state.history[-1]["best_genome"], "population": [str(g) for g in state.population],
                       "squares": squares}))
 """)
 

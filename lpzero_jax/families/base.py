@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, NamedTuple, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -32,6 +32,16 @@ from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.models import init as model_init
 from lpzero_jax.paths import resolve_data_file
 from lpzero_jax.registry import Registry
+
+
+class Supernet(NamedTuple):
+    """config: the supernet's model config; params: a function returning its parameters (built on
+    first use); source: what identifies its weights besides the run's seed (JSON-able; part of the
+    key of stored subnet evaluations)."""
+
+    config: Hashable
+    params: Callable[[], Any]
+    source: Dict[str, Any]
 
 
 class Family:
@@ -189,10 +199,10 @@ class Family:
         from shapes; None when the family has no such groups (the group proxies are then NaN)."""
         return None
 
-    def supernet(self, config: ConfigDict) -> Tuple[Hashable, Callable[[], Any]]:
-        """(supernet model config, a function returning its params) for `subnet_search`, whose
-        subnets are sliced from it (`search/subnets.py`); the params are only built when a fitness
-        asks for them. Default: the family has no supernet (a ConfigError naming the fix)."""
+    def supernet(self, config: ConfigDict) -> "Supernet":
+        """The supernet `subnet_search` slices its subnets from (`search/subnets.py`); its params
+        are only built when a fitness asks for them. Default: the family has no supernet (a
+        ConfigError naming the fix)."""
         from lpzero_jax.errors import ConfigError
 
         raise ConfigError(f"family {self.name!r} has no supernet for subnet_search; use "

@@ -25,7 +25,7 @@ from ml_collections import ConfigDict
 from lpzero_jax import lm_vocab, text
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.benchmarks.minibench import DEFAULT_LLAMA_FILE, check_vocab, load_minibench
-from lpzero_jax.families.base import FAMILIES, Family
+from lpzero_jax.families.base import FAMILIES, Family, Supernet
 from lpzero_jax.models.init import path_names
 from lpzero_jax.models import llama as llama_model
 from lpzero_jax.models.llama import Llama, LlamaConfig, llama_config_from_dict
@@ -169,7 +169,7 @@ class LlamaFamily(Family):
                 return load_llama_checkpoint(Path(ss.checkpoint), self, rank, rank, float(ss.lora_scaling),
                                              ss.get("adapter_path"), int(config.seed))[1]
 
-            return supernet, load
+            return Supernet(supernet, load, {"checkpoint": ss.checkpoint, "gguf": None})
         s = ss.supernet
         supernet = LlamaConfig.uniform(
             vocab_size=int(config.vocab_size), hidden_size=int(s.hidden_size),
@@ -178,7 +178,8 @@ class LlamaFamily(Family):
             num_key_value_heads=int(s.get("num_key_value_heads") or s.num_attention_heads),
             attn_lora_rank=rank, ffn_lora_rank=rank, rope_theta=float(s.rope_theta),
             tie_word_embeddings=bool(s.tie_word_embeddings), lora_scaling=float(ss.lora_scaling))
-        return supernet, lambda: self.init_params(supernet, int(config.seed))
+        return Supernet(supernet, lambda: self.init_params(supernet, int(config.seed)),
+                        {"checkpoint": None, "gguf": None})
 
     def init_rule(self, model_config, path, shape, rng):
         """peft LoRA init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0 (the adapter starts as identity)."""

@@ -23,7 +23,7 @@ from ml_collections import ConfigDict
 from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.benchmarks.lonas_bench import DEFAULT_SMOLLM_FILE, load_lonas_bench
-from lpzero_jax.families.base import FAMILIES
+from lpzero_jax.families.base import FAMILIES, Supernet
 from lpzero_jax.families.llama import LlamaFamily
 from lpzero_jax.models.llama import LlamaConfig, llama_config_from_dict
 from lpzero_jax.paths import resolve_data_file
@@ -84,7 +84,9 @@ class SmolLMFamily(LlamaFamily):
         if int(max(config.subnet_search.rank_choices)):
             raise ValueError("a GGUF supernet has no adapters: set subnet_search.rank_choices=(0,)")
         supernet, _ = supernet_params(str(gguf_file(config)))
-        return supernet, lambda: supernet_params(str(gguf_file(config)))[1]
+        return Supernet(supernet, lambda: supernet_params(str(gguf_file(config)))[1],
+                        {"checkpoint": config.subnet_search.get("checkpoint"),
+                         "gguf": config.get("gguf_path")})
 
     def arch_params(self, model_config: LlamaConfig, config: ConfigDict):
         """The subnet's weights sliced from the pretrained supernet (leading FFN channels)."""

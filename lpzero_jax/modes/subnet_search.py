@@ -14,41 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 from absl import logging
 
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.results import open_log, read_jsonl, write_json
 from lpzero_jax.search.subnets import (Choice, EvolutionSettings, SubnetWorld, choice_key, evolve_subnets,
-                                       lonas_space, make_fitness, parse_choice_key)
+                                       lonas_space, make_fitness, parse_choice_key, subnet_budget)
 
 
-def evaluations_path(config, space, workdir: Path) -> Path:
+def evaluations_path(config, space, source: dict, workdir: Path) -> Path:
     """One evaluations file per (fitness, space, supernet source, batch, seeds)."""
     ss = config.subnet_search
-    blob = json.dumps({"fitness": ss.fitness, "space": repr(space), "checkpoint": ss.get("checkpoint"),
-                       "gguf": config.get("gguf_path") if ss.get("from_gguf") else None,
-                       "seed": config.seed, "batch": [config.get("corpus"), config.get("batch_size"),
-                                                      config.get("seq_len")],
+    blob = json.dumps({"fitness": ss.fitness, "space": repr(space), **source, "seed": config.seed,
+                       "batch": [config.get("corpus"), config.get("batch_size"), config.get("seq_len")],
                        "inputs": config.inputs.to_dict()}, sort_keys=True, default=str)
     return Path(workdir) / f"evaluations_{hashlib.sha1(blob.encode()).hexdigest()[:10]}.jsonl"
-
-
-def budget(space, fraction: float) -> Tuple[int, int]:
-    """(supernet params, the largest subnet params allowed); a ValueError naming the fix when even
-    the smallest subnet is over budget."""
-    super_count = space.num_params(space.max_choice())
-    max_params = int(math.floor(float(fraction) * super_count))
-    min_count = space.num_params(space.min_choice())
-    if min_count > max_params:
-        raise ValueError(f"budget_fraction {fraction} allows {max_params} params, but the smallest "
-                         f"subnet has {min_count} ({min_count / super_count:.3f} of the supernet): raise "
-                         "budget_fraction, or use a supernet whose FFNs weigh more than its embeddings")
-    return super_count, max_params
 
 
 def stored_fitness(fitness, space, path: Path):
@@ -106,13 +90,13 @@ def run(config, workdir: Path) -> dict:
     out = Path(workdir) / "subnet_search"
     out.mkdir(parents=True, exist_ok=True)
     family = get_family(config.family)
-    supernet, super_params = family.supernet(config)  # params: lazy
-    space = lonas_space(supernet, ss)
-    super_count, max_params = budget(space, ss.budget_fraction)
+    supernet = family.supernet(config)  # params: built on first use
+    space = lonas_space(supernet.config, ss)
+    super_count, max_params = subnet_budget(space, ss.budget_fraction)
     logging.info("subnet_search: %d layers, %d subnets, supernet %d params, budget %d (%.3f), fitness %s",
                  space.num_layers, space.size(), super_count, max_params, ss.budget_fraction, ss.fitness)
-    fitness = make_fitness(ss.fitness, SubnetWorld(space, family, super_params, config))
-    fitness = stored_fitness(fitness, space, evaluations_path(config, space, out))
+    fitness = make_fitness(ss.fitness, SubnetWorld(space, family, supernet.params, config))
+    fitness = stored_fitness(fitness, space, evaluations_path(config, space, supernet.source, out))
     result = evolve_subnets(space, fitness, max_params, evolution_settings(ss))
     return write_results(out, ss, space, super_count, max_params, result,
                          time.perf_counter() - started)

@@ -47,6 +47,19 @@ def lonas_space(supernet, settings) -> LonasSpace:
                       tuple(int(r) for r in settings.rank_choices), bool(settings.separate_ffn_rank))
 
 
+def subnet_budget(space: LonasSpace, fraction: float) -> Tuple[int, int]:
+    """(supernet params, the largest subnet params allowed); a ValueError naming the fix when even
+    the smallest subnet is over budget."""
+    super_count = space.num_params(space.max_choice())
+    max_params = int(math.floor(float(fraction) * super_count))
+    min_count = space.num_params(space.min_choice())
+    if min_count > max_params:
+        raise ValueError(f"budget_fraction {fraction} allows {max_params} params, but the smallest "
+                         f"subnet has {min_count} ({min_count / super_count:.3f} of the supernet): raise "
+                         "budget_fraction, or use a supernet whose FFNs weigh more than its embeddings")
+    return super_count, max_params
+
+
 def choice_key(choice: Choice) -> str:
     """'0-1|1-0|...' (per layer, knob indices joined by '-')."""
     return "|".join("-".join(str(i) for i in layer) for layer in choice)
