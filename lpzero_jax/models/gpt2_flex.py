@@ -350,7 +350,9 @@ class Attention(nn.Module):
 
         scores = jnp.einsum("bhqd,bhkd->bhqk", heads(q), heads(k))
         if self.mixed_heads:
-            mix = self.param("head_mix", lambda _, n: jnp.eye(n) / math.sqrt(head_dim), self.n_head)
+            # a constant, not a weight: no gradient is computed for it
+            mix = jax.lax.stop_gradient(self.param(
+                "head_mix", lambda _, n: jnp.eye(n) / math.sqrt(head_dim), self.n_head))
             scores = jnp.einsum("bhqk,hg->bgqk", scores, mix)
         else:
             scores = scores / math.sqrt(head_dim)
