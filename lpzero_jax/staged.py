@@ -52,7 +52,10 @@ class Stages:
     host_prelude: None, or (outer params, batch) -> the first layer's input computed with NumPy on
     the host, when it is the word embeddings plus terms that do not depend on them (GPT-2: + the
     position table). J is then d loss / d that input, compacted on the host, and the compact
-    extraction compiles no embedding or prelude program (the full-tensor sweeps ignore it)."""
+    extraction compiles no embedding or prelude program (the full-tensor sweeps ignore it).
+    head_module / head_params: None, or the module whose `head_loss` the compact extraction's head
+    stage runs and outer params -> its params (host), when a form shared by more architectures
+    gives the same loss and hidden-state gradient (GPT-2: tail clusters padded); default: outer."""
 
     outer: nn.Module
     layers: List[Tuple[nn.Module, str]]
@@ -62,6 +65,13 @@ class Stages:
     bucket_params: Optional[Callable[[nn.Module, nn.Module], Dict[str, Any]]] = None
     bucket_strides: Optional[Callable[[nn.Module, nn.Module], Dict[str, Tuple[int, ...]]]] = None
     host_prelude: Optional[Callable[[Any, Mapping[str, Any]], np.ndarray]] = None
+    head_module: Optional[nn.Module] = None
+    head_params: Optional[Callable[[Any], Any]] = None
+
+
+def head_stage(stages: Stages) -> nn.Module:
+    """The module whose `head_loss` the compact extraction runs (`Stages.head_module` or outer)."""
+    return stages.outer if stages.head_module is None else stages.head_module
 
 
 def run_module(stages: Stages, module: nn.Module) -> nn.Module:
@@ -383,7 +393,11 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
                                 timer=timer)
         fwd_out.append({name: (rows[name], layout.counts[name]) for name in rows})
         saved.append((vjp_fn, layout))
-    loss, g = _call("head", _head_grad(okey, stages.outer), outer_params, x,
+    head = head_stage(stages)
+    head_params = outer_params
+    if stages.head_params is not None:
+        head_params = _host("head", stages.head_params, outer_params, timer=timer)
+    loss, g = _call("head", _head_grad(module_key(head), head), head_params, x,
                     head_batch(stages, batch), timer=timer)
     out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
         name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}

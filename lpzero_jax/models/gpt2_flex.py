@@ -29,6 +29,7 @@ Eval mode only (no dropout). Intermediates sown into `intermediates`, inside eac
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -77,6 +78,9 @@ class GPT2FlexConfig:
     layer_norm_eps: float = 1e-5
     weight_init_std: float = 0.02
     proj_init_std: float = 0.01
+    # 0: cluster i is d_embed // div_val**i wide. > 0 (div_val > 1 only): every cluster this wide,
+    # the form the compact extraction's head stage runs in (`head_run`: tables zero-padded)
+    cluster_width: int = 0
 
     def __post_init__(self):
         # n_layer 0 (both empty) is the layer-less outer stage of `stages` (embeddings and head only)
@@ -91,6 +95,8 @@ class GPT2FlexConfig:
             raise ValueError(f"cutoffs {self.cutoffs} must end at n_token {self.n_token}")
         if len(self.tie_projs) != len(self.cutoffs):
             raise ValueError(f"{len(self.tie_projs)} tie_projs flags for {len(self.cutoffs)} clusters")
+        if self.cluster_width and self.div_val == 1:
+            raise ValueError("cluster_width needs div_val > 1 (one table per cluster)")
 
     @classmethod
     def from_lts(cls, fields: Mapping) -> "GPT2FlexConfig":
@@ -120,7 +126,10 @@ class GPT2FlexConfig:
         return [(ends[i], ends[i + 1]) for i in range(len(self.cutoffs))]
 
     def cluster_widths(self) -> List[int]:
-        """Embedding width of each cluster (all d_embed when div_val is 1)."""
+        """Embedding width of each cluster (all d_embed when div_val is 1; all cluster_width when
+        that is set)."""
+        if self.cluster_width:
+            return [self.cluster_width] * len(self.cutoffs)
         if self.div_val == 1:
             return [self.d_embed] * len(self.cutoffs)
         return [self.d_embed // self.div_val ** i for i in range(len(self.cutoffs))]
@@ -494,6 +503,56 @@ def first_layer_input_host(config: GPT2FlexConfig, params, input_ids: np.ndarray
     return out + np.asarray(p["wpe"]["embedding"])[:ids.shape[1]][None]
 
 
+def head_module(config: GPT2FlexConfig) -> "GPT2Flex":
+    """The module `head_params` are for (see there)."""
+    return GPT2Flex(dataclasses.replace(config, n_head=(), d_inner=(), div_val=2,
+                                        cluster_width=config.d_embed))
+
+
+def head_params(config: GPT2FlexConfig, outer_params) -> dict:
+    """Params with which `head_module(config)` computes the head (`head_loss`: ln_f + adaptive
+    softmax) of `config` in a form shared by every architecture with the same d_model and d_embed: one table and one
+    projection per cluster, every cluster d_embed wide (`cluster_width`). The real tables and
+    projections are zero-padded to that width (zero columns of a table meet zero rows of its
+    projection: exact); div_val 1 splits its one table (and bias) by cluster and gives each tail its
+    tied projection; without projections (div_val 1, d_embed = d_model) each is the identity. Same
+    loss and hidden-state gradient as the real head within float rounding (NumPy on the host)."""
+    c, p = config, outer_params.get("params", outer_params)
+    bounds, e = c.cluster_bounds(), c.d_embed
+    wte, head = p["wte"], p["lm_head"]
+
+    def pad(x, shape):
+        x = np.asarray(x, np.float32)
+        return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape)])
+
+    def cluster(tree, name, i):  # cluster i's slice of a div_val-1 tensor, or its own tensor
+        return np.asarray(tree[name])[bounds[i][0]:bounds[i][1]] if c.div_val == 1 else tree[f"{name}_{i}"]
+
+    in_projs = []
+    for i in range(len(bounds)):
+        if not c.has_input_projections():
+            in_projs.append(np.eye(e, c.d_model, dtype=np.float32))
+        else:
+            in_projs.append(pad(wte["proj_0" if c.div_val == 1 else f"proj_{i}"], (e, c.d_model)))
+    run_wte, run_head = {}, {}
+    for i, (l, r) in enumerate(bounds):
+        run_wte[f"emb_{i}"] = pad(cluster(wte, "emb", i) if c.div_val > 1 else
+                                  np.asarray(wte["emb_0"])[l:r], (r - l, e))
+        run_wte[f"proj_{i}"] = in_projs[i]
+        run_head[f"bias_{i}"] = np.asarray(cluster(head, "bias", i) if c.div_val > 1 else
+                                           np.asarray(head["bias"])[l:r])
+        if not c.tie_weight:
+            run_head[f"weight_{i}"] = pad(cluster(head, "weight", i) if c.div_val > 1 else
+                                          np.asarray(head["weight"])[l:r], (r - l, e))
+        if not c.tie_projs[i]:
+            run_head[f"proj_{i}"] = (pad(head[f"proj_{i}"], (e, c.d_model))
+                                     if c.has_input_projections() else in_projs[i])
+    for k in ("cluster_weight", "cluster_bias"):
+        if k in head:
+            run_head[k] = np.asarray(head[k])
+    return {"params": {"wte": run_wte, "lm_head": run_head, "ln_f": p["ln_f"]}}
+
+
 def bucket_width(width: int, multiple: int) -> int:
     """width rounded up to a multiple of `multiple` (1: unchanged)."""
     return -(-width // multiple) * multiple
@@ -517,6 +576,9 @@ def stages(config: GPT2FlexConfig, ffn_multiple: int = 1, run_heads: int = 0):
     runs each tail softmax on its ~5% of tokens instead of all of them.
     host_prelude: the embedding and positions in NumPy (`first_layer_input_host`): no compiled
     embedding program per embedding configuration.
+    head_module / head_params: the head as every architecture with the same (d_model, d_embed)
+    runs it (`head_params`: tail clusters zero-padded to d_embed, +5% head FLOPs), so 12 head
+    programs serve the 200 architectures instead of 36.
     """
     from lpzero_jax.staged import Stages
 
@@ -549,4 +611,6 @@ def stages(config: GPT2FlexConfig, ffn_multiple: int = 1, run_heads: int = 0):
     bucketed = ffn_multiple > 1 or run_heads > 0
     return Stages(outer=outer, layers=layers, bucket=bucket if bucketed else None,
                   head_inputs=head_inputs, bucket_params=bucket_params if bucketed else None,
-                  bucket_strides=bucket_strides if bucketed else None, host_prelude=host_prelude)
+                  bucket_strides=bucket_strides if bucketed else None, host_prelude=host_prelude,
+                  head_module=head_module(config),
+                  head_params=functools.partial(head_params, config))

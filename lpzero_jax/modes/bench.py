@@ -80,7 +80,7 @@ def distinct_stages(family, model_configs) -> dict:
         if stages is None:
             whole.add(mc)
             continue
-        outers.add(staged.module_key(stages.outer))
+        outers.add(staged.module_key(staged.head_stage(stages)))
         if stages.host_prelude is None:
             on_device.add(staged.module_key(stages.outer))
         for module, _ in stages.layers:

@@ -306,3 +306,27 @@ def test_mixed_heads_block_equals_the_real_block(n_head):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="fine heads"):
         head_mix(32, 3, 8)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_shared_head_equals_the_real_head(name):
+    """`head_module` / `head_params` (every cluster d_embed wide, zero-padded; div_val 1 split by
+    cluster; identity projections where there are none): same loss and d loss / d hidden."""
+    from lpzero_jax.models.gpt2_flex import head_module, head_params, tail_cluster_rows
+
+    config = CONFIGS[name]
+    model, params = init(config)
+    run = head_module(config)
+    assert run.config.cluster_widths() == [config.d_embed] * len(config.cutoffs)
+    run_params = head_params(config, params)
+    ids = ids_batch(5, b=3, s=12)
+    hidden = jnp.asarray(np.random.default_rng(4).standard_normal((3, 12, config.d_model)),
+                         jnp.float32)
+    for batch in ({"input_ids": ids},
+                  {"input_ids": ids, "cluster_rows": tail_cluster_rows(config, np.asarray(ids)[:, 1:], 8)}):
+        def grad(m, p):
+            return jax.value_and_grad(lambda h: m.apply(p, h, batch, method=m.head_loss))(hidden)
+
+        (loss, g), (run_loss, run_g) = grad(model, params), grad(run, run_params)
+        np.testing.assert_allclose(float(run_loss), float(loss), rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(run_g), np.asarray(g), rtol=1e-4, atol=1e-7)
