@@ -523,6 +523,8 @@ def head_params(config: GPT2FlexConfig, outer_params) -> dict:
 
     def pad(x, shape):
         x = np.asarray(x, np.float32)
+        if x.shape == tuple(shape):
+            return x  # a view where it can be (div_val 1 slices its table): no copy
         return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape)])
 
     def cluster(tree, name, i):  # cluster i's slice of a div_val-1 tensor, or its own tensor
