@@ -48,13 +48,14 @@ def release_host_memory(growth: float = 2.0, floor_bytes: Optional[int] = None) 
     Extracting hundreds of architectures allocates and frees large activation buffers of many
     shapes; glibc keeps the freed pages, and the resident size of a 450-architecture FlexiBERT
     extraction grew past 14 GB although its live data stayed under 2 GB (measured: 1.83 GB ->
-    0.54 GB after one trim). Called after every architecture. Trimming every time cost more than
-    it saved: the next architecture faults the same pages in again (GPT-2, 3 architectures
-    extracted twice: 2.32 M minor page faults and 13.0 s system time with a trim after each, 0.99 M
-    and 3.4 s without), hence the bound: resident memory stays below the larger of `growth` x its
-    trimmed size and floor_bytes, while most architectures reuse the pages they find. The bound
-    is low on purpose: with a floor of a quarter of memory (6 GB here) the GPT-2 main job held
-    7.2 GB at its peak and was killed by the OOM killer on this shared 24 GB machine.
+    0.54 GB after one trim). Called after every architecture. A trim costs page faults: the next
+    architecture faults the same pages in again (GPT-2, 3 architectures extracted twice on shared
+    cores: 2.32 M minor page faults and 13.0 s system time with a trim after each, 0.99 M and 3.4 s
+    without), hence the bound: small architectures reuse the pages they find, and resident memory
+    stays below the larger of `growth` x its trimmed size and floor_bytes. The floor is low on
+    purpose: at a quarter of memory (6 GB here) the GPT-2 main job held 7.2 GB at its peak and was
+    killed by the OOM killer on this shared 24 GB machine; at 2 GB GPT-2's larger architectures
+    (about 4 GB while they run) still trim after each.
     """
     global _LIBC, _TRIMMED_AT
     if _LIBC is None:
