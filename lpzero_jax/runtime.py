@@ -52,10 +52,10 @@ def release_host_memory(growth: float = 2.0, floor_bytes: Optional[int] = None) 
     architecture faults the same pages in again (GPT-2, 3 architectures extracted twice on shared
     cores: 2.32 M minor page faults and 13.0 s system time with a trim after each, 0.99 M and 3.4 s
     without), hence the bound: small architectures reuse the pages they find, and resident memory
-    stays below the larger of `growth` x its trimmed size and floor_bytes. The floor is low on
-    purpose: at a quarter of memory (6 GB here) the GPT-2 main job held 7.2 GB at its peak and was
-    killed by the OOM killer on this shared 24 GB machine; at 2 GB GPT-2's larger architectures
-    (about 4 GB while they run) still trim after each.
+    stays below the larger of `growth` x its trimmed size and floor_bytes. The floor is low so
+    that a shared machine gets memory back between architectures (three GPT-2 main jobs with a
+    6 GB floor were OOM-killed on a shared 24 GB machine while other jobs held 12-15 GB); at 2 GB
+    GPT-2's larger architectures (about 4 GB while they run) still trim after each.
     """
     global _LIBC, _TRIMMED_AT
     if _LIBC is None:
