@@ -41,7 +41,7 @@ import numpy as np
 
 from lpzero_jax.staged import extract_staged
 from lpzero_jax.models.init import path_names
-from lpzero_jax.sampling import compact_tensors, sample_indices  # noqa: F401  (public here too)
+from lpzero_jax.sampling import compact_numpy, compact_tensors, sample_indices  # noqa: F401  (public here too)
 
 INPUT_NAMES = ("A", "J", "G", "H", "W", "S")
 LAYERWISE = ("A", "G", "H", "W", "S")
@@ -247,18 +247,8 @@ def _compiled_extractor(family, model_config: Hashable, sample_size: int, sample
 
 def compact_weights(params, is_proxy_weight, sample_size: int, sample_seed: int) -> CompactInputs:
     """W alone, with NumPy (no tracing, no compilation): the 'weights' extraction level."""
-    layers = group_by_layer(params, keep=is_proxy_weight)
-    n_layers, t_max = max(len(layers), 1), max([len(l) for l in layers] + [1])
-    values = np.zeros((n_layers, t_max, sample_size), np.float32)
-    counts = np.zeros((n_layers, t_max), np.int64)
-    for l, tensors in enumerate(layers):
-        for t, x in enumerate(tensors):
-            flat = np.asarray(x, np.float32).ravel()
-            counts[l, t] = flat.size
-            if flat.size <= sample_size:
-                values[l, t, :flat.size] = flat
-            else:
-                values[l, t] = flat[sample_indices(sample_seed, t, flat.size, sample_size)]
+    values, counts = compact_numpy(group_by_layer(params, keep=is_proxy_weight), sample_size,
+                                   sample_seed)
     return CompactInputs({"W": values}, {"W": counts})
 
 

@@ -13,7 +13,7 @@ depend on its real widths.
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -59,16 +59,38 @@ def compact_tensors(layers: List[List[jax.Array]], sample_size: int,
     return values, counts
 
 
+def compact_numpy(layers: List[List[np.ndarray]], sample_size: int,
+                  seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """`compact_tensors` on the host: per-layer lists of NumPy tensors -> (values [L, T, K] f32,
+    counts [L, T] i64), the same positions."""
+    n_layers, t_max = max(len(layers), 1), max([len(l) for l in layers] + [1])
+    values = np.zeros((n_layers, t_max, sample_size), np.float32)
+    counts = np.zeros((n_layers, t_max), np.int64)
+    for l, tensors in enumerate(layers):
+        for t, x in enumerate(tensors):
+            flat = np.asarray(x, np.float32).ravel()
+            counts[l, t] = flat.size
+            if flat.size <= sample_size:
+                values[l, t, :flat.size] = flat
+            else:
+                values[l, t] = flat[sample_indices(seed, t, flat.size, sample_size)]
+    return values, counts
+
+
 def slot_positions(real_shape: Tuple[int, ...], run_shape: Tuple[int, ...], slot: int,
-                   sample_size: int, seed: int) -> Tuple[np.ndarray, np.ndarray, int]:
+                   sample_size: int, seed: int,
+                   strides: Optional[Tuple[int, ...]] = None) -> Tuple[np.ndarray, np.ndarray, int]:
     """(positions [K] int32 in the run tensor, valid [K] bool, real count) of one tensor slot.
 
     Positions are drawn as the unpadded model draws them (from the real count n); a padded run
-    tensor holds the real one at its start along every axis, so they are mapped by (real
-    multi-index -> run flat index)."""
-    if len(real_shape) != len(run_shape) or any(r > q for r, q in zip(real_shape, run_shape)):
+    tensor holds the real one at its start along every axis (real index i at run index i, or at
+    i * strides[axis] where given), so they are mapped by (real multi-index -> run flat index)."""
+    strides = tuple(strides) if strides is not None else (1,) * len(real_shape)
+    if len(real_shape) != len(run_shape) or len(strides) != len(real_shape) or any(
+            (r - 1) * s >= q and r for r, q, s in zip(real_shape, run_shape, strides)):
         raise ValueError(f"bucketed tensor {run_shape} does not contain the real {real_shape} "
-                         "at its start (Stages.bucket must only pad axes at their end)")
+                         f"at strides {strides} (Stages.bucket must only pad axes at their end, "
+                         "Stages.bucket_strides spread them)")
     n = int(np.prod(real_shape, dtype=np.int64))
     if n <= sample_size:
         idx, valid = np.arange(n), np.arange(sample_size) < n
@@ -76,8 +98,9 @@ def slot_positions(real_shape: Tuple[int, ...], run_shape: Tuple[int, ...], slot
     else:
         idx = sample_indices(seed, slot, n, sample_size)
         valid = np.ones(sample_size, bool)
-    if tuple(real_shape) != tuple(run_shape) and n:
-        idx = np.ravel_multi_index(np.unravel_index(idx, real_shape), run_shape)
+    if (tuple(real_shape) != tuple(run_shape) or any(s != 1 for s in strides)) and n:
+        multi = np.unravel_index(idx, real_shape)
+        idx = np.ravel_multi_index(tuple(i * s for i, s in zip(multi, strides)), run_shape)
     return idx.astype(np.int32), valid, n
 
 

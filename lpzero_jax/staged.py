@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.models.init import path_names
-from lpzero_jax.sampling import compact_tensors, gather_samples, slot_positions
+from lpzero_jax.sampling import compact_numpy, compact_tensors, gather_samples, slot_positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +42,41 @@ class Stages:
     every padded entry of its outputs, intermediates and gradients when its padded parameters are
     zero (e.g. extra FFN units: zero weights in and out). The full-tensor sweeps ignore it.
     head_inputs: None, or batch -> extra batch entries computed on the host (NumPy) that
-    `head_loss` reads to skip work (GPT-2: which rows each adaptive-softmax tail needs)."""
+    `head_loss` reads to skip work (GPT-2: which rows each adaptive-softmax tail needs).
+
+    bucket_params: None, or (layer module, run module) -> parameters the run module has and the
+    real one lacks (nested dict of NumPy arrays, e.g. GPT-2's `head_mix`), added to the padded ones.
+    bucket_strides: None, or (layer module, run module) -> {input name: per-axis factor}: along such
+    an axis real index i lies at run index i * factor instead of i (GPT-2: real head g of h at fine
+    head g * run_heads / h); default 1 on every axis.
+    host_prelude: None, or (outer params, batch) -> the first layer's input computed with NumPy on
+    the host, when it is the word embeddings plus terms that do not depend on them (GPT-2: + the
+    position table). J is then d loss / d that input, compacted on the host, and the compact
+    extraction compiles no embedding or prelude program (the full-tensor sweeps ignore it).
+    head_module / head_params: None, or the module whose `head_loss` the compact extraction's head
+    stage runs and outer params -> its params (host), when a form shared by more architectures
+    gives the same loss and hidden-state gradient (GPT-2: tail clusters padded); default: outer."""
 
     outer: nn.Module
     layers: List[Tuple[nn.Module, str]]
     prelude_args: Tuple[str, ...] = ()
     bucket: Optional[Callable[[nn.Module], nn.Module]] = None
     head_inputs: Optional[Callable[[Mapping[str, Any]], Dict[str, Any]]] = None
+    bucket_params: Optional[Callable[[nn.Module, nn.Module], Dict[str, Any]]] = None
+    bucket_strides: Optional[Callable[[nn.Module, nn.Module], Dict[str, Tuple[int, ...]]]] = None
+    host_prelude: Optional[Callable[[Any, Mapping[str, Any]], np.ndarray]] = None
+    head_module: Optional[nn.Module] = None
+    head_params: Optional[Callable[[Any], Any]] = None
+
+
+def head_stage(stages: Stages) -> nn.Module:
+    """The module whose `head_loss` the compact extraction runs (`Stages.head_module` or outer)."""
+    return stages.outer if stages.head_module is None else stages.head_module
+
+
+def run_module(stages: Stages, module: nn.Module) -> nn.Module:
+    """The module a layer runs as in the compact extraction (`Stages.bucket`, else itself)."""
+    return stages.bucket(module) if stages.bucket is not None else module
 
 
 def head_batch(stages: Stages, batch: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -131,7 +159,8 @@ def _shapes(module: nn.Module, x_shape: Tuple[int, ...]):
     return params, inter
 
 
-def _layout_for(real: List, run: List, sample_size: int, seed: int):
+def _layout_for(real: List, run: List, sample_size: int, seed: int,
+                strides: Optional[Tuple[int, ...]] = None):
     """One input name's (positions [T, K], valid [T, K], counts [T]) over its tensor slots."""
     if len(real) != len(run):
         raise ValueError(f"bucketed layer has {len(run)} tensors where the real one has {len(real)}")
@@ -141,7 +170,7 @@ def _layout_for(real: List, run: List, sample_size: int, seed: int):
     counts = np.zeros(t, np.int64)
     for i, (r, q) in enumerate(zip(real, run)):
         pos[i], valid[i], counts[i] = slot_positions(tuple(r.shape), tuple(q.shape), i,
-                                                     sample_size, seed)
+                                                     sample_size, seed, strides)
     return pos, valid, counts
 
 
@@ -149,10 +178,13 @@ _LAYOUTS: "collections.OrderedDict[Hashable, SampleLayout]" = collections.Ordere
 
 
 def sample_layout(module: nn.Module, run_module: nn.Module, x_shape: Tuple[int, ...],
-                  is_proxy_weight, sample_size: int, seed: int) -> SampleLayout:
-    """The SampleLayout of a layer `module` run as `run_module` (bounded cache)."""
+                  is_proxy_weight, sample_size: int, seed: int,
+                  strides: Optional[Mapping[str, Tuple[int, ...]]] = None) -> SampleLayout:
+    """The SampleLayout of a layer `module` run as `run_module` (bounded cache); strides: see
+    `Stages.bucket_strides`."""
+    strides = dict(strides or {})
     key = (module_key(module), module_key(run_module), tuple(x_shape), is_proxy_weight,
-           sample_size, seed)
+           sample_size, seed, tuple(sorted(strides.items())))
     if key in _LAYOUTS:
         _LAYOUTS.move_to_end(key)
         return _LAYOUTS[key]
@@ -162,7 +194,8 @@ def sample_layout(module: nn.Module, run_module: nn.Module, x_shape: Tuple[int, 
     tensors["W"] = (_kernels(real_p, is_proxy_weight), _kernels(run_p, is_proxy_weight))
     pos, valid, counts = {}, {}, {}
     for name, (real, run) in tensors.items():
-        pos[name], valid[name], counts[name] = _layout_for(real, run, sample_size, seed)
+        pos[name], valid[name], counts[name] = _layout_for(real, run, sample_size, seed,
+                                                           strides.get(name))
     padded = jax.tree_util.tree_structure(real_p) != jax.tree_util.tree_structure(run_p) or any(
         a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(real_p),
                                            jax.tree_util.tree_leaves(run_p)))
@@ -172,16 +205,31 @@ def sample_layout(module: nn.Module, run_module: nn.Module, x_shape: Tuple[int, 
     return _LAYOUTS[key]
 
 
-def pad_params(params, run_shapes):
+def pad_params(params, run_shapes, extra: Optional[Mapping[str, Any]] = None):
     """A layer's real parameters zero-padded at the end of each axis to the run module's shapes
-    (NumPy on the host: no per-shape compilation)."""
+    (NumPy on the host: no per-shape compilation); a run parameter the real layer lacks is taken
+    from `extra` (`Stages.bucket_params`)."""
     def pad(x, shape):
         if tuple(x.shape) == tuple(shape.shape):
             return x
         x = np.asarray(x)
         return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape.shape)])
 
-    return jax.tree_util.tree_map(pad, params, run_shapes)
+    def walk(real, shape, more, where):
+        if isinstance(shape, Mapping):
+            return {k: walk(None if real is None else real.get(k), shape[k],
+                            None if more is None else more.get(k), where + (k,)) for k in shape}
+        if real is not None:
+            return pad(real, shape)
+        if more is None:
+            raise ValueError(f"bucketed layer parameter {'/'.join(where)} is neither in the real "
+                             "layer nor in Stages.bucket_params")
+        if tuple(np.shape(more)) != tuple(shape.shape):
+            raise ValueError(f"Stages.bucket_params gives {'/'.join(where)} the shape "
+                             f"{np.shape(more)}, the run layer needs {tuple(shape.shape)}")
+        return np.asarray(more, shape.dtype)
+
+    return walk(params, run_shapes, extra, ())
 
 
 def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight):
@@ -272,6 +320,15 @@ class StageTimer:
         self.flops: Dict[str, float] = collections.defaultdict(float)
         self._cost: Dict[Hashable, float] = {}
 
+    def host(self, kind: str, fn, *args):
+        """Times a host (NumPy) step: seconds only, no compiled program, no FLOPs counted."""
+        import time
+
+        t = time.perf_counter()
+        out = fn(*args)
+        self.seconds[kind] += time.perf_counter() - t
+        return out
+
     def __call__(self, kind: str, fn, *args):
         import time
 
@@ -290,6 +347,10 @@ class StageTimer:
 
 def _call(kind: str, fn, *args, timer: Optional[StageTimer] = None):
     return fn(*args) if timer is None else timer(kind, fn, *args)
+
+
+def _host(kind: str, fn, *args, timer: Optional[StageTimer] = None):
+    return fn(*args) if timer is None else timer.host(kind, fn, *args)
 
 
 def split_params(stages: Stages, params):
@@ -312,20 +373,31 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
     only; the loss is still computed). timer: time each stage and count its FLOPs (bench)."""
     p, outer_params = split_params(stages, params)
     okey = module_key(stages.outer)
-    x, prelude_vjp = _call("outer", _outer_forward(okey, stages.outer, stages.prelude_args),
-                           outer_params, batch, timer=timer)
+    if stages.host_prelude is not None:
+        x = _host("outer", lambda: jnp.asarray(stages.host_prelude(outer_params, batch)),
+                  timer=timer)
+        prelude_vjp = None
+    else:
+        x, prelude_vjp = _call("outer", _outer_forward(okey, stages.outer, stages.prelude_args),
+                               outer_params, batch, timer=timer)
     fwd_out, saved = [], []
     for module, pkey in stages.layers:
-        run = stages.bucket(module) if stages.bucket is not None else module
+        run = run_module(stages, module)
+        strides = stages.bucket_strides(module, run) if stages.bucket_strides else None
         layout = sample_layout(module, run, tuple(x.shape), is_proxy_weight, sample_size,
-                               sample_seed)
-        layer_params = pad_params(p[pkey], layout.run_params) if layout.padded else p[pkey]
+                               sample_seed, strides)
+        extra = stages.bucket_params(module, run) if stages.bucket_params else None
+        layer_params = pad_params(p[pkey], layout.run_params, extra) if layout.padded else p[pkey]
         fwd = _layer_forward(module_key(run), run, is_proxy_weight)
         x, rows, vjp_fn = _call("layer_fwd", fwd, layer_params, x, layout.positions, layout.valid,
                                 timer=timer)
         fwd_out.append({name: (rows[name], layout.counts[name]) for name in rows})
         saved.append((vjp_fn, layout))
-    loss, g = _call("head", _head_grad(okey, stages.outer), outer_params, x,
+    head = head_stage(stages)
+    head_params = outer_params
+    if stages.head_params is not None:
+        head_params = _host("head", stages.head_params, outer_params, timer=timer)
+    loss, g = _call("head", _head_grad(module_key(head), head), head_params, x,
                     head_batch(stages, batch), timer=timer)
     out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
         name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
@@ -338,8 +410,12 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
                           layout.valid["W"], timer=timer)
         grads.append((rows_g, layout.counts["W"]))
     grads.reverse()
-    j = _call("prelude_bwd", _prelude_backward(sample_size, sample_seed), prelude_vjp, g,
-              timer=timer)
+    if prelude_vjp is None:  # d loss / d word embeddings = d loss / d first layer input
+        j = _host("prelude_bwd", lambda: tuple(a[0] for a in compact_numpy(
+            [[np.asarray(g)]], sample_size, sample_seed)), timer=timer)
+    else:
+        j = _call("prelude_bwd", _prelude_backward(sample_size, sample_seed), prelude_vjp, g,
+                  timer=timer)
     out["G"] = _assemble(grads, sample_size)
     out["J"] = _assemble([j], sample_size)
     return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}, float(loss)

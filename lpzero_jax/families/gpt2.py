@@ -100,6 +100,10 @@ class GPT2Family(Family):
     # zero padding): the 200 benchmark architectures' 1,870 layers have 1,777 distinct shapes, 70
     # with multiples of 256 for +9.4% FFN FLOPs (+5.6% of the layers' FLOPs); see the README.
     ffn_bucket = 256
+    # Layers whose n_head divides this run as that many "fine" heads mixed by a head_mix parameter
+    # (exact; gpt2_flex.Attention), so n_head leaves the layer stage's key: 24 layer stages for the
+    # 200 instead of 70 (README, "distinct programs").
+    run_heads = 8
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         """An own-format `benchmark_file`, else an LTS directory or compact LTS file
@@ -122,10 +126,11 @@ class GPT2Family(Family):
         return GPT2Flex(model_config)
 
     def input_stages(self, model_config: GPT2FlexConfig):
-        """Adaptive embedding + positions / blocks with FFN widths bucketed to `ffn_bucket` / ln_f +
-        adaptive softmax loss (`gpt2_flex.stages`). `stages` stays None: the zoo's full-tensor
-        passes keep one whole-model program per architecture (they would see padded widths)."""
-        return gpt2_flex.stages(model_config, self.ffn_bucket)
+        """Adaptive embedding + positions on the host / blocks with FFN widths bucketed to
+        `ffn_bucket` and `run_heads` fine heads / ln_f + adaptive softmax loss
+        (`gpt2_flex.stages`). `stages` stays None: the zoo's full-tensor passes keep one
+        whole-model program per architecture (they would see padded widths)."""
+        return gpt2_flex.stages(model_config, self.ffn_bucket, self.run_heads)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
         corpus = resolve_data_file(config.corpus, config.get("data_root"), config.get("corpus_file"))

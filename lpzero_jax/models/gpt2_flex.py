@@ -29,6 +29,7 @@ Eval mode only (no dropout). Intermediates sown into `intermediates`, inside eac
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -77,6 +78,9 @@ class GPT2FlexConfig:
     layer_norm_eps: float = 1e-5
     weight_init_std: float = 0.02
     proj_init_std: float = 0.01
+    # 0: cluster i is d_embed // div_val**i wide. > 0 (div_val > 1 only): every cluster this wide,
+    # the form the compact extraction's head stage runs in (`head_run`: tables zero-padded)
+    cluster_width: int = 0
 
     def __post_init__(self):
         # n_layer 0 (both empty) is the layer-less outer stage of `stages` (embeddings and head only)
@@ -91,6 +95,8 @@ class GPT2FlexConfig:
             raise ValueError(f"cutoffs {self.cutoffs} must end at n_token {self.n_token}")
         if len(self.tie_projs) != len(self.cutoffs):
             raise ValueError(f"{len(self.tie_projs)} tie_projs flags for {len(self.cutoffs)} clusters")
+        if self.cluster_width and self.div_val == 1:
+            raise ValueError("cluster_width needs div_val > 1 (one table per cluster)")
 
     @classmethod
     def from_lts(cls, fields: Mapping) -> "GPT2FlexConfig":
@@ -120,7 +126,10 @@ class GPT2FlexConfig:
         return [(ends[i], ends[i + 1]) for i in range(len(self.cutoffs))]
 
     def cluster_widths(self) -> List[int]:
-        """Embedding width of each cluster (all d_embed when div_val is 1)."""
+        """Embedding width of each cluster (all d_embed when div_val is 1; all cluster_width when
+        that is set)."""
+        if self.cluster_width:
+            return [self.cluster_width] * len(self.cutoffs)
         if self.div_val == 1:
             return [self.d_embed] * len(self.cutoffs)
         return [self.d_embed // self.div_val ** i for i in range(len(self.cutoffs))]
@@ -319,12 +328,22 @@ def tail_cluster_rows(config: GPT2FlexConfig, targets: np.ndarray,
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention with a fused q/k/v projection (HF GPT2AttentionFlex)."""
+    """Causal multi-head self-attention with a fused q/k/v projection (HF GPT2AttentionFlex).
+
+    mixed_heads: the form the compact extraction runs bucketed layers in, so that one compiled
+    program serves every head count h dividing n_head: n_head "fine" heads whose scores are mixed
+    by a parameter `head_mix` [n_head, n_head] (`head_mix`: 1 / sqrt(d / h) within each group of
+    n_head / h consecutive fine heads, else 0). Each fine head then holds its group's real score
+    (the dot product over the real head's width, as a sum of partial ones), so its probabilities
+    are the real head's and its context columns are the real head's: the outputs equal the
+    h-head attention within float rounding. S is [B, n_head, S, S], real head g at fine head
+    g * n_head / h (`head_strides`)."""
 
     d_model: int
     n_head: int
     init_std: float
     proj_std: float
+    mixed_heads: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -338,13 +357,30 @@ class Attention(nn.Module):
         def heads(t):
             return t.reshape(b, s, self.n_head, head_dim).transpose(0, 2, 1, 3)
 
-        scores = jnp.einsum("bhqd,bhkd->bhqk", heads(q), heads(k)) / math.sqrt(head_dim)
+        scores = jnp.einsum("bhqd,bhkd->bhqk", heads(q), heads(k))
+        if self.mixed_heads:
+            # a constant, not a weight: no gradient is computed for it
+            mix = jax.lax.stop_gradient(self.param(
+                "head_mix", lambda _, n: jnp.eye(n) / math.sqrt(head_dim), self.n_head))
+            scores = jnp.einsum("bhqk,hg->bgqk", scores, mix)
+        else:
+            scores = scores / math.sqrt(head_dim)
         causal = jnp.tril(jnp.ones((s, s), bool))
         scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
         probs = jax.nn.softmax(scores, axis=-1)
         self.sow("intermediates", "S", probs)
         ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, heads(v)).transpose(0, 2, 1, 3).reshape(b, s, d)
         return nn.Dense(d, kernel_init=_normal(self.proj_std), name="c_proj")(ctx)
+
+
+def head_mix(d_model: int, n_head: int, run_heads: int) -> np.ndarray:
+    """The `head_mix` [run_heads, run_heads] that makes a mixed-heads Attention of run_heads fine
+    heads compute the n_head-head attention (n_head must divide run_heads)."""
+    if run_heads % n_head or d_model % run_heads:
+        raise ValueError(f"{run_heads} fine heads cannot carry {n_head} heads of d_model {d_model}")
+    group = np.arange(run_heads) // (run_heads // n_head)
+    scale = 1.0 / math.sqrt(d_model // n_head)
+    return ((group[:, None] == group[None, :]) * scale).astype(np.float32)
 
 
 class MLP(nn.Module):
@@ -367,7 +403,8 @@ class Block(nn.Module):
     """Pre-LN transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)).
 
     Only its own shape is a field (init stds matter to `init` only), so equal layers of different
-    architectures are one module configuration and share a compiled stage (`stages`)."""
+    architectures are one module configuration and share a compiled stage (`stages`).
+    mixed_heads: see `Attention` (the bucketed form of `stages`)."""
 
     d_model: int
     n_head: int
@@ -375,11 +412,12 @@ class Block(nn.Module):
     eps: float = 1e-5
     init_std: float = 0.02
     proj_std: float = 0.02
+    mixed_heads: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x + Attention(self.d_model, self.n_head, self.init_std, self.proj_std, name="attn")(
-            nn.LayerNorm(epsilon=self.eps, name="ln_1")(x))
+        x = x + Attention(self.d_model, self.n_head, self.init_std, self.proj_std, self.mixed_heads,
+                          name="attn")(nn.LayerNorm(epsilon=self.eps, name="ln_1")(x))
         return x + MLP(self.d_model, self.d_inner, self.init_std, self.proj_std, name="mlp")(
             nn.LayerNorm(epsilon=self.eps, name="ln_2")(x))
 
@@ -442,33 +480,139 @@ class GPT2Flex(nn.Module):
         return self.proxy_loss(self.embed(input_ids), {"input_ids": input_ids})
 
 
+def first_layer_input_host(config: GPT2FlexConfig, params, input_ids: np.ndarray) -> np.ndarray:
+    """`prelude(embed(input_ids))` in NumPy on the host (GPT2Flex params, with or without the
+    leading 'params'): the adaptive embedding's table rows (each cluster's rows only, through its
+    projection) times sqrt(d_model), plus the position table. Same values as the module within
+    float rounding; no compiled program per embedding configuration."""
+    p = params.get("params", params)
+    wte, c = p["wte"], config
+    ids = np.asarray(input_ids)
+    if ids.shape[1] > c.n_positions:
+        raise ValueError(f"sequence length {ids.shape[1]} exceeds the {c.n_positions} positions")
+    if c.div_val == 1:
+        out = np.asarray(wte["emb_0"])[ids]
+        if c.has_input_projections():
+            out = out @ np.asarray(wte["proj_0"])
+    else:
+        out = np.zeros(ids.shape + (c.d_model,), np.float32)
+        for i, (l, r) in enumerate(c.cluster_bounds()):
+            rows = (ids >= l) & (ids < r)
+            out[rows] = np.asarray(wte[f"emb_{i}"])[ids[rows] - l] @ np.asarray(wte[f"proj_{i}"])
+    out = out.astype(np.float32) * np.float32(math.sqrt(c.d_model))
+    return out + np.asarray(p["wpe"]["embedding"])[:ids.shape[1]][None]
+
+
+def head_module(config: GPT2FlexConfig) -> "GPT2Flex":
+    """The module `head_params` are for (see there)."""
+    return GPT2Flex(dataclasses.replace(config, n_head=(), d_inner=(), div_val=2,
+                                        cluster_width=config.d_embed))
+
+
+def head_params(config: GPT2FlexConfig, outer_params) -> dict:
+    """Params with which `head_module(config)` computes the head (`head_loss`: ln_f + adaptive
+    softmax) of `config` in a form shared by every architecture with the same d_model and d_embed: one table and one
+    projection per cluster, every cluster d_embed wide (`cluster_width`). The real tables and
+    projections are zero-padded to that width (zero columns of a table meet zero rows of its
+    projection: exact); div_val 1 splits its one table (and bias) by cluster and gives each tail its
+    tied projection; without projections (div_val 1, d_embed = d_model) each is the identity. Same
+    loss and hidden-state gradient as the real head within float rounding (NumPy on the host)."""
+    c, p = config, outer_params.get("params", outer_params)
+    bounds, e = c.cluster_bounds(), c.d_embed
+    wte, head = p["wte"], p["lm_head"]
+
+    def pad(x, shape):
+        x = np.asarray(x, np.float32)
+        if x.shape == tuple(shape):
+            return x  # a view where it can be (div_val 1 slices its table): no copy
+        return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape)])
+
+    def cluster(tree, name, i):  # cluster i's slice of a div_val-1 tensor, or its own tensor
+        return np.asarray(tree[name])[bounds[i][0]:bounds[i][1]] if c.div_val == 1 else tree[f"{name}_{i}"]
+
+    in_projs = []
+    for i in range(len(bounds)):
+        if not c.has_input_projections():
+            in_projs.append(np.eye(e, c.d_model, dtype=np.float32))
+        else:
+            in_projs.append(pad(wte["proj_0" if c.div_val == 1 else f"proj_{i}"], (e, c.d_model)))
+    run_wte, run_head = {}, {}
+    for i, (l, r) in enumerate(bounds):
+        run_wte[f"emb_{i}"] = pad(cluster(wte, "emb", i) if c.div_val > 1 else
+                                  np.asarray(wte["emb_0"])[l:r], (r - l, e))
+        run_wte[f"proj_{i}"] = in_projs[i]
+        run_head[f"bias_{i}"] = np.asarray(cluster(head, "bias", i) if c.div_val > 1 else
+                                           np.asarray(head["bias"])[l:r])
+        if not c.tie_weight:
+            run_head[f"weight_{i}"] = pad(cluster(head, "weight", i) if c.div_val > 1 else
+                                          np.asarray(head["weight"])[l:r], (r - l, e))
+        if not c.tie_projs[i]:
+            run_head[f"proj_{i}"] = (pad(head[f"proj_{i}"], (e, c.d_model))
+                                     if c.has_input_projections() else in_projs[i])
+    for k in ("cluster_weight", "cluster_bias"):
+        if k in head:
+            run_head[k] = np.asarray(head[k])
+    return {"params": {"wte": run_wte, "lm_head": run_head, "ln_f": p["ln_f"]}}
+
+
 def bucket_width(width: int, multiple: int) -> int:
     """width rounded up to a multiple of `multiple` (1: unchanged)."""
     return -(-width // multiple) * multiple
 
 
-def stages(config: GPT2FlexConfig, ffn_multiple: int = 1):
+def stages(config: GPT2FlexConfig, ffn_multiple: int = 1, run_heads: int = 0):
     """The model cut into separately compiled stages (lpzero_jax/staged.py).
 
     outer: the layer-less GPT2Flex (adaptive embedding + positions; ln_f + adaptive softmax loss),
     shared by every architecture with the same embedding side; layers: one `Block` each, keyed by
-    (d_model, n_head, d_inner) only. ffn_multiple > 1: each layer runs as a Block whose FFN width is
-    d_inner rounded up to that multiple (`Stages.bucket`); its zero-filled extra units are exact zeros
-    in every output, activation and gradient (c_fc column, c_fc bias and c_proj row all zero: gelu(0)
-    = 0 and their gradients vanish), so equal-bucket layers share one compiled program.
+    (d_model, n_head, d_inner) only.
+    ffn_multiple > 1: each layer runs as a Block whose FFN width is d_inner rounded up to that
+    multiple (`Stages.bucket`); its zero-filled extra units are exact zeros in every output,
+    activation and gradient (c_fc column, c_fc bias and c_proj row all zero: gelu(0) = 0 and their
+    gradients vanish), so equal-bucket layers share one compiled program.
+    run_heads > 0: a layer whose n_head divides run_heads (and run_heads divides d_model) runs as
+    a mixed-heads Block of run_heads fine heads (`Attention`), so its program does not depend on
+    n_head either; its `head_mix` comes from `Stages.bucket_params`, its S samples are read at
+    stride run_heads / n_head along the head axis (`Stages.bucket_strides`).
     head_inputs: the rows of each tail cluster's targets (`tail_cluster_rows`), so the head stage
     runs each tail softmax on its ~5% of tokens instead of all of them.
+    host_prelude: the embedding and positions in NumPy (`first_layer_input_host`): no compiled
+    embedding program per embedding configuration.
+    head_module / head_params: the head as every architecture with the same (d_model, d_embed)
+    runs it (`head_params`: tail clusters zero-padded to d_embed, +5% head FLOPs), so 12 head
+    programs serve the 200 architectures instead of 36.
     """
     from lpzero_jax.staged import Stages
 
     outer = GPT2Flex(dataclasses.replace(config, n_head=(), d_inner=()))
     layers = [(Block(config.d_model, h, f, config.layer_norm_eps), f"layer_{i}")
               for i, (h, f) in enumerate(zip(config.n_head, config.d_inner))]
+
     def head_inputs(batch):
         return {"cluster_rows": tail_cluster_rows(config, np.asarray(batch["input_ids"])[:, 1:])}
 
-    bucket = None
-    if ffn_multiple > 1:
-        def bucket(block: Block) -> Block:
-            return block.clone(d_inner=bucket_width(block.d_inner, ffn_multiple))
-    return Stages(outer=outer, layers=layers, bucket=bucket, head_inputs=head_inputs)
+    def mixes(block: Block) -> bool:
+        return run_heads > 0 and run_heads % block.n_head == 0 and block.d_model % run_heads == 0
+
+    def bucket(block: Block) -> Block:
+        width = bucket_width(block.d_inner, max(ffn_multiple, 1))
+        if mixes(block):
+            return block.clone(d_inner=width, n_head=run_heads, mixed_heads=True)
+        return block.clone(d_inner=width)
+
+    def bucket_params(block: Block, run: Block):
+        return {"attn": {"head_mix": head_mix(block.d_model, block.n_head, run.n_head)}} if (
+            run.mixed_heads) else {}
+
+    def bucket_strides(block: Block, run: Block):
+        return {"S": (1, run.n_head // block.n_head, 1, 1)} if run.mixed_heads else {}
+
+    def host_prelude(outer_params, batch):
+        return first_layer_input_host(config, outer_params, batch["input_ids"])
+
+    bucketed = ffn_multiple > 1 or run_heads > 0
+    return Stages(outer=outer, layers=layers, bucket=bucket if bucketed else None,
+                  head_inputs=head_inputs, bucket_params=bucket_params if bucketed else None,
+                  bucket_strides=bucket_strides if bucketed else None, host_prelude=host_prelude,
+                  head_module=head_module(config),
+                  head_params=functools.partial(head_params, config))

@@ -68,18 +68,23 @@ def extraction_cost(family, model_config, params, batch, sample_size: int) -> di
 def distinct_stages(family, model_configs) -> dict:
     """Distinct compile units over a set of architectures without compiling anything: layer stages
     (as run, i.e. after bucketing) and outer stages of a staged family, else one whole-model
-    program per distinct architecture."""
-    layers, outers, whole = set(), set(), set()
+    program per distinct architecture; `programs`: the XLA programs the compact extraction
+    compiles for them (a layer stage 2: forward with VJP, backward; an outer stage 1, the head's
+    loss and gradient, plus 2 when its embedding and prelude are not on the host: forward and
+    prelude backward, the latter an upper bound; a whole model 1)."""
+    layers, outers, on_device, whole = set(), set(), set(), set()
     for mc in model_configs:
         stages = family.input_stages(mc)
         if stages is None:
             whole.add(mc)
             continue
-        outers.add(staged.module_key(stages.outer))
+        outers.add(staged.module_key(staged.head_stage(stages)))
+        if stages.host_prelude is None:
+            on_device.add(staged.module_key(stages.outer))
         for module, _ in stages.layers:
-            run = stages.bucket(module) if stages.bucket is not None else module
-            layers.add(staged.module_key(run))
-    return {"layer_stages": len(layers), "outer_stages": len(outers), "whole_models": len(whole)}
+            layers.add(staged.module_key(staged.run_module(stages, module)))
+    return {"layer_stages": len(layers), "outer_stages": len(outers), "whole_models": len(whole),
+            "programs": 2 * len(layers) + len(outers) + 2 * len(on_device) + len(whole)}
 
 
 def measure_extraction(config, family, sample, batch, peak: float, result: dict) -> list:
@@ -269,7 +274,8 @@ def format_table(r: dict) -> str:
     d = r["distinct_stages"]
     for name in ("sample", "benchmark"):
         lines.append(f"distinct stages, {name:9s}      layers {d[name]['layer_stages']}, outer "
-                     f"{d[name]['outer_stages']}, whole-model {d[name]['whole_models']}")
+                     f"{d[name]['outer_stages']}, whole-model {d[name]['whole_models']}: "
+                     f"{d[name]['programs']} programs")
     if e.get("achieved_flops_per_s"):
         lines.append(f"extraction achieved             {e['achieved_flops_per_s'] / 1e9:10.1f} GFLOP/s "
                      f"({e['fraction_of_matmul']:.0%} of matmul)")

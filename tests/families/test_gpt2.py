@@ -175,8 +175,10 @@ def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
     # the padded entries of a layer stage are exact zeros (outputs, activations, gradients)
     module, key = stages.layers[0]
     run = stages.bucket(module)
-    layout = staged.sample_layout(module, run, (4, 32, mc.d_model), family.is_proxy_weight, k, 0)
-    padded = staged.pad_params(params["params"][key], layout.run_params)
+    layout = staged.sample_layout(module, run, (4, 32, mc.d_model), family.is_proxy_weight, k, 0,
+                                  stages.bucket_strides(module, run))
+    padded = staged.pad_params(params["params"][key], layout.run_params,
+                               stages.bucket_params(module, run))
     x = np.random.default_rng(0).standard_normal((4, 32, mc.d_model)).astype(np.float32)
     y, vjp_fn, inter = jax.vjp(staged.layer_apply(run), padded, x, has_aux=True)
     f = mc.d_inner[0]
@@ -217,3 +219,16 @@ def test_ffn_bucket_measurement_on_the_200_archs(family, data_root):
     assert 0.04 < b128["extra_ffn_flops"] < 0.05 and 0.09 < b256["extra_ffn_flops"] < 0.10
     assert b256["extra_layer_flops"] < b256["extra_ffn_flops"]
     assert layer_buckets(configs, family.ffn_bucket)["distinct_bucketed"] <= 70
+
+
+def test_extraction_programs_for_the_200_archs_counted_statically(family, data_root):
+    """The compact extraction of the 200 compiles at most 120 XLA programs (issue 15): n_head out
+    of the layer key (mixed heads), FFN widths bucketed, embedding and prelude on the host, one
+    head per (d_model, d_embed)."""
+    from lpzero_jax.modes.bench import distinct_stages
+
+    configs = [family.model_config(a, None) for a in family.load_benchmark(
+        gpt2_config(data_root=str(data_root)))]
+    d = distinct_stages(family, configs)
+    assert (d["layer_stages"], d["outer_stages"], d["whole_models"]) == (24, 12, 0)
+    assert d["programs"] == 2 * 24 + 12 <= 120

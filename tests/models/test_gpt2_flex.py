@@ -257,3 +257,81 @@ def test_tail_rows_give_the_dense_adaptive_softmax(div_val):
     g_dense = jax.grad(lambda h: loss(h, None).mean())(hidden)
     g_sparse = jax.grad(lambda h: loss(h, rows).mean())(hidden)
     np.testing.assert_allclose(np.asarray(g_sparse), np.asarray(g_dense), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["div2", "div1_plain_untied",
+                                  pytest.param("div1_projected", marks=pytest.mark.slow),
+                                  pytest.param("no_clusters", marks=pytest.mark.slow)])
+def test_first_layer_input_on_the_host_equals_the_module(name):
+    """`first_layer_input_host` (NumPy, the staged extraction's prelude) = prelude(embed(ids))."""
+    from lpzero_jax.models.gpt2_flex import first_layer_input_host
+
+    config = CONFIGS[name]
+    model, params = init(config)
+    ids = ids_batch(3, b=2, s=12)
+    want = model.apply(params, model.apply(params, ids, method=model.embed), method=model.prelude)
+    got = first_layer_input_host(config, params, np.asarray(ids))
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="positions"):
+        first_layer_input_host(config, params, np.zeros((1, 13), np.int32))
+
+
+@pytest.mark.parametrize("n_head", [2, 8, pytest.param(1, marks=pytest.mark.slow),
+                                    pytest.param(4, marks=pytest.mark.slow)])
+def test_mixed_heads_block_equals_the_real_block(n_head):
+    """A Block of 8 fine heads mixed by `head_mix` computes the n_head-head block: outputs, kernel
+    gradients and input gradient equal; S of real head g is the fine head g * 8 / n_head."""
+    from lpzero_jax import staged
+    from lpzero_jax.models.gpt2_flex import Block, head_mix
+
+    real, run = Block(32, n_head, 48), Block(32, 8, 48, mixed_heads=True)
+    x = jnp.asarray(np.random.default_rng(n_head).standard_normal((2, 10, 32)), jnp.float32)
+    params = jax.tree_util.tree_map(
+        lambda a: a + 0.05 * np.random.default_rng(1).standard_normal(a.shape).astype(np.float32),
+        real.init(jax.random.PRNGKey(0), x)["params"])
+    run_params = jax.tree_util.tree_map(lambda a: a, dict(params))
+    run_params["attn"] = dict(params["attn"], head_mix=head_mix(32, n_head, 8))
+    (y, inter), vjp = jax.vjp(staged.layer_apply(real), params, x, has_aux=False)
+    (y_run, inter_run), vjp_run = jax.vjp(staged.layer_apply(run), run_params, x, has_aux=False)
+    np.testing.assert_allclose(np.asarray(y_run), np.asarray(y), rtol=1e-5, atol=1e-6)
+    s, s_run = np.asarray(inter["attn"]["S"][0]), np.asarray(inter_run["attn"]["S"][0])
+    assert s.shape == (2, n_head, 10, 10) and s_run.shape == (2, 8, 10, 10)
+    np.testing.assert_allclose(s_run[:, ::8 // n_head], s, rtol=1e-5, atol=1e-7)
+    g = jnp.asarray(np.random.default_rng(2).standard_normal(y.shape), jnp.float32)
+    zero_inter = jax.tree_util.tree_map(jnp.zeros_like, inter)
+    zero_inter_run = jax.tree_util.tree_map(jnp.zeros_like, inter_run)
+    g_p, g_x = vjp((g, zero_inter))
+    g_p_run, g_x_run = vjp_run((g, zero_inter_run))
+    np.testing.assert_allclose(np.asarray(g_x_run), np.asarray(g_x), rtol=1e-4, atol=1e-6)
+    for path in (("attn", "c_attn"), ("attn", "c_proj"), ("mlp", "c_fc"), ("mlp", "c_proj")):
+        a, b = g_p_run[path[0]][path[1]]["kernel"], g_p[path[0]][path[1]]["kernel"]
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="fine heads"):
+        head_mix(32, 3, 8)
+
+
+@pytest.mark.parametrize("name", ["div2", "div1_plain_untied", "div4_untied_projs",
+                                  pytest.param("div1_projected", marks=pytest.mark.slow),
+                                  pytest.param("no_clusters", marks=pytest.mark.slow)])
+def test_shared_head_equals_the_real_head(name):
+    """`head_module` / `head_params` (every cluster d_embed wide, zero-padded; div_val 1 split by
+    cluster; identity projections where there are none): same loss and d loss / d hidden."""
+    from lpzero_jax.models.gpt2_flex import head_module, head_params, tail_cluster_rows
+
+    config = CONFIGS[name]
+    model, params = init(config)
+    run = head_module(config)
+    assert run.config.cluster_widths() == [config.d_embed] * len(config.cutoffs)
+    run_params = head_params(config, params)
+    ids = ids_batch(5, b=3, s=12)
+    hidden = jnp.asarray(np.random.default_rng(4).standard_normal((3, 12, config.d_model)),
+                         jnp.float32)
+    for batch in ({"input_ids": ids},
+                  {"input_ids": ids, "cluster_rows": tail_cluster_rows(config, np.asarray(ids)[:, 1:], 8)}):
+        def grad(m, p):
+            return jax.value_and_grad(lambda h: m.apply(p, h, batch, method=m.head_loss))(hidden)
+
+        (loss, g), (run_loss, run_g) = grad(model, params), grad(run, run_params)
+        np.testing.assert_allclose(float(run_loss), float(loss), rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(run_g), np.asarray(g), rtol=1e-4, atol=1e-7)
