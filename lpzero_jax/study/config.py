@@ -12,7 +12,8 @@ def study_config() -> ConfigDict:
     s.seeds = ""  # explicit comma list, e.g. "0,1,2"
     s.aggregates = ""  # comma list of "sum"/"mean"; "" = search.aggregate
     # which architectures: "all" (extract what is missing), "cached" (those whose inputs are in
-    # the input cache when the run starts) or the path of a file of arch ids, one per line
+    # the input cache when the run starts) or the path of a file of arch ids, one per line;
+    # transfer / joint_search: one spec for every benchmark, or "name=spec,..." ('all' if unnamed)
     s.pool = "all"
     # transfer / joint_search: the benchmarks (shipped config names) and, per benchmark,
     # "name=path" comma lists: its input cache dir and the workdir of its `search` run

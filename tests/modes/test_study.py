@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lpzero_jax import evaluation
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.modes import search, study
 from lpzero_jax.study import seeds as seeds_study
 from tests.conftest import tiny_config
+from tests.study.fakes import fake_pool, fake_search_config
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,7 @@ def study_config(cache_dir, **kw):
     return c
 
 
+@pytest.mark.slow
 def test_a_seed_of_the_study_is_the_search_with_that_seed(tmp_path, cache_dir):
     config = study_config(cache_dir)
     out = study.run(config, tmp_path / "study")
@@ -61,8 +64,11 @@ def test_a_seed_of_the_study_is_the_search_with_that_seed(tmp_path, cache_dir):
     assert "evolution vs random rho" in (tmp_path / "study" / "study.md").read_text()
 
 
-def test_finished_seeds_are_kept_and_stale_ones_refused(tmp_path, cache_dir, monkeypatch):
-    config = study_config(cache_dir)
+def test_finished_seeds_are_kept_and_stale_ones_refused(tmp_path, monkeypatch):
+    pool = fake_pool()
+    monkeypatch.setattr(study, "load_pool", lambda config, workdir, spec, min_size: pool)
+    config = fake_search_config(tiny_config())
+    config.study.seeds = "0,1"
     first = study.run(config, tmp_path)
     (tmp_path / "seeds" / "sum_seed1.json").unlink()  # as if killed during seed 1
     computed = []
@@ -105,3 +111,36 @@ def test_bad_study_settings_are_refused_by_name():
         study.study_aggregates(c)
     c.study.aggregates = ""
     assert study.study_seeds(c) == [0, 1, 2, 3, 4] and study.study_aggregates(c) == ["sum"]
+
+
+def test_a_study_of_two_aggregations_over_a_pool(tmp_path, monkeypatch):
+    """Per aggregation and seed: each search's budget is evolution's; the references are scored on
+    the seed's held-out archs; mean/sd and Wilcoxon are those of the per-seed values."""
+    pool = fake_pool(n=30, groups=True)
+    monkeypatch.setattr(study, "load_pool", lambda config, workdir, spec, min_size: pool)
+    config = fake_search_config(tiny_config())
+    config.study.seeds, config.study.aggregates = "3,4", "sum,mean"
+    out = study.run(config, tmp_path)
+    assert list(out["results"]) == ["sum", "mean"]
+    for aggregate, block in out["results"].items():
+        records = block["seeds"]
+        assert [r["seed"] for r in records] == [3, 4]
+        for r in records:
+            s = r["searches"]
+            assert s["random"]["evaluated"] == s["evolution"]["evaluated"]  # the same budget
+            held = [i for i, a in enumerate(pool.arch_ids) if a not in set(r["sample_arch_ids"])]
+            assert len(held) == 20 and r["references"]["params_attn"]["held_out"]["n"] == 20
+
+            want = evaluation.rank_correlations(pool.references["params_attn"][held], pool.truth[held])
+            assert r["references"]["params_attn"]["held_out"] == pytest.approx(want)
+        rho = [r["searches"]["no_rps"]["held_out"]["spearman_rho"] for r in records]
+        row = block["summary"]["proxies"]["no_rps"]
+        assert row["rho_mean"] == pytest.approx(np.mean(rho)) and row["rho_sd"] == pytest.approx(np.std(rho, ddof=1))
+        evo = [r["searches"]["evolution"]["held_out"]["kendall_tau"] for r in records]
+        rnd = [r["searches"]["random"]["held_out"]["kendall_tau"] for r in records]
+        assert block["summary"]["tests"]["evolution_vs_random_tau"] == \
+            pytest.approx(seeds_study.paired_test(evo, rnd))
+    # the two aggregations draw the same samples for a seed, and search them separately
+    assert [r["sample_arch_ids"] for r in out["results"]["sum"]["seeds"]] == \
+        [r["sample_arch_ids"] for r in out["results"]["mean"]["seeds"]]
+    assert len((tmp_path / "study.csv").read_text().splitlines()) == 1 + 2 * 2 * (3 + 3)
