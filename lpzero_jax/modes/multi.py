@@ -6,10 +6,12 @@
         --config.study.search_dirs=flexibert=RUN,gpt2=RUN,llama=RUN --config.workdir=runs/transfer
 
 transfer: the best genome of each benchmark's `search` run (study.search_dirs), the paper's
-Appendix B genomes and #Params, scored over every benchmark's pool: DIR/transfer.{json,csv,md,png}.
+Appendix B genomes and #Params, scored on every benchmark over its pool less the S sample its search
+drew (config.seed), so that no cell scores a genome on the architectures it was searched on:
+DIR/transfer.{json,csv,md,png}.
 
 joint_search: Algorithm 1 with fitness = min over the benchmarks of rho on each benchmark's S sample
-(drawn with config.seed, S = that benchmark's search.sample_archs, as its own search draws it);
+(the sample that benchmark's own `search` run draws with config.seed, S = its search.sample_archs);
 the best genome's held-out rho/tau per benchmark beside those of each single-benchmark best genome
 (when study.search_dirs names its run) on the same held-out architectures: DIR/joint.{json,csv,md}
 and DIR/joint_history.csv. Not checkpointed (minutes over cached inputs): a killed run starts over.
@@ -54,12 +56,15 @@ def run_transfer(config, workdir: Path) -> dict:
     proxies.update({k: PUBLISHED[k] for k in (f"lpzero_{n}" for n in names) if k in PUBLISHED})
     proxies["params"] = ""
     pools = _pools(config, workdir)
+    held = {n: p.search_split(int(c.search.sample_archs), int(config.seed))[1]
+            for n, (c, p) in pools.items()}
     rows = transfer_table({n: p for n, (_, p) in pools.items()},
-                          {n: c.search.aggregate for n, (c, _) in pools.items()}, proxies)
-    sizes = {n: p.size for n, (_, p) in pools.items()}
+                          {n: c.search.aggregate for n, (c, _) in pools.items()}, proxies, held)
+    sizes = {n: len(held[n]) for n in names}
     write_transfer(rows, names, sizes, workdir)
     files.write_json(workdir / "transfer_pools.json",
-                     {n: {"size": p.size, "digest": p.digest(), "arch_ids": p.arch_ids}
+                     {n: {"size": p.size, "digest": p.digest(),
+                          "held_out_arch_ids": [p.arch_ids[i] for i in held[n]]}
                       for n, (_, p) in pools.items()}, indent=1)
     for r in rows:
         logging.info("%-24s %s", r["proxy"], "  ".join(f"{n} {r[n]['spearman_rho']:.3f}" for n in names))
@@ -72,8 +77,7 @@ def run_joint(config, workdir: Path) -> dict:
     pools = _pools(config, workdir)
     evaluators, splits = {}, {}
     for name, (c, pool) in pools.items():
-        sample_idx, held_idx = evaluation.sample_split(pool.size, int(c.search.sample_archs),
-                                                       int(config.seed))
+        sample_idx, held_idx = pool.search_split(int(c.search.sample_archs), int(config.seed))
         splits[name] = (sample_idx, held_idx)
         evaluators[name] = FitnessEvaluator(
             stack_inputs([pool.inputs[i] for i in sample_idx]), pool.truth[sample_idx],

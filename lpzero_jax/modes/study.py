@@ -166,4 +166,71 @@ def run(config, workdir: Path) -> dict:
     return out
 
 
+def sensitivity_proxies(config) -> dict:
+    """name -> genome: study.genomes, the family's searched genome (if study.search_dirs names
+    its run) and the paper's Appendix B genome of the family."""
+    from lpzero_jax.expression.genome import parse_genome
+    from lpzero_jax.expression.published import PUBLISHED
+    from lpzero_jax.study import benchmarks as bm
+
+    out = {}
+    for text in (g.strip() for g in str(config.study.genomes).split(";") if g.strip()):
+        try:
+            parse_genome(text)
+        except ValueError as e:
+            raise ConfigError(f"study.genomes: {text!r} is not a genome ({e})") from None
+        out[text] = text
+    if f"{config.family}=" in str(config.study.search_dirs):
+        out[f"searched on {config.family}"] = bm.searched_genome(config, config.family)
+    if f"lpzero_{config.family}" in PUBLISHED:
+        out[f"lpzero_{config.family}"] = PUBLISHED[f"lpzero_{config.family}"]
+    if not out:
+        raise ConfigError("sensitivity: no genome to score; set --config.study.genomes")
+    return out
+
+
+def run_sensitivity(config, workdir: Path) -> dict:
+    """`sensitivity` mode: the genomes' rho over the pool at each init seed and batch seed (one
+    factor at a time, see lpzero_jax/study/sensitivity.py): DIR/sensitivity.{json,md}."""
+    from lpzero_jax.checks import load_archs
+    from lpzero_jax.families import get_family
+    from lpzero_jax.input_store import InputStore
+    from lpzero_jax.study import sensitivity
+    from lpzero_jax.study.pool import choose_archs
+    from lpzero_jax.study.transfer import genome_correlations
+
+    workdir = Path(workdir)
+    if config.search.aggregate not in ("sum", "mean"):
+        raise ConfigError(f"search.aggregate must be 'sum' or 'mean', got {config.search.aggregate!r}")
+    family = get_family(config.family)
+    archs = choose_archs(load_archs(family, config, "sensitivity"), InputStore(config, workdir),
+                         str(config.study.pool))
+    proxies = sensitivity_proxies(config)
+    truth = np.asarray([a.score for a in archs], np.float64)
+    rows = []
+    for setting in sensitivity.settings(config):
+        inputs = sensitivity.setting_inputs(config, family, archs, setting["init_seed"],
+                                            setting["batch_seed"], workdir)
+        rows.append(dict(setting, proxies={
+            name: genome_correlations(inputs, truth, genome, config.search.aggregate)
+            for name, genome in proxies.items()}))
+        logging.info("init seed %d, batch seed %d: %s", setting["init_seed"], setting["batch_seed"],
+                     ", ".join(f"{n} {v['spearman_rho']:.4f}" for n, v in rows[-1]["proxies"].items()))
+    summary = sensitivity.summarize(rows, proxies)
+    out = {"family": config.family, "pool": {"spec": str(config.study.pool), "size": len(archs),
+                                             "arch_ids": [str(a.arch_id) for a in archs]},
+           "proxies": proxies, "settings": rows, "summary": summary}
+    files.write_json(workdir / "sensitivity.json", out, indent=1)
+    lines = [f"{config.family}, {len(archs)} architectures; rho / tau mean ± sd over the settings",
+             "", "| proxy | init seeds: rho | init seeds: tau | batch seeds: rho | batch seeds: tau |",
+             "|---|---|---|---|---|"]
+    for name, by in summary.items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{_pm(by[f][f'{m}_mean'], by[f][f'{m}_sd'])} (n={by[f]['n_settings']})"
+            for f in ("init", "batch") for m in ("rho", "tau")) + " |")
+    files.write_text(workdir / "sensitivity.md", "\n".join(lines) + "\n")
+    return out
+
+
 register_mode("study")(run)
+register_mode("sensitivity")(run_sensitivity)

@@ -61,16 +61,22 @@ def benchmark_config(config, name: str):
 
 
 def searched_genome(config, name: str) -> str:
-    """The best genome of benchmark `name`'s search run (study.search_dirs)."""
+    """The best genome of benchmark `name`'s search run (study.search_dirs): its search.json, or,
+    while that run still extracts its held-out inputs, its finished evolution's checkpoint."""
     dirs = assignments(config.study.search_dirs, "study.search_dirs", benchmark_names(config))
     if name not in dirs:
         raise ConfigError(f"benchmark {name}: no search run given; set "
                           f"--config.study.search_dirs={name}=WORKDIR (of its `search` run)")
-    saved = load_json(Path(dirs[name]).expanduser() / "search.json")
-    if saved is None or not saved.get("best_genome"):
-        raise ConfigError(f"{dirs[name]}/search.json: missing or without a best genome; run the "
-                          f"search of {name} first")
-    return str(saved["best_genome"])
+    run = Path(dirs[name]).expanduser()
+    saved = load_json(run / "search.json")
+    if saved is not None and saved.get("best_genome"):
+        return str(saved["best_genome"])
+    checkpoint = load_json(run / "search_checkpoint.json") or {}
+    state, settings = checkpoint.get("state") or {}, checkpoint.get("config") or {}
+    if state.get("history") and state.get("generation") == settings.get("generations"):
+        return str(state["history"][-1]["best_genome"])
+    raise ConfigError(f"{run}: neither search.json nor a finished search_checkpoint.json; run the "
+                      f"search of {name} first")
 
 
 def pool_spec(config, name: str) -> str:

@@ -20,4 +20,9 @@ def study_config() -> ConfigDict:
     s.benchmarks = "flexibert,gpt2,llama"
     s.cache_dirs = ""
     s.search_dirs = ""
+    # sensitivity: the proxies' rho with other init seeds (batch of config.seed) and other batch
+    # seeds (init of config.seed), one factor at a time, over the pool; each setting is extracted
+    s.init_seeds = "43,44,45,46"
+    s.batch_seeds = "43,44,45,46"
+    s.genomes = ""  # ';'-separated genomes scored besides lpzero_<family> and the searched one
     return s

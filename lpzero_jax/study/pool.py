@@ -27,7 +27,8 @@ from lpzero_jax.proxies.param_groups import GROUP_PROXIES
 @dataclasses.dataclass
 class Pool:
     """arch_ids [N] in benchmark order, truth [N], inputs (N CompactInputs), references: hand-crafted
-    proxy name -> [N] values, fingerprint: that of the inputs (config.seed, batch, data)."""
+    proxy name -> [N] values, fingerprint: that of the inputs (config.seed, batch, data);
+    positions [N]: each arch's index in the benchmark, of benchmark_size architectures."""
 
     family: str
     arch_ids: List[str]
@@ -35,6 +36,8 @@ class Pool:
     inputs: List[CompactInputs]
     references: Dict[str, np.ndarray]
     fingerprint: str
+    positions: np.ndarray
+    benchmark_size: int
 
     @property
     def size(self) -> int:
@@ -44,6 +47,22 @@ class Pool:
         """Names the pool: its inputs' fingerprint and which architectures (in order)."""
         text = self.fingerprint + "\n" + "\n".join(self.arch_ids)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def search_split(self, sample_archs: int, seed: int):
+        """(sample, held_out) pool indices: the sample the `search` mode draws with this seed from
+        the whole benchmark (which must lie in the pool), and the rest of the pool."""
+        from lpzero_jax import evaluation
+
+        sample_pos, _ = evaluation.sample_split(self.benchmark_size, sample_archs, seed)
+        where = {int(p): i for i, p in enumerate(self.positions)}
+        missing = [int(p) for p in sample_pos if int(p) not in where]
+        if missing:
+            raise ConfigError(f"the {self.family} pool lacks {len(missing)} of the {sample_archs} "
+                              f"architectures the search with seed {seed} samples (first: benchmark "
+                              f"index {missing[0]}); run that search first (it extracts them) or "
+                              "use study.pool=all")
+        sample = np.asarray(sorted(where[int(p)] for p in sample_pos))
+        return sample, np.setdiff1d(np.arange(self.size), sample)
 
 
 def reference_values(family, config, archs) -> Dict[str, np.ndarray]:
@@ -102,6 +121,9 @@ def load_pool(config, workdir: Path, spec: str, min_size: int = 3) -> Pool:
     logging.info("%s pool: %d architectures (%d to extract) from %s", config.family, len(chosen),
                  missing, store.dir)
     inputs, _ = collect_inputs(store, family, chosen, config, batch, f"{config.family} pool inputs")
+    position = {str(a.arch_id): i for i, a in enumerate(archs)}
     return Pool(family=config.family, arch_ids=[str(a.arch_id) for a in chosen],
                 truth=np.asarray([a.score for a in chosen], np.float64), inputs=inputs,
-                references=reference_values(family, config, chosen), fingerprint=store.fingerprint)
+                references=reference_values(family, config, chosen), fingerprint=store.fingerprint,
+                positions=np.asarray([position[str(a.arch_id)] for a in chosen]),
+                benchmark_size=len(archs))

@@ -22,7 +22,6 @@ from lpzero_jax import evaluation
 from lpzero_jax.expression.genome import parse_genome
 from lpzero_jax.expression.published import PUBLISHED
 from lpzero_jax.inputs import stack_inputs
-from lpzero_jax.modes.search import evolution_config, score_archs
 from lpzero_jax.search.evolution import evolve
 from lpzero_jax.search.fitness import FitnessEvaluator
 from lpzero_jax.search.random_search import random_search
@@ -33,6 +32,7 @@ SEARCHES = ("evolution", "random", "no_rps")  # searched proxies, in this order
 
 def seed_settings(config, pool: Pool, aggregate: str) -> dict:
     """What one seed's results depend on besides the seed (a saved seed with others is stale)."""
+    from lpzero_jax.modes.search import evolution_config  # lazily: lpzero_jax.modes imports us
     s = config.search
     evo = {k: v for k, v in vars(evolution_config(config)).items() if k != "seed"}
     return dict(evo, rps=bool(s.rps), aggregate=aggregate, sample_archs=int(s.sample_archs),
@@ -42,6 +42,8 @@ def seed_settings(config, pool: Pool, aggregate: str) -> dict:
 def held_out_scores(evaluator: FitnessEvaluator, genome_text: str, pool: Pool,
                     held_idx: np.ndarray) -> Dict[str, float]:
     """rho/tau of a genome over the held-out architectures of the pool."""
+    from lpzero_jax.modes.search import score_archs  # lazily: lpzero_jax.modes imports this module
+
     return score_archs(evaluator, parse_genome(genome_text), [pool.inputs[i] for i in held_idx],
                        pool.truth[held_idx])
 
@@ -52,6 +54,8 @@ def search_seed(pool: Pool, config, seed: int, aggregate: str) -> dict:
     Returns {seed, aggregate, sample_arch_ids, searches: {name: {genome, fitness_on_sample,
     evaluated, held_out}}, references: {name: {genome?, held_out}}, seconds}.
     """
+    from lpzero_jax.modes.search import evolution_config
+
     started = time.perf_counter()
     s = config.search
     sample_idx, held_idx = evaluation.sample_split(pool.size, int(s.sample_archs), seed)

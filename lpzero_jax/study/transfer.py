@@ -1,43 +1,48 @@
 """Transfer: proxies found on one benchmark scored on every benchmark (rho/tau over its pool).
 
 Rows are proxies (the best genome searched on each benchmark, the paper's Appendix B genomes, #Params),
-columns the benchmarks they are scored on. A genome is scored from the target's cached inputs with
-the target's aggregation.
+columns the benchmarks they are scored on, over the architectures chosen per benchmark. A genome is
+scored from the target's cached inputs with the target's aggregation.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 
 from lpzero_jax import evaluation, files, report
 from lpzero_jax.expression.genome import parse_genome
-from lpzero_jax.inputs import stack_inputs
-from lpzero_jax.modes.search import score_archs
+from lpzero_jax.inputs import CompactInputs, stack_inputs
 from lpzero_jax.search.fitness import FitnessEvaluator
 from lpzero_jax.study.pool import Pool
 
 
-def genome_correlations(pool: Pool, genome: str, aggregate: str) -> Dict[str, float]:
-    """rho/tau of a genome over every architecture of the pool."""
-    evaluator = FitnessEvaluator(stack_inputs(pool.inputs[:2]), pool.truth[:2], backend="compiled",
+def genome_correlations(inputs: Sequence[CompactInputs], truth: np.ndarray, genome: str,
+                        aggregate: str) -> Dict[str, float]:
+    """rho/tau of a genome's scores over the architectures' inputs against their ground truth."""
+    from lpzero_jax.modes.search import score_archs  # lazily: lpzero_jax.modes imports this module
+
+    evaluator = FitnessEvaluator(stack_inputs(inputs[:2]), truth[:2], backend="compiled",
                                  aggregate=aggregate)
-    return score_archs(evaluator, parse_genome(genome), pool.inputs, pool.truth)
+    return score_archs(evaluator, parse_genome(genome), list(inputs), truth)
 
 
 def transfer_table(pools: Mapping[str, Pool], aggregates: Mapping[str, str],
-                   proxies: Mapping[str, str]) -> List[dict]:
-    """One row per proxy: {proxy, genome, <benchmark>: {spearman_rho, kendall_tau, n, ...}}.
-    `proxies`: row name -> genome text, or "" for #Params (counted from shapes)."""
+                   proxies: Mapping[str, str], chosen: Mapping[str, np.ndarray]) -> List[dict]:
+    """One row per proxy: {proxy, genome, <benchmark>: {spearman_rho, kendall_tau, n, ...}} over
+    the pool indices `chosen[benchmark]`. `proxies`: row name -> genome text, or "" for #Params."""
     rows = []
     for name, genome in proxies.items():
         row = {"proxy": name, "genome": genome}
         for target, pool in pools.items():
+            idx = chosen[target]
             if genome:
-                row[target] = genome_correlations(pool, genome, aggregates[target])
+                row[target] = genome_correlations([pool.inputs[i] for i in idx], pool.truth[idx],
+                                                  genome, aggregates[target])
             else:
-                row[target] = evaluation.rank_correlations(pool.references["params"], pool.truth)
+                row[target] = evaluation.rank_correlations(pool.references["params"][idx],
+                                                           pool.truth[idx])
         rows.append(row)
     return rows
 

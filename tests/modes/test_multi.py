@@ -51,15 +51,18 @@ def test_transfer_scores_every_proxy_on_every_pool(tmp_path, two_pools):
     assert list(rows) == ["searched on flexibert", "searched on llama", "lpzero_flexibert",
                           "lpzero_llama", "params"]
     for target, (c, pool) in two_pools.items():
-        want = genome_correlations(pool, genomes["llama"], c.search.aggregate)
+        # scored on the pool less the sample the target's own search drew (config.seed)
+        _, held = evaluation.sample_split(pool.size, c.search.sample_archs, config.seed)
+        inputs, truth = [pool.inputs[i] for i in held], pool.truth[held]
+        want = genome_correlations(inputs, truth, genomes["llama"], c.search.aggregate)
         assert rows["searched on llama"][target] == pytest.approx(want)
-        assert want["n"] == pool.size
+        assert want["n"] == pool.size - c.search.sample_archs
         assert rows["lpzero_flexibert"][target] == pytest.approx(
-            genome_correlations(pool, PUBLISHED["lpzero_flexibert"], c.search.aggregate))
+            genome_correlations(inputs, truth, PUBLISHED["lpzero_flexibert"], c.search.aggregate))
         assert rows["params"][target] == pytest.approx(
-            evaluation.rank_correlations(pool.references["params"], pool.truth))
+            evaluation.rank_correlations(pool.references["params"][held], truth))
     saved = json.load(open(tmp_path / "run" / "transfer.json"))
-    assert saved["pool_sizes"] == {"flexibert": 30, "llama": 20}
+    assert saved["pool_sizes"] == {"flexibert": 20, "llama": 12}
     assert "searched on llama (`div(reciprocal(abs(W)),neg(std(G)))`)" in \
         (tmp_path / "run" / "transfer.md").read_text()
     assert (tmp_path / "run" / "transfer.png").stat().st_size > 1000
@@ -71,7 +74,7 @@ def test_joint_search_fitness_is_the_minimum_sample_rho(tmp_path, two_pools):
     best = parse_genome(out["best_genome"])
     sample_rho = {}
     for name, (c, pool) in two_pools.items():
-        sample, held = evaluation.sample_split(pool.size, c.search.sample_archs, config.seed)
+        sample, held = evaluation.sample_split(pool.size, c.search.sample_archs, config.seed)  # == search's
         ev = FitnessEvaluator(stack_inputs([pool.inputs[i] for i in sample]), pool.truth[sample],
                               aggregate=c.search.aggregate)
         sample_rho[name] = ev(best).rho
@@ -79,8 +82,7 @@ def test_joint_search_fitness_is_the_minimum_sample_rho(tmp_path, two_pools):
         assert row["sample_rho"] == pytest.approx(sample_rho[name])
         assert row["held_out_size"] == pool.size - c.search.sample_archs
         assert row["held_out"] == pytest.approx(genome_correlations(
-            type(pool)(**dict(vars(pool), inputs=[pool.inputs[i] for i in held], truth=pool.truth[held])),
-            out["best_genome"], c.search.aggregate))
+            [pool.inputs[i] for i in held], pool.truth[held], out["best_genome"], c.search.aggregate))
         assert row["searched_on_llama"]["genome"] == genomes["llama"]
     assert out["fitness_on_samples"] == pytest.approx(min(sample_rho.values()))
     history = (tmp_path / "run" / "joint_history.csv").read_text().splitlines()
@@ -108,3 +110,36 @@ def test_benchmark_settings_are_checked_by_name(tmp_path):
         bm.searched_genome(c, "flexibert")
     c.study.pool = f"llama={tmp_path}/ids.txt"
     assert bm.pool_spec(c, "llama") == f"{tmp_path}/ids.txt" and bm.pool_spec(c, "flexibert") == "all"
+
+
+def test_a_pool_holds_the_search_sample_or_is_refused():
+    pool = fake_pool(n=12)
+    sample, held = pool.search_split(4, 0)
+    want_sample, want_held = evaluation.sample_split(12, 4, 0)
+    assert sample.tolist() == want_sample.tolist() and held.tolist() == want_held.tolist()
+    # a pool of 8 of the benchmark's 12 archs, with positions: the split is the benchmark's
+    keep = np.union1d(want_sample, want_held[:4])
+    part = type(pool)(**dict(vars(pool), arch_ids=[pool.arch_ids[i] for i in keep],
+                             inputs=[pool.inputs[i] for i in keep], truth=pool.truth[keep],
+                             positions=keep))
+    s2, h2 = part.search_split(4, 0)
+    assert [part.arch_ids[i] for i in s2] == [pool.arch_ids[i] for i in want_sample]
+    assert [part.arch_ids[i] for i in h2] == [pool.arch_ids[i] for i in want_held[:4]]
+    lacking = type(pool)(**dict(vars(part), positions=np.setdiff1d(keep, want_sample[:1]).tolist() + [99]))
+    with pytest.raises(ConfigError, match="lacks 1 of the 4 architectures the search with seed 0"):
+        lacking.search_split(4, 0)
+
+
+def test_the_searched_genome_of_a_run_still_extracting_is_its_finished_evolution(tmp_path):
+    c = tiny_config()
+    c.study.benchmarks, c.study.search_dirs = "flexibert", f"flexibert={tmp_path}"
+    checkpoint = {"config": {"generations": 3}, "state": {"generation": 2, "history": [
+        {"best_genome": "a"}, {"best_genome": "neg(l1(W))"}]}}
+    (tmp_path / "search_checkpoint.json").write_text(json.dumps(checkpoint))
+    with pytest.raises(ConfigError, match="neither search.json nor a finished"):
+        bm.searched_genome(c, "flexibert")
+    checkpoint["state"]["generation"] = 3
+    (tmp_path / "search_checkpoint.json").write_text(json.dumps(checkpoint))
+    assert bm.searched_genome(c, "flexibert") == "neg(l1(W))"
+    (tmp_path / "search.json").write_text(json.dumps({"best_genome": "abs(l1(G))"}))
+    assert bm.searched_genome(c, "flexibert") == "abs(l1(G))"

@@ -24,7 +24,8 @@ def fake_pool(n=24, k=32, seed=0, family="flexibert", groups=False) -> Pool:
     if groups:
         references["params_attn"] = rng.random(n) * 1e5
     return Pool(family=family, arch_ids=[f"a{i}" for i in range(n)], truth=np.asarray(truth),
-                inputs=items, references=references, fingerprint=f"fake{seed}")
+                inputs=items, references=references, fingerprint=f"fake{seed}",
+                positions=np.arange(n), benchmark_size=n)
 
 
 def fake_search_config(config: ConfigDict, sample_archs=10) -> ConfigDict:
