@@ -30,6 +30,7 @@ from lpzero_jax.expression.genome import parse_genome
 from lpzero_jax.expression.published import PUBLISHED
 from lpzero_jax.inputs import stack_inputs
 from lpzero_jax.modes.base import register_mode
+from lpzero_jax.modes.search import _write_history as write_history
 from lpzero_jax.modes.search import evolution_config, score_archs
 from lpzero_jax.search.evolution import evolve
 from lpzero_jax.search.fitness import FitnessEvaluator
@@ -114,12 +115,7 @@ def run_joint(config, workdir: Path) -> dict:
               "pools": {n: {"spec": bm.pool_spec(config, n), "size": p.size, "digest": p.digest()}
                         for n, (_, p) in pools.items()}}
     files.write_json(workdir / "joint.json", result, indent=1)
-    with files.atomic_write(workdir / "joint_history.csv") as f:
-        w = csv.writer(f)
-        w.writerow(["generation", "best_fitness", "population_mean", "best_genome", "evaluated"])
-        for h in state.history:
-            w.writerow([h["generation"], h["best_fitness"], h["population_mean"], h["best_genome"],
-                        h["evaluated"]])
+    write_history(state, workdir / "joint_history.csv")
     write_joint_tables(result, workdir)
     logging.info("joint best %s: min sample rho %.4f; held-out %s", best, result["fitness_on_samples"],
                  ", ".join(f"{n} {r['held_out']['spearman_rho']:.4f}" for n, r in per_benchmark.items()))

@@ -81,7 +81,7 @@ def plot_heatmap(rows: List[dict], targets: List[str], path) -> None:
         for j in range(len(targets)):
             ax.text(j, i, "nan" if not np.isfinite(values[i, j]) else f"{values[i, j]:.2f}",
                     ha="center", va="center", fontsize=8)
-    ax.set_xlabel("scored on (Spearman rho over the pool)")
+    ax.set_xlabel("scored on (Spearman rho)")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     with files.atomic_write(path, binary=True) as f:
