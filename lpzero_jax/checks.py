@@ -13,7 +13,7 @@ from typing import List
 
 from lpzero_jax.errors import ConfigError
 
-SEARCH_MODES = ("search", "bench")  # modes that read config.search
+SEARCH_MODES = ("search", "bench", "study", "joint_search")  # modes that read config.search
 
 
 def _flag(setting: str) -> str:

@@ -2,6 +2,8 @@
 
 from ml_collections import ConfigDict, config_dict
 
+from lpzero_jax.study.config import study_config
+
 
 def base_config() -> ConfigDict:
     """Fields every mode understands; a family config sets `family` and its data/batch fields."""
@@ -47,6 +49,7 @@ def base_config() -> ConfigDict:
     c.search.evaluator = "program"  # "program" (compile once, genomes as data) or "compiled"
     c.search.checkpoint_every = 25
     c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
+    c.study = study_config()  # study / transfer / joint_search modes (lpzero_jax/modes/study.py)
 
     # bench mode (lpzero_jax/modes/bench.py): measured on the S sampled architectures
     c.bench = ConfigDict()

@@ -136,7 +136,8 @@ def run_baselines(config, make_evaluator, budget: int, workdir: Path,
     return out
 
 
-def _write_history(state: SearchState, path: Path) -> None:
+def write_history(state: SearchState, path: Path) -> None:
+    """history.csv: one line per recorded generation of an Algorithm 1 run."""
     with atomic_write(path) as f:
         w = csv.writer(f)
         w.writerow(["generation", "best_fitness", "population_mean", "best_genome", "evaluated"])
@@ -247,7 +248,7 @@ def run(config, workdir: Path) -> dict:
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if parallel.is_writer():
         write_json(workdir / "search.json", result)
-        _write_history(state, workdir / "history.csv")
+        write_history(state, workdir / "history.csv")
         report.plot_search_curves(runs, workdir / "evolution.png")
     logging.info("best genome %s: fitness %.4f on the sample%s", result["best_genome"],
                  result["fitness_on_sample"], "" if "held_out" not in result else
