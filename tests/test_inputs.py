@@ -120,7 +120,7 @@ def test_staged_full_tensors_equal_whole_model(data_root):
 
     from lpzero_jax.families import get_family
     from lpzero_jax.models.flexibert import FlexiBertConfig, LayerConfig
-    from lpzero_jax.staged import forward_full
+    from lpzero_jax.engine.sweep import forward_full
 
     family = get_family("flexibert")
     batch = {k: jax.numpy.asarray(v) for k, v in family.make_batch(tiny_config()).items()}
@@ -146,10 +146,10 @@ def test_the_input_store_and_engine_do_not_import_the_zoo():
     import subprocess
     import sys
 
-    code = ("import sys, lpzero_jax.input_store, lpzero_jax.staged, lpzero_jax.inputs; "
+    code = ("import sys, lpzero_jax.input_store, lpzero_jax.engine, lpzero_jax.inputs; "
             "print(sorted(m for m in sys.modules if m.startswith('lpzero_jax.proxies')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    code = "import lpzero_jax.staged as s, sys; print('lpzero_jax.inputs' in sys.modules)"
+    code = "import lpzero_jax.engine as s, sys; print('lpzero_jax.inputs' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

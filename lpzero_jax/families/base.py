@@ -114,7 +114,7 @@ class Family:
         raise NotImplementedError
 
     def stages(self, model_config: Hashable):
-        """The model cut into compile-once stages (lpzero_jax.staged.Stages), or None to compile
+        """The model cut into compile-once stages (lpzero_jax.engine.sweep.Stages), or None to compile
         the whole model per architecture. Every consumer may use them (the zoo's full-tensor
         sweeps included), so their layers must be the real ones."""
         return None

@@ -334,10 +334,10 @@ class FlexiBert(nn.Module):
 
 
 def stages(config: FlexiBertConfig):
-    """The model cut into separately compiled stages (see lpzero_jax/staged.py): the embedding side
+    """The model cut into separately compiled stages (see lpzero_jax/engine/sweep.py): the embedding side
     and head as a layer-less FlexiBert (shared by every architecture of the same hidden size and
     loss), and one EncoderLayer per layer (shared by every equal layer of any architecture)."""
-    from lpzero_jax.staged import Stages
+    from lpzero_jax.engine.sweep import Stages
 
     outer = FlexiBert(dataclasses.replace(config, layers=()))
     layers = [(EncoderLayer(config.hidden_size, lc, config.layer_norm_eps, config.conv_head_ratio),

@@ -561,7 +561,7 @@ def bucket_width(width: int, multiple: int) -> int:
 
 
 def stages(config: GPT2FlexConfig, ffn_multiple: int = 1, run_heads: int = 0):
-    """The model cut into separately compiled stages (lpzero_jax/staged.py).
+    """The model cut into separately compiled stages (lpzero_jax/engine/sweep.py).
 
     outer: the layer-less GPT2Flex (adaptive embedding + positions; ln_f + adaptive softmax loss),
     shared by every architecture with the same embedding side; layers: one `Block` each, keyed by
@@ -582,7 +582,7 @@ def stages(config: GPT2FlexConfig, ffn_multiple: int = 1, run_heads: int = 0):
     runs it (`head_params`: tail clusters zero-padded to d_embed, +5% head FLOPs), so 12 head
     programs serve the 200 architectures instead of 36.
     """
-    from lpzero_jax.staged import Stages
+    from lpzero_jax.engine.sweep import Stages
 
     outer = GPT2Flex(dataclasses.replace(config, n_head=(), d_inner=()))
     layers = [(Block(config.d_model, h, f, config.layer_norm_eps), f"layer_{i}")

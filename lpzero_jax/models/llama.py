@@ -346,10 +346,10 @@ class Llama(nn.Module):
 
 
 def stages(config: LlamaConfig):
-    """The model cut into separately compiled stages (lpzero_jax/staged.py): the layer-less Llama
+    """The model cut into separately compiled stages (lpzero_jax/engine/sweep.py): the layer-less Llama
     (embeddings, final norm, head; shared by every model of the same vocabulary and width) and one
     DecoderLayer per layer (shared by every equal layer, e.g. subnets' layers of the same width/rank)."""
-    from lpzero_jax.staged import Stages
+    from lpzero_jax.engine.sweep import Stages
 
     shared = dataclasses.replace(config, layers=())
     return Stages(outer=Llama(shared),

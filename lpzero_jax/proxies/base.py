@@ -149,7 +149,7 @@ class ArchContext:
         params, batch = self.params, self.device_batch()
         staged_model = self.family.stages(self.model_config)
         if staged_model is not None:  # compiled per layer, shared across architectures
-            from lpzero_jax.staged import forward_full
+            from lpzero_jax.engine.sweep import forward_full
 
             return self._stage("forward",
                                lambda: forward_full(staged_model, params, batch, False)[1])

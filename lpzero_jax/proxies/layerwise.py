@@ -1,4 +1,4 @@
-"""The zoo's gradient passes compiled per layer, for families cut into stages (lpzero_jax/staged.py).
+"""The zoo's gradient passes compiled per layer, for families cut into stages (lpzero_jax/engine/sweep.py).
 
 Same values as the whole-model programs of `proxies/stages.py`, but each distinct layer is compiled
 once and reused by every architecture that contains it (500 FlexiBERT architectures have 96
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from lpzero_jax import staged
+from lpzero_jax.engine import sweep as staged
 from lpzero_jax.proxies.stages import channel_fisher, output_delta_function
 
 Path = Tuple[str, ...]

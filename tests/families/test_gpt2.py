@@ -153,7 +153,7 @@ def test_all_200_param_counts_match_params_summary(family, archs):
 def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
     """Layer stages with FFN widths padded to the bucket give the unpadded whole-model inputs: same
     counts (real elements), same values (samples at the real entries' positions)."""
-    from lpzero_jax import staged
+    from lpzero_jax.engine import sweep as staged
     from lpzero_jax.models import gpt2_flex
 
     config = gpt2_config(batch_size=4, seq_len=32)  # 4 x 32: some targets in the tail clusters
@@ -192,7 +192,7 @@ def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
 
 def test_layer_programs_are_shared_across_widths_of_one_bucket(family):
     """Two layers of different real FFN widths in one bucket run the same compiled program."""
-    from lpzero_jax import staged
+    from lpzero_jax.engine import sweep as staged
     from lpzero_jax.models.gpt2_flex import Block
 
     a, b = Block(64, 2, 300), Block(64, 2, 400)

@@ -282,7 +282,7 @@ def test_first_layer_input_on_the_host_equals_the_module(name):
 def test_mixed_heads_block_equals_the_real_block(n_head):
     """A Block of 8 fine heads mixed by `head_mix` computes the n_head-head block: outputs, kernel
     gradients and input gradient equal; S of real head g is the fine head g * 8 / n_head."""
-    from lpzero_jax import staged
+    from lpzero_jax.engine import sweep as staged
     from lpzero_jax.models.gpt2_flex import Block, head_mix
 
     real, run = Block(32, n_head, 48), Block(32, 8, 48, mixed_heads=True)

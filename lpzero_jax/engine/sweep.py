@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.models.init import path_names
-from lpzero_jax.sampling import compact_numpy, compact_tensors, gather_samples, slot_positions
+from lpzero_jax.engine.sampling import compact_numpy, compact_tensors, gather_samples, slot_positions
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,12 @@
+"""The probe engine: every model pass the proxies read, stage by stage.
+
+A family cuts its model into stages (`sweep.Stages`: an outer stage, embeddings in and loss out,
+and one stage per layer); each distinct stage is one compiled program, keyed by its (bucketed)
+shape, so architectures share programs. One forward/backward sweep serves every consumer:
+- `sweep.extract_staged`: the compact six inputs (samples drawn from the real entries only,
+  `sampling`), stored by `lpzero_jax.input_store`;
+- `sweep.backward_sweep` / `sweep.forward_full`: the same stages with full tensors (the zoo's
+  gradient passes, `lpzero_jax.proxies.layerwise`).
+The engine imports no proxy and no store; the whole-model programs (`lpzero_jax.inputs`,
+`lpzero_jax.proxies.stages`) remain as references in tests and for unstaged families.
+"""
