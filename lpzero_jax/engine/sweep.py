@@ -40,9 +40,11 @@ class Stages:
     module must have the same parameter and intermediate names, each tensor the real one padded
     at the END of its axes (the real tensor = padded[:r0, :r1, ...]), and must give exact zeros in
     every padded entry of its outputs, intermediates and gradients when its padded parameters are
-    zero (e.g. extra FFN units: zero weights in and out). The full-tensor sweeps ignore it.
+    zero (e.g. extra FFN units: zero weights in and out). The full-tensor sweeps run it too and
+    cut what it returns back to the real shapes (`Padding`).
     head_inputs: None, or batch -> extra batch entries computed on the host (NumPy) that
-    `head_loss` reads to skip work (GPT-2: which rows each adaptive-softmax tail needs).
+    `head_loss` reads to skip work (GPT-2: which rows each adaptive-softmax tail needs); every
+    sweep passes them to the head.
 
     bucket_params: None, or (layer module, run module) -> parameters the run module has and the
     real one lacks (nested dict of NumPy arrays, e.g. GPT-2's `head_mix`), added to the padded ones.
@@ -52,10 +54,12 @@ class Stages:
     host_prelude: None, or (outer params, batch) -> the first layer's input computed with NumPy on
     the host, when it is the word embeddings plus terms that do not depend on them (GPT-2: + the
     position table). J is then d loss / d that input, compacted on the host, and the compact
-    extraction compiles no embedding or prelude program (the full-tensor sweeps ignore it).
+    extraction compiles no embedding or prelude program (the full-tensor sweeps, which need the
+    outer parameters' gradients, run the outer's embed and prelude instead).
     head_module / head_params: None, or the module whose `head_loss` the compact extraction's head
     stage runs and outer params -> its params (host), when a form shared by more architectures
-    gives the same loss and hidden-state gradient (GPT-2: tail clusters padded); default: outer."""
+    gives the same loss and hidden-state gradient (GPT-2: tail clusters padded); default: outer.
+    The full-tensor sweeps run the outer itself (its parameters' gradients are read)."""
 
     outer: nn.Module
     layers: List[Tuple[nn.Module, str]]
@@ -106,16 +110,22 @@ _COMPILED: "collections.OrderedDict[Hashable, Any]" = collections.OrderedDict()
 MAX_COMPILED = 4096  # stage functions kept per process (each holds its compiled programs)
 
 
+def bounded(cache: "collections.OrderedDict", key: Hashable, build):
+    """cache[key], from build() on first use; the least recently used entry is dropped past
+    MAX_COMPILED (every process-wide cache of the engine is one of these)."""
+    if key in cache:
+        cache.move_to_end(key)
+    else:
+        cache[key] = build()
+        if len(cache) > MAX_COMPILED:
+            cache.popitem(last=False)
+    return cache[key]
+
+
 def cached_jit(key: Hashable, build):
     """Process-wide bounded cache of jitted stage functions (modules themselves are not
-    hashable); the least recently used one is dropped past MAX_COMPILED."""
-    if key in _COMPILED:
-        _COMPILED.move_to_end(key)
-    else:
-        _COMPILED[key] = build()
-        if len(_COMPILED) > MAX_COMPILED:
-            _COMPILED.popitem(last=False)
-    return _COMPILED[key]
+    hashable)."""
+    return bounded(_COMPILED, key, build)
 
 
 def compiled_programs() -> int:
@@ -185,9 +195,12 @@ def sample_layout(module: nn.Module, run_module: nn.Module, x_shape: Tuple[int, 
     strides = dict(strides or {})
     key = (module_key(module), module_key(run_module), tuple(x_shape), is_proxy_weight,
            sample_size, seed, tuple(sorted(strides.items())))
-    if key in _LAYOUTS:
-        _LAYOUTS.move_to_end(key)
-        return _LAYOUTS[key]
+    return bounded(_LAYOUTS, key, lambda: _sample_layout(module, run_module, x_shape,
+                                                          is_proxy_weight, sample_size, seed,
+                                                          strides))
+
+
+def _sample_layout(module, run_module, x_shape, is_proxy_weight, sample_size, seed, strides):
     real_p, real_i = _shapes(module, x_shape)
     run_p, run_i = (real_p, real_i) if run_module is module else _shapes(run_module, x_shape)
     tensors = {name: (_by_name(real_i, name), _by_name(run_i, name)) for name in ("A", "H", "S")}
@@ -199,10 +212,7 @@ def sample_layout(module: nn.Module, run_module: nn.Module, x_shape: Tuple[int, 
     padded = jax.tree_util.tree_structure(real_p) != jax.tree_util.tree_structure(run_p) or any(
         a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(real_p),
                                            jax.tree_util.tree_leaves(run_p)))
-    _LAYOUTS[key] = SampleLayout(pos, valid, counts, run_p, padded)
-    if len(_LAYOUTS) > MAX_COMPILED:
-        _LAYOUTS.popitem(last=False)
-    return _LAYOUTS[key]
+    return SampleLayout(pos, valid, counts, run_p, padded)
 
 
 def pad_params(params, run_shapes, extra: Optional[Mapping[str, Any]] = None):
@@ -422,7 +432,9 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
 
 
 # --------------------------------------------------------------------------------------------------
-# full tensors (for hand-crafted proxies): the same stages, nothing compacted
+# full tensors (for hand-crafted proxies): the same stages, nothing compacted. A bucketed layer runs
+# as its run module (the compact extraction's shared program) on zero-padded parameters, and what
+# it returns is cut back to the real shapes on the host (`Padding`).
 
 
 def layer_apply(module: nn.Module):
@@ -433,6 +445,88 @@ def layer_apply(module: nn.Module):
         return y, state.get("intermediates", {})
 
     return f
+
+
+@dataclasses.dataclass(frozen=True)
+class Padding:
+    """How a bucketed layer's real tensors lie in those of the module it runs as (`Stages.bucket`).
+
+    run: the run module; real_params / run_params: parameter shape trees (real = run[:r0, :r1, ...]);
+    real_inter: the real intermediates' shapes; strides: {intermediate name: per-axis factor}
+    (`Stages.bucket_strides`); extra: run parameters the real layer lacks (`Stages.bucket_params`,
+    constants: dropped from every cut)."""
+
+    run: nn.Module
+    real_params: Any
+    run_params: Any
+    real_inter: Any
+    strides: Dict[str, Tuple[int, ...]]
+    extra: Dict[str, Any]
+
+    def pad(self, params, zero_extra: bool = False):
+        """Real layer params (or tangents: zero_extra) zero-padded to the run module's."""
+        extra = self.extra
+        if zero_extra:
+            extra = jax.tree_util.tree_map(lambda x: np.zeros(np.shape(x), np.float32), extra)
+        return pad_params(params, self.run_params, extra)
+
+    def cut_params(self, tree):
+        """A run-shaped params tree (gradients, H v) -> the real layer's (padding and extras
+        dropped; NumPy views where an axis is cut)."""
+        def walk(real, run):
+            if isinstance(real, Mapping):
+                return {k: walk(real[k], run[k]) for k in real}
+            return _cut(run, real.shape, None)
+
+        return walk(self.real_params, tree)
+
+    def cut_intermediates(self, inter):
+        """Run intermediates -> the real layer's (padded units dropped, strided axes undone)."""
+        real = jax.tree_util.tree_flatten_with_path(self.real_inter)
+        run = jax.tree_util.tree_leaves(inter)
+        if len(real[0]) != len(run):
+            raise ValueError(f"bucketed layer has {len(run)} intermediates where the real one "
+                             f"has {len(real[0])}")
+        out = []
+        for (path, shape), x in zip(real[0], run):
+            names = [n for n in path_names(path) if n in self.strides]
+            out.append(_cut(x, shape.shape, self.strides[names[0]] if names else None))
+        return jax.tree_util.tree_unflatten(real[1], out)
+
+    def cut_channels(self, path: Tuple[str, ...], vector):
+        """A per-output-channel vector of the linear layer at `path` (module path inside the
+        layer) cut to that layer's real output width."""
+        kernel = self.real_params
+        for k in path:
+            kernel = kernel[k]
+        return _cut(vector, kernel["kernel"].shape[-1:], None)
+
+
+def _cut(x, real_shape: Tuple[int, ...], strides: Optional[Tuple[int, ...]]):
+    """x[:r0, :r1, ...] (at strides[axis] where given); x itself when nothing is cut."""
+    strides = tuple(strides) if strides is not None else (1,) * len(real_shape)
+    if tuple(x.shape) == tuple(real_shape) and all(s == 1 for s in strides):
+        return x
+    return np.asarray(x)[tuple(slice(0, (r - 1) * s + 1 if r else 0, s)
+                               for r, s in zip(real_shape, strides))]
+
+
+_PADDINGS: "collections.OrderedDict[Hashable, Padding]" = collections.OrderedDict()
+
+
+def padding(stages: Stages, module: nn.Module, x_shape: Tuple[int, ...]) -> Optional[Padding]:
+    """The Padding of a layer run bucketed (bounded cache), None when it runs as itself."""
+    run = run_module(stages, module)
+    if run is module or module_key(run) == module_key(module):
+        return None
+    def build():
+        real_p, real_i = _shapes(module, x_shape)
+        run_p, _ = _shapes(run, x_shape)
+        strides = dict(stages.bucket_strides(module, run)) if stages.bucket_strides else {}
+        extra = stages.bucket_params(module, run) if stages.bucket_params else {}
+        return Padding(run, real_p, run_p, real_i, strides, extra)
+
+    return bounded(_PADDINGS, (module_key(module), module_key(run), tuple(x_shape)), build)
 
 
 def _layer_forward_full(key: Hashable, module: nn.Module, with_vjp: bool):
@@ -446,10 +540,12 @@ def _layer_forward_full(key: Hashable, module: nn.Module, with_vjp: bool):
 
 
 def outer_full(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...],
-               ones_word: bool = False):
+               ones_word: bool = False, objective: str = "head_loss"):
     """jitted (forward, head, head_loss) of the layer-less outer model: forward(params, batch) ->
-    (first layer's input, VJP over (params, word embeds)); head -> (loss, (d params, d hidden));
-    ones_word: all-ones word embeddings (Synflow's data-free input) instead of the batch's."""
+    (first layer's input, VJP over (params, word embeds)); head -> (value, (d params, d hidden));
+    ones_word: all-ones word embeddings (Synflow's data-free input) instead of the batch's;
+    objective: the outer method (hidden, batch) -> scalar that head and head_loss evaluate
+    ("head_loss", or e.g. GPT-2's "output_sum" for Synflow)."""
 
     def build():
         def forward(params, batch):
@@ -461,25 +557,32 @@ def outer_full(key: Hashable, outer: nn.Module, prelude_args: Tuple[str, ...],
 
         def head(params, hidden, batch):
             return jax.value_and_grad(
-                lambda p, h: outer.apply(p, h, batch, method="head_loss"), argnums=(0, 1))(params, hidden)
+                lambda p, h: outer.apply(p, h, batch, method=objective), argnums=(0, 1))(params, hidden)
 
         def head_loss(params, hidden, batch):
-            return outer.apply(params, hidden, batch, method="head_loss")
+            return outer.apply(params, hidden, batch, method=objective)
 
         return jax.jit(forward), jax.jit(head), jax.jit(head_loss)
 
-    return cached_jit(("outer_full", key, prelude_args, ones_word), build)
+    return cached_jit(("outer_full", key, prelude_args, ones_word, objective), build)
 
 
 apply_vjp = jax.jit(lambda vjp_fn, g: vjp_fn(g))
 
 
+def run_layer(stages: Stages, module: nn.Module, layer_params, x_shape):
+    """(module to run, its params, Padding or None) of one layer in the full-tensor sweeps."""
+    pad = padding(stages, module, x_shape)
+    return (module, layer_params, None) if pad is None else (pad.run, pad.pad(layer_params), pad)
+
+
 def forward_full(stages: Stages, params, batch, with_grads: bool, ones_word: bool = False):
     """Stage-by-stage equivalent of `inputs.forward_only` (with_grads=False: (loss, intermediates))
     and `inputs.forward_backward` (True: (loss, intermediates, grads, d loss / d word embeds)).
-    ones_word: the word embeddings replaced by ones (with |params|: Synflow's pass)."""
+    ones_word: the word embeddings replaced by ones (with |params|: Synflow's pass). Bucketed
+    layers run padded and their intermediates (and grads) are cut to the real shapes."""
     if with_grads:
-        return backward_sweep(stages, params, batch, _plain_layer_forward, _plain_layer_backward,
+        return backward_sweep(stages, params, batch, plain_layer_forward, plain_layer_backward,
                               ones_word)[:4]
     p, outer_params = split_params(stages, params)
     forward, _, head_loss = outer_full(module_key(stages.outer), stages.outer,
@@ -487,38 +590,49 @@ def forward_full(stages: Stages, params, batch, with_grads: bool, ones_word: boo
     x, _ = forward(outer_params, batch)
     inter = {}
     for module, pkey in stages.layers:
-        x, inter[pkey] = _layer_forward_full(module_key(module), module, False)(p[pkey], x)
-    return head_loss(outer_params, x, batch), inter
+        run, layer_params, pad = run_layer(stages, module, p[pkey], tuple(x.shape))
+        x, inter_l = _layer_forward_full(module_key(run), run, False)(layer_params, x)
+        inter[pkey] = inter_l if pad is None else pad.cut_intermediates(inter_l)
+    return head_loss(outer_params, x, head_batch(stages, batch)), inter
 
 
-def _plain_layer_forward(module: nn.Module):
+def plain_layer_forward(module: nn.Module):
+    """`backward_sweep`'s layer_forward for a plain gradient: fn(p, x) -> (y, VJP, inter, None)."""
     fwd = _layer_forward_full(module_key(module), module, True)
     return lambda p, x: fwd(p, x) + (None,)
 
 
-def _plain_layer_backward(vjp_fn, aux, g):
+def plain_layer_backward(vjp_fn, aux, g):
+    """`backward_sweep`'s layer_backward for a plain gradient: (g_params, g_x, None)."""
     return apply_vjp(vjp_fn, g) + (None,)
 
 
 def backward_sweep(stages: Stages, params, batch, layer_forward, layer_backward,
-                   ones_word: bool = False):
-    """Forward through the stages keeping each layer's VJP, then back from the head's loss.
+                   ones_word: bool = False, objective: str = "head_loss", cut_extra=None):
+    """Forward through the stages keeping each layer's VJP, then back from the head's objective.
 
     layer_forward(module) -> fn(layer params, x) -> (y, vjp_fn, intermediates, aux);
-    layer_backward(vjp_fn, aux, g_y) -> (g_params, g_x, extra).
-    Returns (loss, intermediates, grads, d loss / d word embeds, {layer key: extra})."""
+    layer_backward(vjp_fn, aux, g_y) -> (g_params, g_x, extra). A bucketed layer runs as its run
+    module on padded params; its intermediates and g_params are cut to the real shapes, its extra
+    by cut_extra(Padding, extra) (default: kept as run). objective: see `outer_full`.
+    Returns (value, intermediates, grads, d value / d word embeds, {layer key: extra})."""
     p, outer_params = split_params(stages, params)
     forward, head, _ = outer_full(module_key(stages.outer), stages.outer, stages.prelude_args,
-                                  ones_word)
+                                  ones_word, objective)
     x, prelude_vjp = forward(outer_params, batch)
     inter, saved = {}, []
     for module, pkey in stages.layers:
-        x, vjp_fn, inter[pkey], aux = layer_forward(module)(p[pkey], x)
-        saved.append((pkey, vjp_fn, aux))
-    loss, (g_outer, g) = head(outer_params, x, batch)
+        run, layer_params, pad = run_layer(stages, module, p[pkey], tuple(x.shape))
+        x, vjp_fn, inter_l, aux = layer_forward(run)(layer_params, x)
+        inter[pkey] = inter_l if pad is None else pad.cut_intermediates(inter_l)
+        saved.append((pkey, vjp_fn, aux, pad))
+    loss, (g_outer, g) = head(outer_params, x, head_batch(stages, batch))
     grads, extra = {}, {}
-    for pkey, vjp_fn, aux in reversed(saved):
-        grads[pkey], g, extra[pkey] = layer_backward(vjp_fn, aux, g)
+    for pkey, vjp_fn, aux, pad in reversed(saved):
+        g_params, g, extra[pkey] = layer_backward(vjp_fn, aux, g)
+        grads[pkey] = g_params if pad is None else pad.cut_params(g_params)
+        if pad is not None and cut_extra is not None:
+            extra[pkey] = cut_extra(pad, extra[pkey])
     g_outer_prelude, g_word = apply_vjp(prelude_vjp, g)
     g_outer = jax.tree_util.tree_map(jnp.add, g_outer, g_outer_prelude)
     grads.update(g_outer["params"])

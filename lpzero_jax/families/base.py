@@ -63,8 +63,9 @@ class Family:
     # What Synflow-style proxies differentiate at |params| and all-ones word embeddings
     # (`synflow_value`): "proxy_loss" (for an encoder whose proxy loss is the sum of its outputs,
     # Tanaka et al.'s R = 1^T f(1)) or "output_sum" (the sum of the model's outputs, what LPZero does
-    # for GPT-2, whose proxy loss is a cross-entropy). The layer-wise zoo passes
-    # (`proxies/layerwise.py`) differentiate the staged proxy loss, so they apply to "proxy_loss" only.
+    # for GPT-2, whose proxy loss is a cross-entropy). The engine's Synflow pass
+    # (`engine/passes.py`) differentiates the outer stage's `head_loss` for "proxy_loss" and its
+    # method of the objective's name otherwise (GPT2Flex.output_sum); without one, whole-model.
     synflow_objective: str = "proxy_loss"
     # Shortest `seq_len` the model and its proxy loss accept (a causal LM needs one target).
     min_seq_len: int = 2

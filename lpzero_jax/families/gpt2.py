@@ -128,8 +128,8 @@ class GPT2Family(Family):
     def input_stages(self, model_config: GPT2FlexConfig):
         """Adaptive embedding + positions on the host / blocks with FFN widths bucketed to
         `ffn_bucket` and `run_heads` fine heads / ln_f + adaptive softmax loss
-        (`gpt2_flex.stages`). `stages` stays None: the zoo's full-tensor passes keep one
-        whole-model program per architecture (they would see padded widths)."""
+        (`gpt2_flex.stages`). The zoo's full-tensor passes run them too (`engine.passes`: the
+        bucketed layer programs, outputs cut back to the real shapes)."""
         return gpt2_flex.stages(model_config, self.ffn_bucket, self.run_heads)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:

@@ -471,6 +471,11 @@ class GPT2Flex(nn.Module):
         return jnp.mean(self.nll(self.ln_f(hidden[:, :-1]), batch["input_ids"][:, 1:],
                                  batch.get("cluster_rows")))
 
+    def output_sum(self, hidden: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
+        """ln_f, then the sum of the outputs: last layer's output [B, S, d] -> scalar (the staged
+        form of the family's Synflow objective, `Family.synflow_value` "output_sum")."""
+        return jnp.sum(self.ln_f(hidden))
+
     def proxy_loss(self, word_embeds: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
         hidden = self(word_embeds)[:, :-1]
         return jnp.mean(self.nll(hidden, batch["input_ids"][:, 1:]))

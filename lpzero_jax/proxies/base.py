@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.benchmarks.base import Arch
-from lpzero_jax.proxies import common, layerwise, stages
+from lpzero_jax.engine import passes, sweep
+from lpzero_jax.proxies import common, stages
 from lpzero_jax.registry import Registry
 
 ProxyFn = Callable[["ArchContext"], float]
@@ -88,8 +89,9 @@ class ArchContext:
                  fuse_hvp: bool = False, layer_by_layer: bool = True):
         """fuse_hvp: compute the backward pass and the Hessian-gradient product as one program
         (set it when an HVP proxy will be scored; each then shares that program's seconds).
-        layer_by_layer: run the gradient passes stage by stage where `layerwise.stages_for`
-        allows (compiled once per distinct layer; fuse_hvp does not apply there)."""
+        layer_by_layer: run the forward and gradient passes on the engine's stages where
+        `engine.passes.stages_for` allows (compiled once per distinct (bucketed) stage; fuse_hvp
+        does not apply there); False: one whole-model program per architecture (the reference)."""
         self.family = family
         self.fuse_hvp = fuse_hvp
         self.layer_by_layer = layer_by_layer
@@ -147,21 +149,20 @@ class ArchContext:
     def intermediates(self):
         """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
         params, batch = self.params, self.device_batch()
-        staged_model = self.family.stages(self.model_config)
-        if staged_model is not None:  # compiled per layer, shared across architectures
-            from lpzero_jax.engine.sweep import forward_full
-
+        staged_model = (self.family.input_stages(self.model_config) if self.layer_by_layer
+                        else None)
+        if staged_model is not None:  # compiled per (bucketed) layer, shared across architectures
             return self._stage("forward",
-                               lambda: forward_full(staged_model, params, batch, False)[1])
+                               lambda: sweep.forward_full(staged_model, params, batch, False)[1])
         fn = _compiled_forward(self.family, self.model_config)
         return self._stage("forward", lambda: fn(params, batch)[1])
 
     def _layerwise(self):
-        """The model's stages when the zoo's gradient passes can run layer by layer
-        (`proxies.layerwise`: compiled once per distinct layer), else None."""
+        """The model's stages when the zoo's gradient passes run on the engine
+        (`engine.passes`: compiled once per distinct stage), else None."""
         if "layerwise" not in self._cache:
-            self._cache["layerwise"] = (layerwise.stages_for(self.family, self.model_config,
-                                                             self.param_shapes)
+            self._cache["layerwise"] = (passes.stages_for(self.family, self.model_config,
+                                                          self.param_shapes)
                                         if self.layer_by_layer else None)
         return self._cache["layerwise"]
 
@@ -170,8 +171,8 @@ class ArchContext:
         params, batch = self.params, self.device_batch()
         staged_model = self._layerwise()
         if staged_model is not None:
-            return self._stage("backward", lambda: layerwise.backward(self.family, staged_model,
-                                                                      params, batch))
+            return self._stage("backward", lambda: passes.backward(self.family, staged_model,
+                                                                   params, batch))
         if self.fuse_hvp:
             paths = tuple(self.linear_paths())
             fn = stages.compiled_backward_hvp(self.family, self.model_config, paths)
@@ -194,10 +195,10 @@ class ArchContext:
     def synflow_grads(self):
         """Gradient of the family's Synflow objective at |params| and all-ones word embeddings."""
         params, batch = self.params, self.device_batch()
-        staged_model = self._layerwise()
+        staged_model = passes.synflow_stages_for(self.family, self._layerwise())
         if staged_model is not None:
-            return self._stage("synflow",
-                               lambda: layerwise.synflow_grads(staged_model, params, batch))
+            return self._stage("synflow", lambda: passes.synflow_grads(
+                self.family, staged_model, params, batch))
         fn = stages.compiled_synflow(self.family, self.model_config)
         return self._stage("synflow", lambda: fn(params, batch))
 
@@ -215,7 +216,7 @@ class ArchContext:
         vector = {p: jax.lax.stop_gradient(grads[p]) for p in paths}
         params, batch = self.params, self.device_batch()
         if staged_model is not None:
-            return self._stage("hvp", lambda: layerwise.hessian_vector_product(
+            return self._stage("hvp", lambda: passes.hessian_vector_product(
                 staged_model, params, batch, vector))
         fn = stages.compiled_hvp(self.family, self.model_config)
         return self._stage("hvp", lambda: fn(params, batch, vector))

@@ -1,4 +1,6 @@
-"""Jitted per-architecture passes that several proxies share, beyond the plain forward/backward.
+"""Jitted whole-model passes that several proxies share, beyond the plain forward/backward: the
+reference the engine's stage-wise passes (`lpzero_jax.engine.passes`) are tested against, and the
+path of families the engine cannot cut (`ArchContext(layer_by_layer=False)` forces it).
 
 Each builder is cached per (family, model config) and returns one `jax.jit` function:
 - `compiled_synflow`: gradient of the family's Synflow objective at |params| with all-ones word
@@ -16,10 +18,11 @@ from __future__ import annotations
 import functools
 from typing import Dict, Hashable, Tuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import traverse_util
+
+from lpzero_jax.engine.passes import channel_fisher, output_delta_function
 
 Path = Tuple[str, ...]
 
@@ -69,64 +72,6 @@ def compiled_hvp(family, model_config: Hashable):
         return hessian_vector_product(loss_of, weights, vector)
 
     return jax.jit(hvp)
-
-
-def _is_linear_call(family, context, prefix: Path) -> bool:
-    module = context.module
-    linear = isinstance(module, (nn.Dense, nn.DenseGeneral)) or getattr(type(module), "is_linear_layer", False)
-    return (context.method_name == "__call__" and linear
-            and family.is_proxy_weight(("params",) + prefix + tuple(module.path) + ("kernel",)))
-
-
-def with_output_deltas(family, deltas, record, fn, prefix: Path = ()):
-    """Runs fn() with deltas[path] added to each linear layer's output; outputs go to `record`.
-
-    Paths are ("params",) + prefix + the module's path (prefix: where the applied module sits in
-    the whole model, e.g. ("layer_0",) for a layer applied on its own)."""
-
-    def interceptor(next_fun, args, kwargs, context):
-        y = next_fun(*args, **kwargs)
-        if _is_linear_call(family, context, prefix):
-            key = ("params",) + prefix + tuple(context.module.path)
-            if key in record:
-                raise ValueError(f"linear layer {key} is called twice; Fisher needs one call each")
-            record[key] = y
-            if deltas is not None:
-                y = y + deltas[key]
-        return y
-
-    with nn.intercept_methods(interceptor):
-        return fn()
-
-
-def channel_fisher(activation: jax.Array, grad: jax.Array) -> jax.Array:
-    """Turner et al.'s per-channel Fisher 0.5 * mean_rows (a * dL/da)^2 of a [..., C] output."""
-    width = activation.shape[-1]
-    g_nk = activation.reshape(-1, width) * grad.reshape(-1, width)
-    return 0.5 * jnp.mean(jnp.square(g_nk), axis=0)
-
-
-def output_delta_function(family, apply, prefix: Path = ()):
-    """Wraps apply(*args) -> (out, intermediates) for Fisher: returns
-    fn(*args, deltas) -> (out, (intermediates, {linear layer path: output})), which adds
-    deltas[path] to every linear layer's output, and zeros_for(*args) -> zero deltas of the right
-    shapes (differentiating fn at zeros gives dL/d output per layer)."""
-
-    def run(args, deltas, record):
-        return with_output_deltas(family, deltas, record, lambda: apply(*args), prefix)
-
-    def fn(*args_and_deltas):
-        *args, deltas = args_and_deltas
-        outputs: Dict[Path, jax.Array] = {}
-        out, inter = run(args, deltas, outputs)
-        return out, (inter, outputs)
-
-    def zeros_for(*args):
-        shapes: Dict[Path, jax.Array] = {}
-        jax.eval_shape(lambda *a: run(a, None, shapes), *args)
-        return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-    return fn, zeros_for
 
 
 def _backward(family, model, params, batch):

@@ -188,7 +188,8 @@ def test_reference_variants_read_the_reference_tensors(gpt2_ctx):
     from lpzero_jax.proxies.activation_distance_reference import kernel_entry_sum
     from lpzero_jax.proxies.common import flat_params
     from lpzero_jax.proxies.jacobian_cosine import jacobian_cosine_score
-    from lpzero_jax.proxies.stages import proxy_loss, with_output_deltas
+    from lpzero_jax.engine.passes import with_output_deltas
+    from lpzero_jax.proxies.stages import proxy_loss
 
     wpe = flat_params(gpt2_ctx.grads())[("params", "wpe", "embedding")]
     assert PROXIES.get("jacobian_cosine_reference")(gpt2_ctx) == pytest.approx(
