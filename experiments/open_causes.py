@@ -11,7 +11,7 @@ train mode, g from one forward pass and H g from a second pass with other dropou
 prints the rho / tau table.
 
 Run from the repository root as a module (so this checkout's package is imported):
-python -m experiments.open_causes --family=gpt2 --archs=30 --max_params=16200000 --out=runs/oc_gpt2
+python -m experiments.open_causes --family=gpt2 --archs=16 --max_params=10000000 --out=runs/oc_gpt2
 python -m experiments.open_causes --family=gpt2 --out=runs/oc_gpt2 --summarise
 """
 
@@ -56,9 +56,10 @@ def pick_archs(archs, n: int, max_params: int, family) -> List:
     """n archs evenly spaced over the ground-truth order (ends included), among those within
     max_params parameters (0: all)."""
     pool = archs
-    if max_params:
+    if max_params:  # the benchmark's own count where it has one (LTS params_summary: no tracing)
         pool = [a for a in archs
-                if family.count_params(family.model_config(a, _EVAL)) <= max_params]
+                if (a.extra.get("params", {}).get("total")
+                    or family.count_params(family.model_config(a, _EVAL))) <= max_params]
     pool = sorted(pool, key=lambda a: a.score)
     idx = np.unique(np.round(np.linspace(0, len(pool) - 1, n)).astype(int))
     return [pool[i] for i in idx]
@@ -121,6 +122,8 @@ def run(args) -> None:
     settings = {"eval": _EVAL, "train": experiment_config(args.family, True, overrides)}
     batch = family.make_batch(_EVAL)  # the same batch in both settings
     names = PROXY_SETS[args.family]
+    if not args.grasp:
+        names = tuple(n for n in names if n != "grasp")
     for i, arch in enumerate(chosen):
         for setting, config in settings.items():
             if (str(arch.arch_id), setting) in done:
@@ -131,7 +134,7 @@ def run(args) -> None:
                 values = activation_distances(ctx)
             else:
                 values = {n: float(PROXIES.get(n)(ctx)) for n in names}
-            if args.family == "gpt2" and setting == "train":
+            if "grasp" in names and setting == "train":
                 values["grasp_two_masks"] = grasp_two_masks(ctx)
             record = {"arch_id": str(arch.arch_id), "setting": setting, "truth": arch.score,
                       "params": family.count_params(ctx.model_config), "values": values,
@@ -170,13 +173,21 @@ def released_activation_distance(path: str) -> Dict[str, Dict[str, float]]:
     return out
 
 
+def _complete(out: str) -> List[Dict[str, dict]]:
+    """[{setting: record}] of the archs of OUT/values.jsonl done in both settings."""
+    by: Dict[str, Dict[str, dict]] = {}
+    for line in (Path(out) / "values.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        by.setdefault(r["arch_id"], {})[r["setting"]] = r
+    return [v for v in by.values() if {"eval", "train"} <= set(v)]
+
+
 def summarise(args) -> dict:
     """{setting/proxy: {rho, tau, n}} over the archs with both settings done; printed as a table."""
-    records = [json.loads(l) for l in (Path(args.out) / "values.jsonl").read_text().splitlines()]
-    by = {}
-    for r in records:
-        by.setdefault(r["arch_id"], {})[r["setting"]] = r
-    both = [v for v in by.values() if {"eval", "train"} <= set(v)]
+    both = _complete(args.out)
+    if args.same_as:  # only the archs the other run also completed (a like-for-like comparison)
+        ids = {v["eval"]["arch_id"] for v in _complete(args.same_as)}
+        both = [v for v in both if v["eval"]["arch_id"] in ids]
     truth = [v["eval"]["truth"] for v in both]
     table = {}
     for setting in ("eval", "train"):
@@ -201,7 +212,8 @@ def summarise(args) -> dict:
                 ours = [v[setting]["values"][name] for v in both]
                 table[f"{setting}/{name}"]["rho_vs_released"] = \
                     evaluation.rank_correlations(ours, theirs)["spearman_rho"]
-    (Path(args.out) / "summary.json").write_text(json.dumps(table, indent=1))
+    name = f"summary_same_as_{Path(args.same_as).name}.json" if args.same_as else "summary.json"
+    (Path(args.out) / name).write_text(json.dumps(table, indent=1))
     for k, v in table.items():
         extra = (f" rho vs released {v['rho_vs_released']:+.3f}" if "rho_vs_released" in v
                  else "")
@@ -217,6 +229,9 @@ def main() -> None:
     p.add_argument("--overrides", default="{}", help='JSON of config fields, e.g. {"seq_len": 512}')
     p.add_argument("--out", required=True)
     p.add_argument("--summarise", action="store_true")
+    p.add_argument("--grasp", action="store_true",
+                   help="GPT-2: also GraSP (eval, train, train with two masks); ~3x the cost")
+    p.add_argument("--same_as", default="", help="summarise only the archs this other OUT completed")
     p.add_argument("--released", default="",
                    help="Serianni & Kalita's BERT_results_activation.csv (FlexiBERT summary only)")
     args = p.parse_args()
