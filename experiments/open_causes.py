@@ -182,20 +182,33 @@ def _complete(out: str) -> List[Dict[str, dict]]:
     return [v for v in by.values() if {"eval", "train"} <= set(v)]
 
 
+def _names(both, setting: str) -> List[str]:
+    """The proxies every record of `setting` has."""
+    return sorted(set.intersection(*(set(v[setting]["values"]) for v in both)))
+
+
 def summarise(args) -> dict:
     """{setting/proxy: {rho, tau, n}} over the archs with both settings done; printed as a table."""
     both = _complete(args.out)
+    for other in filter(None, args.pool.split(",")):  # more archs from other runs (same settings)
+        have = {v["eval"]["arch_id"] for v in both}
+        both += [v for v in _complete(other) if v["eval"]["arch_id"] not in have]
     if args.same_as:  # only the archs the other run also completed (a like-for-like comparison)
         ids = {v["eval"]["arch_id"] for v in _complete(args.same_as)}
         both = [v for v in both if v["eval"]["arch_id"] in ids]
     truth = [v["eval"]["truth"] for v in both]
     table = {}
     for setting in ("eval", "train"):
-        for name in sorted({k for v in both for k in v[setting]["values"]}):
+        for name in _names(both, setting):
             scores = [v[setting]["values"][name] for v in both]
             corr = evaluation.rank_correlations(scores, truth)
             table[f"{setting}/{name}"] = {"rho": corr["spearman_rho"],
                                           "tau": corr["kendall_tau"], "n": len(both)}
+    for name in sorted(set(_names(both, "train")) & set(_names(both, "eval"))):
+        ev = np.array([v["eval"]["values"][name] for v in both])
+        tr = np.array([v["train"]["values"][name] for v in both])
+        table[f"train/{name}"]["rho_vs_eval"] = evaluation.spearman_rho(tr, ev)
+        table[f"train/{name}"]["median_rel_change"] = float(np.median(np.abs(tr - ev) / np.abs(ev)))
     for name in ("params",):
         corr = evaluation.rank_correlations([v["eval"]["params"] for v in both], truth)
         table[name] = {"rho": corr["spearman_rho"], "tau": corr["kendall_tau"], "n": len(both)}
@@ -208,15 +221,19 @@ def summarise(args) -> dict:
             table[key] = {"rho": corr["spearman_rho"], "tau": corr["kendall_tau"], "n": len(both)}
         theirs = [released[i]["released_corrected"] for i in ids]
         for setting in ("eval", "train"):
-            for name in sorted({k for v in both for k in v[setting]["values"]}):
+            for name in _names(both, setting):
                 ours = [v[setting]["values"][name] for v in both]
                 table[f"{setting}/{name}"]["rho_vs_released"] = \
                     evaluation.rank_correlations(ours, theirs)["spearman_rho"]
-    name = f"summary_same_as_{Path(args.same_as).name}.json" if args.same_as else "summary.json"
+    name = "summary" + (f"_same_as_{Path(args.same_as).name}" if args.same_as else "") + (
+        "_pooled" if args.pool else "") + ".json"
     (Path(args.out) / name).write_text(json.dumps(table, indent=1))
     for k, v in table.items():
         extra = (f" rho vs released {v['rho_vs_released']:+.3f}" if "rho_vs_released" in v
                  else "")
+        if "rho_vs_eval" in v:
+            extra += (f" rho vs eval {v['rho_vs_eval']:+.3f} median |change| "
+                      f"{v['median_rel_change']:.2%}")
         print(f"{k:40s} rho {v['rho']:+.3f} tau {v['tau']:+.3f} n {v['n']}{extra}")
     return table
 
@@ -231,6 +248,7 @@ def main() -> None:
     p.add_argument("--summarise", action="store_true")
     p.add_argument("--grasp", action="store_true",
                    help="GPT-2: also GraSP (eval, train, train with two masks); ~3x the cost")
+    p.add_argument("--pool", default="", help="comma list of other OUTs whose archs to add")
     p.add_argument("--same_as", default="", help="summarise only the archs this other OUT completed")
     p.add_argument("--released", default="",
                    help="Serianni & Kalita's BERT_results_activation.csv (FlexiBERT summary only)")
