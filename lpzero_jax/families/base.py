@@ -215,7 +215,7 @@ class Family:
     def train_dropout_for(self, config: ConfigDict):
         """`models.dropout.TrainDropout` at `train_dropout` with masks from `config.seed` when
         `config.train_mode` is set, else None (eval mode). ConfigError when the family has none."""
-        if not config.get("train_mode", False):
+        if config is None or not config.get("train_mode", False):  # None: no run config
             return None
         if self.train_dropout is None:
             from lpzero_jax.errors import ConfigError

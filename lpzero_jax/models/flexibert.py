@@ -194,7 +194,8 @@ class DynamicConvolution(nn.Module):
         windows = windows.reshape(b, s, n, head_size, k)
         conv_out = jnp.einsum("bsndk,bsnk->bsnd", windows, conv_kernel)
 
-        ctx = _attention(_split_heads(q, n), _split_heads(key, n), _split_heads(v, n), head_size, self, drop)
+        ctx = _attention(_split_heads(q, n), _split_heads(key, n), _split_heads(v, n), head_size,
+                         self, drop)
         ctx = ctx.transpose(0, 2, 1, 3)  # [B, S, n, d]
         mixed = jnp.concatenate([ctx, conv_out], axis=2)  # [B, S, 2n, d]
         return mixed.reshape(b, s, self.conv_head_ratio * width)
