@@ -66,6 +66,7 @@ def validate_config(config, mode: str = None) -> None:
     require_int(config, "seed", 0)
     require_int(config, "inputs.sample_size", 1)
     require_int(config, "inputs.sample_seed", 0)
+    family.train_dropout_for(config)  # refuses train_mode where the family has no dropout
     if mode == "rank":
         from lpzero_jax.modes.rank import parse_shard
         from lpzero_jax.proxies.resolve import resolve_proxies

@@ -12,6 +12,8 @@ def base_config() -> ConfigDict:
     c.mode = "search"
     c.workdir = "runs/default"
     c.seed = 42  # model init, mini-batch sampling, architecture sample, search
+    c.train_mode = False  # dropout on, as the reference scores its models (PyTorch's default
+    #                       train mode); masks fixed by `seed`. gpt2 and flexibert only
     c.compilation_cache_dir = "~/.cache/lpzero_jax/xla"  # JAX persistent cache; "" to disable
 
     # data (read at run time; never part of the repository)

@@ -48,6 +48,8 @@ def fingerprint_fields(config) -> dict:
     }
     if config.get("vocab_size"):  # families with a configurable LM vocabulary (llama)
         fields["vocab_size"] = config.vocab_size
+    if config.get("train_mode"):  # dropout on: other inputs (eval-mode fingerprints unchanged)
+        fields["train_mode"] = True
     return fields
 
 

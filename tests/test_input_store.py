@@ -81,3 +81,12 @@ def test_corpus_content_not_path_is_in_the_cache_key(tmp_path, data_root):
     changed = fingerprint_fields(tiny_config(corpus_file=str(copy)))
     assert changed["data"]["corpus"] != base["data"]["corpus"]
     assert inputs.inputs_fingerprint(changed) != inputs.inputs_fingerprint(base)
+
+
+def test_train_mode_is_in_the_cache_key_and_eval_keys_are_unchanged(data_root):
+    corpus = str(data_root / "wikitext-2" / "valid.txt")
+    base = fingerprint_fields(tiny_config(corpus_file=corpus))
+    assert "train_mode" not in base  # eval mode keeps the fingerprints of existing caches
+    train = tiny_config(corpus_file=corpus)
+    train.train_mode = True
+    assert inputs.inputs_fingerprint(fingerprint_fields(train)) != inputs.inputs_fingerprint(base)

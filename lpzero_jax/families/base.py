@@ -69,6 +69,9 @@ class Family:
     synflow_objective: str = "proxy_loss"
     # Shortest `seq_len` the model and its proxy loss accept (a causal LM needs one target).
     min_seq_len: int = 2
+    # The reference models' train-mode dropout rates (hidden, attention), which `config.train_mode`
+    # switches on (`train_dropout_for`); None: the family's models have no dropout (refused).
+    train_dropout: Optional[Tuple[float, float]] = None
 
     # --- abstract -----------------------------------------------------------------------------
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
@@ -210,6 +213,21 @@ class Family:
                           "--config.family=llama (or smollm)")
 
     # --- shared -------------------------------------------------------------------------------
+    def train_dropout_for(self, config: ConfigDict):
+        """`models.dropout.TrainDropout` at `train_dropout` with masks from `config.seed` when
+        `config.train_mode` is set, else None (eval mode). ConfigError when the family has none."""
+        if config is None or not config.get("train_mode", False):  # None: no run config
+            return None
+        if self.train_dropout is None:
+            from lpzero_jax.errors import ConfigError
+
+            raise ConfigError(f"train_mode: family {self.name!r} has no dropout to switch on (only "
+                              "gpt2 and flexibert do); remove --config.train_mode")
+        from lpzero_jax.models.dropout import TrainDropout
+
+        hidden, attention = self.train_dropout
+        return TrainDropout(hidden=hidden, attention=attention, seed=int(config.seed))
+
     def init_rule(self, model_config: Hashable, path: Tuple[str, ...], shape: Tuple[int, ...],
                   rng: np.random.Generator) -> Optional[np.ndarray]:
         """Family-specific initial value of a leaf of the architecture `model_config` (drawn from

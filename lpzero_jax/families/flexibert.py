@@ -11,6 +11,7 @@ Two readings of a benchmark entry (`config.arch_reading`):
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -65,6 +66,9 @@ class FlexiBertFamily(Family):
     name = "flexibert"
     position_table_path = ("params", "position_embeddings", "embedding")
     min_seq_len = 3  # [CLS] + at least one token + [SEP]
+    # train mode (`config.train_mode`): ElectraConfig's hidden_dropout_prob and
+    # attention_probs_dropout_prob, the reference's defaults
+    train_dropout = (0.1, 0.1)
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         own = self.load_own_benchmark(config)
@@ -78,8 +82,10 @@ class FlexiBertFamily(Family):
         return parse_flexibert_config(raw, where)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> FlexiBertConfig:
-        return flexibert_config(arch.config, config.get("arch_reading", "benchmark"),
-                                config.get("proxy_loss", "tied_lm"))
+        c = flexibert_config(arch.config, config.get("arch_reading", "benchmark"),
+                             config.get("proxy_loss", "tied_lm"))
+        dropout = self.train_dropout_for(config)
+        return c if dropout is None else dataclasses.replace(c, dropout=dropout)
 
     def build_model(self, model_config: FlexiBertConfig) -> FlexiBert:
         return FlexiBert(model_config)
@@ -92,6 +98,10 @@ class FlexiBertFamily(Family):
                 "lm_positions": lm_positions(config.batch_size, config.seq_len, config.seed)}
 
     def stages(self, model_config: FlexiBertConfig):
+        """Per-layer stages; None in train mode (dropout masks keyed by the real layer index run
+        in the whole-model programs)."""
+        if model_config.dropout is not None:
+            return None
         return flexibert_model.stages(model_config)
 
     def max_seq_len(self, model_config: FlexiBertConfig) -> int:

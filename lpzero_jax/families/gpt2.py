@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from pathlib import Path
@@ -104,6 +105,9 @@ class GPT2Family(Family):
     # (exact; gpt2_flex.Attention), so n_head leaves the layer stage's key: 24 layer stages for the
     # 200 instead of 70 (README, "distinct programs").
     run_heads = 8
+    # train mode (`config.train_mode`): LTS's resid_pdrop (the configs' dropout 0.1) on the
+    # attention and MLP outputs; dropatt and embd_pdrop are 0
+    train_dropout = (0.1, 0.0)
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         """An own-format `benchmark_file`, else an LTS directory or compact LTS file
@@ -120,7 +124,9 @@ class GPT2Family(Family):
         return parse_gpt2_config(raw, where)
 
     def model_config(self, arch: Arch, config: ConfigDict) -> GPT2FlexConfig:
-        return GPT2FlexConfig.from_lts(arch.config)
+        c = GPT2FlexConfig.from_lts(arch.config)
+        dropout = self.train_dropout_for(config)
+        return c if dropout is None else dataclasses.replace(c, dropout=dropout)
 
     def build_model(self, model_config: GPT2FlexConfig) -> GPT2Flex:
         return GPT2Flex(model_config)
@@ -129,7 +135,10 @@ class GPT2Family(Family):
         """Adaptive embedding + positions on the host / blocks with FFN widths bucketed to
         `ffn_bucket` and `run_heads` fine heads / ln_f + adaptive softmax loss
         (`gpt2_flex.stages`). The zoo's full-tensor passes run them too (`engine.passes`: the
-        bucketed layer programs, outputs cut back to the real shapes)."""
+        bucketed layer programs, outputs cut back to the real shapes). In train mode None (the
+        dropout masks are keyed by the real layer index: one whole-model program)."""
+        if model_config.dropout is not None:
+            return None
         return gpt2_flex.stages(model_config, self.ffn_bucket, self.run_heads)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:

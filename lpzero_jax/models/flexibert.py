@@ -15,7 +15,11 @@ Faithful to the PyTorch reference of Serianni & Kalita (training-free-nas, `mode
 - FFN: `num_feed_forward` GELU Dense layers of `feed_forward_dimension`, Dense back to hidden_size,
   residual LayerNorm.
 Initialisation as HF `post_init`: every Dense/Embedding/Conv kernel N(0, 0.02), biases 0, LayerNorm 1/0.
-Dropout is omitted: the model is always in eval mode (zero-cost proxies must be deterministic).
+Eval mode by default (no dropout: zero-cost proxies must be deterministic). `dropout` (a
+`models.dropout.TrainDropout`, set by the family under `config.train_mode`) adds the reference's
+train-mode dropout (ELECTRA's hidden_dropout_prob and attention_probs_dropout_prob, 0.1 each): on the
+embeddings after their LayerNorm, on the attention probabilities (SA, DSC's attention half), and on
+the dense output before each residual LayerNorm; masks fixed by its seed, keyed by layer and site.
 
 Intermediates sown into the `intermediates` collection, per layer module `layer_<i>`:
   A  every GELU output of the FFN stack (num_feed_forward tensors, [B, S, d_ff]);
@@ -35,6 +39,8 @@ from typing import Optional, Tuple, Union
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from lpzero_jax.models.dropout import TrainDropout
 
 INIT_STD = 0.02
 
@@ -64,6 +70,7 @@ class FlexiBertConfig:
     conv_head_ratio: int = 2
     pad_token_id: int = 0
     proxy_loss: str = "tied_lm"  # or "sum_output" (the reference's backward(ones_like(output)))
+    dropout: Optional[TrainDropout] = None  # train-mode dropout (None: eval mode, the default)
 
 
 def _dense(features: int, name: str, use_bias: bool = True) -> nn.Dense:
@@ -84,11 +91,14 @@ def _merge_heads(x: jax.Array) -> jax.Array:
 
 
 def _attention(q: jax.Array, k: jax.Array, v: jax.Array, head_size: int,
-               module: nn.Module) -> jax.Array:
-    """Softmax(q k^T / sqrt(d)) v over [B, heads, S, d] inputs; sows the probabilities as S."""
+               module: nn.Module, drop=None) -> jax.Array:
+    """Softmax(q k^T / sqrt(d)) v over [B, heads, S, d] inputs; sows the probabilities as S
+    (before `drop`, the train-mode dropout of the probabilities, if given)."""
     scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(head_size)
     probs = jax.nn.softmax(scores, axis=-1)
     module.sow("intermediates", "S", probs)
+    if drop is not None:
+        probs = drop(probs)
     return jnp.einsum("bhqk,bhkd->bhqd", probs, v)
 
 
@@ -100,7 +110,7 @@ class SelfAttention(nn.Module):
     weighted: bool
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, drop=None) -> jax.Array:
         width = self.hidden_size  # heads * (hidden_size // heads)
         q = _dense(width, "query")(x)
         k = _dense(width, "key")(x)
@@ -112,7 +122,7 @@ class SelfAttention(nn.Module):
             self.sow("intermediates", "H", q)
         head_size = self.hidden_size // self.heads
         ctx = _attention(_split_heads(q, self.heads), _split_heads(k, self.heads),
-                         _split_heads(v, self.heads), head_size, self)
+                         _split_heads(v, self.heads), head_size, self, drop)
         return _merge_heads(ctx)
 
 
@@ -155,7 +165,7 @@ class DynamicConvolution(nn.Module):
     conv_head_ratio: int = 2
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, drop=None) -> jax.Array:
         b, s, hidden = x.shape
         n = max(self.heads // self.conv_head_ratio, 1)  # attention heads; as many conv heads
         head_size = self.hidden_size // self.heads
@@ -184,7 +194,8 @@ class DynamicConvolution(nn.Module):
         windows = windows.reshape(b, s, n, head_size, k)
         conv_out = jnp.einsum("bsndk,bsnk->bsnd", windows, conv_kernel)
 
-        ctx = _attention(_split_heads(q, n), _split_heads(key, n), _split_heads(v, n), head_size, self)
+        ctx = _attention(_split_heads(q, n), _split_heads(key, n), _split_heads(v, n), head_size,
+                         self, drop)
         ctx = ctx.transpose(0, 2, 1, 3)  # [B, S, n, d]
         mixed = jnp.concatenate([ctx, conv_out], axis=2)  # [B, S, 2n, d]
         return mixed.reshape(b, s, self.conv_head_ratio * width)
@@ -197,8 +208,10 @@ class ResidualOutput(nn.Module):
     eps: float
 
     @nn.compact
-    def __call__(self, h: jax.Array, residual: jax.Array) -> jax.Array:
+    def __call__(self, h: jax.Array, residual: jax.Array, drop=None) -> jax.Array:
         h = _dense(self.hidden_size, "dense")(h)
+        if drop is not None:  # train mode: dropout before the residual add
+            h = drop(h)
         return nn.LayerNorm(epsilon=self.eps, name="LayerNorm")(h + residual)
 
 
@@ -228,25 +241,39 @@ class EncoderLayer(nn.Module):
     layer: LayerConfig
     layer_norm_eps: float = 1e-12
     conv_head_ratio: int = 2
+    # train mode only (see `FlexiBertConfig.dropout`): the dropout and this layer's index, which
+    # keys its masks; both stay at their defaults in eval mode, so equal layers stay equal modules
+    dropout: Optional[TrainDropout] = None
+    index: int = 0
+
+    def _dropper(self, site: int, attention: bool = False):
+        """x -> x with this layer's dropout at `site` (None in eval mode)."""
+        d = self.dropout
+        if d is None:
+            return None
+        rate = d.attention if attention else d.hidden
+        return lambda x: d.apply(x, rate, self.index + 1, site)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         hidden, eps, lc = self.hidden_size, self.layer_norm_eps, self.layer
         if lc.operation_type == "SA":
             mixed = SelfAttention(hidden, lc.num_operation_heads,
-                                  weighted=lc.operation_parameter == "WMA", name="operation")(x)
-            mixed = ResidualOutput(hidden, eps, name="operation_output")(mixed, x)
+                                  weighted=lc.operation_parameter == "WMA", name="operation")(
+                x, self._dropper(1, attention=True))
+            mixed = ResidualOutput(hidden, eps, name="operation_output")(mixed, x, self._dropper(2))
         elif lc.operation_type == "DSC":
             mixed = DynamicConvolution(hidden, lc.num_operation_heads, int(lc.operation_parameter),
-                                       self.conv_head_ratio, name="operation")(x)
-            mixed = ResidualOutput(hidden, eps, name="operation_output")(mixed, x)
+                                       self.conv_head_ratio, name="operation")(
+                x, self._dropper(1, attention=True))
+            mixed = ResidualOutput(hidden, eps, name="operation_output")(mixed, x, self._dropper(2))
         elif lc.operation_type == "LT":
             mixed = LinearTransform(hidden, lc.num_operation_heads, str(lc.operation_parameter),
                                     name="operation")(x)
         else:
             raise ValueError(f"unknown operation_type {lc.operation_type!r}")
         h = FeedForward(lc.feed_forward_dimension, lc.num_feed_forward, name="intermediate")(mixed)
-        return ResidualOutput(hidden, eps, name="output")(h, mixed)
+        return ResidualOutput(hidden, eps, name="output")(h, mixed, self._dropper(3))
 
 
 def _embedding_init(pad_row: Optional[int]):
@@ -287,6 +314,7 @@ class FlexiBert(nn.Module):
         self.embeddings_project = (_dense(c.hidden_size, "embeddings_project")
                                    if c.embedding_size != c.hidden_size else None)
         self.layers = [EncoderLayer(c.hidden_size, lc, c.layer_norm_eps, c.conv_head_ratio,
+                                    dropout=c.dropout, index=i if c.dropout is not None else 0,
                                     name=f"layer_{i}") for i, lc in enumerate(c.layers)]
 
     def embed(self, input_ids: jax.Array) -> jax.Array:
@@ -300,6 +328,9 @@ class FlexiBert(nn.Module):
         x = (word_embeds + self.token_type_embeddings(token_type_ids)
              + self.position_embeddings(jnp.arange(s))[None])
         x = self.embeddings_norm(x)
+        c = self.config
+        if c.dropout is not None:  # train mode: ElectraEmbeddings' dropout after the LayerNorm
+            x = c.dropout.apply(x, c.dropout.hidden, 0, 0)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         return x
@@ -339,6 +370,9 @@ def stages(config: FlexiBertConfig):
     loss), and one EncoderLayer per layer (shared by every equal layer of any architecture)."""
     from lpzero_jax.engine.sweep import Stages
 
+    if config.dropout is not None:
+        raise ValueError("train-mode dropout runs in the whole-model programs only; the staged "
+                         "passes need an eval-mode config (dropout None)")
     outer = FlexiBert(dataclasses.replace(config, layers=()))
     layers = [(EncoderLayer(config.hidden_size, lc, config.layer_norm_eps, config.conv_head_ratio),
                f"layer_{i}") for i, lc in enumerate(config.layers)]

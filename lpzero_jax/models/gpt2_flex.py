@@ -20,7 +20,10 @@ Faithful to the PyTorch reference (archai `neurips-lts`, as vendored by LPZero:
 The reference's `cutoffs` [19997, 39997, 199997, 50264] are cleaned as it does (entries past n_token
 dropped, n_token appended): clusters [0, 19997), [19997, 39997), [39997, 50264).
 
-Eval mode only (no dropout). Intermediates sown into `intermediates`, inside each `layer_<i>`:
+Eval mode by default (no dropout). `dropout` (a `models.dropout.TrainDropout`, set by the family
+under `config.train_mode`) adds the reference's train-mode dropout: resid_pdrop on the attention and
+MLP outputs before each residual add (the LTS configs' dropout 0.1; dropatt and embd_pdrop are 0),
+with masks fixed by its seed. Intermediates sown into `intermediates`, inside each `layer_<i>`:
   A  the MLP activation gelu_new(c_fc(x)), [B, S, d_inner[i]];
   H  the query, key and value projections (split from c_attn), [B, S, d_model] each;
   S  the causal attention probabilities, [B, n_head[i], S, S].
@@ -37,6 +40,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from lpzero_jax.models.dropout import TrainDropout
 
 N_TOKEN = 50264
 N_POSITIONS = 192
@@ -81,6 +86,8 @@ class GPT2FlexConfig:
     # 0: cluster i is d_embed // div_val**i wide. > 0 (div_val > 1 only): every cluster this wide,
     # the form the compact extraction's head stage runs in (`head_run`: tables zero-padded)
     cluster_width: int = 0
+    # train-mode dropout (None: eval mode, the default); see `models.dropout`
+    dropout: Optional[TrainDropout] = None
 
     def __post_init__(self):
         # n_layer 0 (both empty) is the layer-less outer stage of `stages` (embeddings and head only)
@@ -413,13 +420,22 @@ class Block(nn.Module):
     init_std: float = 0.02
     proj_std: float = 0.02
     mixed_heads: bool = False
+    # train mode only (see `GPT2FlexConfig.dropout`): the dropout and this layer's index, which
+    # keys its masks; both stay at their defaults in eval mode, so equal layers stay equal modules
+    dropout: Optional[TrainDropout] = None
+    index: int = 0
+
+    def _drop(self, y: jax.Array, site: int) -> jax.Array:
+        return y if self.dropout is None else self.dropout.apply(y, self.dropout.hidden,
+                                                                 self.index, site)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x + Attention(self.d_model, self.n_head, self.init_std, self.proj_std, self.mixed_heads,
-                          name="attn")(nn.LayerNorm(epsilon=self.eps, name="ln_1")(x))
-        return x + MLP(self.d_model, self.d_inner, self.init_std, self.proj_std, name="mlp")(
-            nn.LayerNorm(epsilon=self.eps, name="ln_2")(x))
+        x = x + self._drop(Attention(self.d_model, self.n_head, self.init_std, self.proj_std,
+                                     self.mixed_heads, name="attn")(
+            nn.LayerNorm(epsilon=self.eps, name="ln_1")(x)), 0)
+        return x + self._drop(MLP(self.d_model, self.d_inner, self.init_std, self.proj_std,
+                                  name="mlp")(nn.LayerNorm(epsilon=self.eps, name="ln_2")(x)), 1)
 
 
 class GPT2Flex(nn.Module):
@@ -439,6 +455,7 @@ class GPT2Flex(nn.Module):
         self.wpe = nn.Embed(c.n_positions, c.d_model, embedding_init=_normal(c.weight_init_std))
         proj_std = c.weight_init_std / math.sqrt(2 * max(c.n_layer, 1))
         self.layers = [Block(c.d_model, h, f, c.layer_norm_eps, c.weight_init_std, proj_std,
+                             dropout=c.dropout, index=i if c.dropout is not None else 0,
                              name=f"layer_{i}") for i, (h, f) in enumerate(zip(c.n_head, c.d_inner))]
         self.ln_f = nn.LayerNorm(epsilon=c.layer_norm_eps)
         self.lm_head = ProjectedAdaptiveLogSoftmax(c)
@@ -589,6 +606,9 @@ def stages(config: GPT2FlexConfig, ffn_multiple: int = 1, run_heads: int = 0):
     """
     from lpzero_jax.engine.sweep import Stages
 
+    if config.dropout is not None:
+        raise ValueError("train-mode dropout runs in the whole-model programs only; the staged "
+                         "extraction needs an eval-mode config (dropout None)")
     outer = GPT2Flex(dataclasses.replace(config, n_head=(), d_inner=()))
     layers = [(Block(config.d_model, h, f, config.layer_norm_eps), f"layer_{i}")
               for i, (h, f) in enumerate(zip(config.n_head, config.d_inner))]
