@@ -259,14 +259,14 @@ def extract_proxy_inputs(family, model_config: Hashable, params, batch: Mapping[
     forward, one backward pass), or the cheapest level covering `needed` (see LEVELS).
 
     staged: compile per layer when the family can cut its model into stages
-    (`Family.input_stages`, engine/sweep.py), else one program for the whole model. Raises
+    (`Family.stages`, engine/sweep.py), else one program for the whole model. Raises
     FloatingPointError naming a non-finite loss or input.
     """
     level = level_for(needed)
     if level == "weights":
         return compact_weights(params, family.is_proxy_weight, sample_size, sample_seed)
     device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    stages = family.input_stages(model_config) if staged else None
+    stages = family.stages(model_config) if staged else None
     if stages is not None:
         values, counts, loss = extract_staged(stages, params, device_batch, family.is_proxy_weight,
                                               sample_size, sample_seed,

@@ -1,7 +1,7 @@
 """The zoo's gradient passes on the engine's stages: each distinct (bucketed) stage compiled once.
 
 Same values as the whole-model programs of `lpzero_jax.proxies.stages`, but every architecture
-runs the stages its family cuts it into (`Family.input_stages`, the ones the compact extraction
+runs the stages its family cuts it into (`Family.stages`, the ones the compact extraction
 runs), so it costs its execution only, not seconds of XLA compilation per architecture:
 
 - `backward`: loss, intermediates, grads, d loss / d word embeds, and Turner et al.'s per-channel
@@ -39,7 +39,7 @@ LAYER = "layer_0"  # the name a layer's paths get inside its own (shared) stage
 
 def stages_for(family, model_config, param_shapes) -> Optional[sweep.Stages]:
     """The model's stages when the stage-wise passes give the whole-model values, else None."""
-    stages = family.input_stages(model_config)
+    stages = family.stages(model_config)
     if stages is None:
         return None
     layer_keys = {k for _, k in stages.layers}

@@ -118,17 +118,12 @@ class Family:
         raise NotImplementedError
 
     def stages(self, model_config: Hashable):
-        """The model cut into compile-once stages (lpzero_jax.engine.sweep.Stages), or None to compile
-        the whole model per architecture. Every consumer may use them (the zoo's full-tensor
-        sweeps included), so their layers must be the real ones."""
+        """The model cut into compile-once stages (lpzero_jax.engine.sweep.Stages), or None for one
+        whole-model program per architecture. Every engine consumer runs them (the compact six
+        inputs and the zoo's full-tensor passes). A family may bucket layer widths
+        (`Stages.bucket`: exact zero padding, outputs cut back to the real shapes) so that its
+        layers share compiled programs across architectures."""
         return None
-
-    def input_stages(self, model_config: Hashable):
-        """The stages the compact six-input extraction runs (`staged.extract_staged`), or None for
-        one whole-model program per architecture. Default: `stages`. A family may return stages
-        that bucket layer widths (`Stages.bucket`: exact zero padding) so that its layers share
-        compiled programs across architectures."""
-        return self.stages(model_config)
 
     def max_seq_len(self, model_config: Hashable) -> Optional[int]:
         """The longest sequence the architecture accepts (its learned positions), or None when it

@@ -131,7 +131,7 @@ class GPT2Family(Family):
     def build_model(self, model_config: GPT2FlexConfig) -> GPT2Flex:
         return GPT2Flex(model_config)
 
-    def input_stages(self, model_config: GPT2FlexConfig):
+    def stages(self, model_config: GPT2FlexConfig):
         """Adaptive embedding + positions on the host / blocks with FFN widths bucketed to
         `ffn_bucket` and `run_heads` fine heads / ln_f + adaptive softmax loss
         (`gpt2_flex.stages`). The zoo's full-tensor passes run them too (`engine.passes`: the

@@ -49,10 +49,10 @@ def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
 
 def extraction_cost(family, model_config, params, batch, sample_size: int) -> dict:
     """FLOPs of one architecture's extraction, counted by XLA on the programs that run it (the
-    stages of `Family.input_stages`, or the whole-model program), and their warm seconds per stage
+    stages of `Family.stages`, or the whole-model program), and their warm seconds per stage
     kind ('whole' for the whole-model program)."""
     device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    stages = family.input_stages(model_config)
+    stages = family.stages(model_config)
     if stages is not None:
         timer = sweep.StageTimer()
         sweep.extract_staged(stages, params, device_batch, family.is_proxy_weight, sample_size, 0,
@@ -75,7 +75,7 @@ def distinct_stages(family, model_configs) -> dict:
     prelude backward, the latter an upper bound; a whole model 1)."""
     layers, outers, on_device, whole = set(), set(), set(), set()
     for mc in model_configs:
-        stages = family.input_stages(mc)
+        stages = family.stages(mc)
         if stages is None:
             whole.add(mc)
             continue

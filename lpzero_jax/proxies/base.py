@@ -149,7 +149,7 @@ class ArchContext:
     def intermediates(self):
         """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
         params, batch = self.params, self.device_batch()
-        staged_model = (self.family.input_stages(self.model_config) if self.layer_by_layer
+        staged_model = (self.family.stages(self.model_config) if self.layer_by_layer
                         else None)
         if staged_model is not None:  # compiled per (bucketed) layer, shared across architectures
             return self._stage("forward",

@@ -158,7 +158,7 @@ def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
 
     config = gpt2_config(batch_size=4, seq_len=32)  # 4 x 32: some targets in the tail clusters
     mc = family.model_config(archs[arch_id], config)
-    stages = family.input_stages(mc)
+    stages = family.stages(mc)
     runs = [stages.bucket(m) for m, _ in stages.layers]
     assert all(r.d_inner % family.ffn_bucket == 0 for r in runs)
     assert any(r.d_inner != f for r, f in zip(runs, mc.d_inner))  # really padded

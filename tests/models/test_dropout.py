@@ -80,7 +80,7 @@ def test_train_mode_option_sets_the_reference_dropout(name):
     mc = family.model_config(arch, config)
     hidden, attention = family.train_dropout
     assert mc.dropout == TrainDropout(hidden=hidden, attention=attention, seed=7)
-    assert family.input_stages(mc) is None and family.stages(mc) is None  # whole-model programs
+    assert family.stages(mc) is None  # whole-model programs
 
 
 def test_train_mode_is_refused_where_the_family_has_no_dropout():
