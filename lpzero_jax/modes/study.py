@@ -4,7 +4,8 @@
         --config.study.num_seeds=5 --config.workdir=runs/gpt2_study
 
 Writes DIR/seeds/<aggregate>_seed<s>.json as each seed finishes (a killed study keeps them; a
-rerun skips them, and refuses one written with other settings or another pool), then
+rerun skips them, and refuses one written with other settings or another pool; a seed's searches
+checkpoint in DIR/seeds/<aggregate>_seed<s>/ as the `search` mode's do), then
 DIR/study.json (the pool, every seed's record, mean/sd per proxy, Wilcoxon evolution vs random),
 DIR/study.csv (one row per aggregation, seed and proxy), DIR/study.md and DIR/study.png (box plot
 of held-out rho per proxy). The proxy inputs are those of config.seed, extracted once; the seeds
@@ -68,7 +69,7 @@ def _seed_record(pool, config, seed: int, aggregate: str, path: Path) -> dict:
                               "differ); use another workdir or delete it")
         logging.info("seed %d (%s): done before, read from %s", seed, aggregate, path)
         return saved["record"]
-    record = seeds_study.search_seed(pool, config, seed, aggregate)
+    record = seeds_study.search_seed(pool, config, seed, aggregate, path.with_suffix(""))
     files.write_json(path, {"settings": settings, "record": record})
     s = record["searches"]
     logging.info("seed %d (%s): held-out rho %s (%.0fs)", seed, aggregate,
