@@ -181,17 +181,19 @@ def zoo_values(config, family, archs, proxies: Mapping[str, object], setting_lis
 def zoo_rows(config, family, archs, proxies: Mapping[str, object], setting_list, workdir: Path
              ) -> List[Dict[str, dict]]:
     """Per setting of `setting_list`: proxy -> rho/tau over `archs` (rank_correlations, with the
-    per-arch `values`, `seconds` per arch and `failures`) of the zoo proxies."""
+    per-arch `values`, `seconds_per_arch`, `failures` and `computed_at`: the [init seed, batch
+    seed] the values were computed at) of the zoo proxies."""
     table = zoo_values(config, family, archs, proxies, setting_list, workdir)
     truth = np.asarray([a.score for a in archs], np.float64)
     rows = []
     for s in setting_list:
         row = {}
         for name, proxy in proxies.items():
-            entry = table[proxy_setting(s, proxy.factors_for(family), int(config.seed))][name]
+            at = proxy_setting(s, proxy.factors_for(family), int(config.seed))
+            entry = table[at][name]
             row[name] = dict(evaluation.rank_correlations(entry["values"], truth),
                              values=entry["values"].tolist(), seconds_per_arch=entry["seconds"],
-                             failures=entry["failures"])
+                             failures=entry["failures"], computed_at=list(at))
         rows.append(row)
     return rows
 
