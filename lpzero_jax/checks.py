@@ -83,6 +83,11 @@ def validate_config(config, mode: str = None) -> None:
             raise ConfigError(f"proxies: {e}; fix --config.proxies") from None
     if mode in SEARCH_MODES:
         _validate_search(config)
+    if mode == "sensitivity":
+        from lpzero_jax.study import sensitivity
+
+        sensitivity.settings(config)  # the seed lists
+        sensitivity.zoo_proxies(config)  # the zoo proxy names
 
 
 def _validate_search(config) -> None:

@@ -103,6 +103,55 @@ class _FailureWatch:
                 "it and rerun (the failures are retried)")
 
 
+def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inputs_loader,
+                   values_path: Path, done: dict, failed: dict) -> None:
+    """Scores every (arch, proxy) of `archs` x `proxies` not in `done`, one ArchContext per
+    architecture (params from config.seed, the proxies' passes on `batch`, compact inputs from
+    `inputs_loader`), appending each value (or failure) to `values_path` as it is produced and
+    updating `done` / `failed` (the maps of `load_log`). Raises RepeatedFailureError when a proxy
+    fails alike on its first REPEATED_FAILURES architectures."""
+    names = list(proxies)
+    started = time.perf_counter()
+    watch = _FailureWatch()
+    with open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
+        for i, arch in enumerate(archs):
+            arch_key = str(arch.arch_id)
+            todo = [n for n in names if (arch_key, n) not in done]
+            if not todo:
+                continue
+            fuse = bool((config.get("rank") or {}).get("fuse_hvp", True)) and \
+                any(proxies[n].needs_hvp for n in todo)
+            ctx = ArchContext(family, arch, config, batch, inputs_loader=inputs_loader,
+                              fuse_hvp=fuse)
+            parts, lines, outcomes = [], [], []
+            try:
+                for name in todo:
+                    value, seconds, failure = _score(ctx, name, proxies[name])
+                    record = {"arch_id": arch_key, "proxy": name, "value": value,
+                              "seconds": seconds}
+                    if failure is None:
+                        if not math.isfinite(value):
+                            logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
+                        done[(arch_key, name)] = (value, seconds)
+                        failed.pop((arch_key, name), None)
+                        parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
+                    else:
+                        record["error"] = failed[(arch_key, name)] = failure
+                        parts.append(f"{name} FAILED ({failure[:80]})")
+                    lines.append(json.dumps(record) + "\n")
+                    outcomes.append((name, failure))
+            finally:  # what was computed is kept, even when an environment error stops the run
+                if lines:
+                    log.write("".join(lines))  # one write per arch: shards' lines never interleave
+                    log.flush()
+            logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs),
+                         arch.arch_id, ", ".join(parts), time.perf_counter() - started)
+            del ctx  # this architecture's tensors and stages
+            runtime.release_host_memory()
+            for name, failure in outcomes:
+                watch.record(name, arch.arch_id, failure)
+
+
 def parse_shard(text: str) -> Tuple[int, int]:
     """"i/n" -> (i, n) with 0 <= i < n; "" -> (0, 1), every architecture."""
     if not text:
@@ -139,48 +188,10 @@ def run(config, workdir: Path) -> Dict[str, dict]:
         shard, n_shards = shard + n_shards * jax.process_index(), n_shards * hosts
         logging.info("rank: process %d of %d scores shard %d/%d", jax.process_index(), hosts,
                      shard, n_shards)
-    started = time.perf_counter()
-    watch = _FailureWatch()
     share = parallel.host_share("rank", parallel.barrier_timeout(config))  # one rank per job
-    with share, open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
-        for i, arch in enumerate(archs):
-            if i % n_shards != shard:
-                continue
-            arch_key = str(arch.arch_id)
-            todo = [n for n in names if (arch_key, n) not in done]
-            if not todo:
-                continue
-            fuse = bool((config.get("rank") or {}).get("fuse_hvp", True)) and \
-                any(proxies[n].needs_hvp for n in todo)
-            ctx = ArchContext(family, arch, config, batch, inputs_loader=store, fuse_hvp=fuse)
-            parts, lines, outcomes = [], [], []
-            try:
-                for name in todo:
-                    value, seconds, failure = _score(ctx, name, proxies[name])
-                    record = {"arch_id": arch_key, "proxy": name, "value": value,
-                              "seconds": seconds}
-                    if failure is None:
-                        if not math.isfinite(value):
-                            logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
-                        done[(arch_key, name)] = (value, seconds)
-                        failed.pop((arch_key, name), None)
-                        parts.append(f"{name}={value:.6g} ({seconds:.2f}s)")
-                    else:
-                        record["error"] = failed[(arch_key, name)] = failure
-                        parts.append(f"{name} FAILED ({failure[:80]})")
-                    lines.append(json.dumps(record) + "\n")
-                    outcomes.append((name, failure))
-            finally:  # what was computed is kept, even when an environment error stops the run
-                if lines:
-                    log.write("".join(lines))  # one write per arch: shards' lines never interleave
-                    log.flush()
-            elapsed = time.perf_counter() - started
-            logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs), arch.arch_id,
-                         ", ".join(parts), elapsed)
-            del ctx  # this architecture's tensors and stages
-            runtime.release_host_memory()
-            for name, failure in outcomes:
-                watch.record(name, arch.arch_id, failure)
+    with share:
+        score_into_log(family, [a for i, a in enumerate(archs) if i % n_shards == shard], config,
+                       batch, proxies, store, values_path, done, failed)
 
     if not parallel.is_writer():
         return {}  # process 0 of a multi-host job writes the tables

@@ -209,17 +209,29 @@ def evaluate_on_all(data: SearchData, evaluator: FitnessEvaluator, best: Genome,
     return seconds
 
 
+def run_searches(config, make_evaluator, workdir: Path
+                 ) -> Tuple[SearchState, FitnessEvaluator, Dict[str, Tuple[Optional[Genome], dict]], dict]:
+    """Algorithm 1 (RPS as config.search.rps says; seed config.seed) and, at its evaluation
+    budget, the baselines of config.search.baselines, checkpointed in `workdir` (a rerun
+    resumes). `make_evaluator(use_rps)` gives a FitnessEvaluator on the sample. Returns (the
+    evolution's final state, its evaluator, the baselines as `run_baselines` gives them, the
+    best-so-far curves by run name)."""
+    s = config.search
+    evaluator = make_evaluator(s.rps)
+    state = _run_evolution(evaluator, evolution_config(config), Path(workdir) / "search_checkpoint.json",
+                           s.checkpoint_every, "evolution", fitness_key(config, s.rps))
+    runs = {"evolution" if s.rps else "evolution_no_rps": _history_points(state)}
+    baselines = run_baselines(config, make_evaluator, evaluator.evaluated, workdir, runs)
+    return state, evaluator, baselines, runs
+
+
 def run(config, workdir: Path) -> dict:
     workdir = Path(workdir)
     s = config.search
     started = time.perf_counter()
     data = SearchData(config, workdir)
-    make_evaluator = make_evaluator_factory(config, data)
-    evaluator = make_evaluator(s.rps)
-    state = _run_evolution(evaluator, evolution_config(config), workdir / "search_checkpoint.json",
-                           s.checkpoint_every, "evolution", fitness_key(config, s.rps))
-    runs = {"evolution" if s.rps else "evolution_no_rps": _history_points(state)}
-    baselines = run_baselines(config, make_evaluator, evaluator.evaluated, workdir, runs)
+    state, evaluator, baselines, runs = run_searches(config, make_evaluator_factory(config, data),
+                                                     workdir)
     search_seconds = time.perf_counter() - started - data.extract_seconds
 
     best = best_of(state)

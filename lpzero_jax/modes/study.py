@@ -4,7 +4,8 @@
         --config.study.num_seeds=5 --config.workdir=runs/gpt2_study
 
 Writes DIR/seeds/<aggregate>_seed<s>.json as each seed finishes (a killed study keeps them; a
-rerun skips them, and refuses one written with other settings or another pool), then
+rerun skips them, and refuses one written with other settings or another pool; a seed's searches
+checkpoint in DIR/seeds/<aggregate>_seed<s>/ as the `search` mode's do), then
 DIR/study.json (the pool, every seed's record, mean/sd per proxy, Wilcoxon evolution vs random),
 DIR/study.csv (one row per aggregation, seed and proxy), DIR/study.md and DIR/study.png (box plot
 of held-out rho per proxy). The proxy inputs are those of config.seed, extracted once; the seeds
@@ -68,7 +69,7 @@ def _seed_record(pool, config, seed: int, aggregate: str, path: Path) -> dict:
                               "differ); use another workdir or delete it")
         logging.info("seed %d (%s): done before, read from %s", seed, aggregate, path)
         return saved["record"]
-    record = seeds_study.search_seed(pool, config, seed, aggregate)
+    record = seeds_study.search_seed(pool, config, seed, aggregate, path.with_suffix(""))
     files.write_json(path, {"settings": settings, "record": record})
     s = record["searches"]
     logging.info("seed %d (%s): held-out rho %s (%.0fs)", seed, aggregate,
@@ -168,7 +169,7 @@ def run(config, workdir: Path) -> dict:
 
 def sensitivity_proxies(config) -> dict:
     """name -> genome: study.genomes, the family's searched genome (if study.search_dirs names
-    its run) and the paper's Appendix B genome of the family."""
+    its run) and, with study.published, the paper's Appendix B genome of the family."""
     from lpzero_jax.expression.genome import parse_genome
     from lpzero_jax.expression.published import PUBLISHED
     from lpzero_jax.study import benchmarks as bm
@@ -182,16 +183,34 @@ def sensitivity_proxies(config) -> dict:
         out[text] = text
     if f"{config.family}=" in str(config.study.search_dirs):
         out[f"searched on {config.family}"] = bm.searched_genome(config, config.family)
-    if f"lpzero_{config.family}" in PUBLISHED:
+    if bool(config.study.get("published", True)) and f"lpzero_{config.family}" in PUBLISHED:
         out[f"lpzero_{config.family}"] = PUBLISHED[f"lpzero_{config.family}"]
-    if not out:
-        raise ConfigError("sensitivity: no genome to score; set --config.study.genomes")
     return out
 
 
+def _sensitivity_table(summary: dict, names, reads=None) -> List[str]:
+    """Markdown rows of `names`: rho / tau mean ± sd per factor; a factor a proxy does not read
+    (`reads`: name -> factors) is marked as constant by construction."""
+    from lpzero_jax.study.sensitivity import FACTOR_NAMES
+
+    lines = []
+    for name in names:
+        by = summary[name]
+        cells = []
+        for f in FACTOR_NAMES:
+            for m in ("rho", "tau"):
+                cell = f"{_pm(by[f][f'{m}_mean'], by[f][f'{m}_sd'])} (n={by[f]['n_settings']})"
+                cells.append(cell if by[f].get("read", True) else
+                             f"{by[f][f'{m}_mean']:.3f} ± 0 (reads no {f}: constant)")
+        label = name if reads is None else f"{name} (reads: {', '.join(sorted(reads[name])) or 'shapes only'})"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def run_sensitivity(config, workdir: Path) -> dict:
-    """`sensitivity` mode: the genomes' rho over the pool at each init seed and batch seed (one
-    factor at a time, see lpzero_jax/study/sensitivity.py): DIR/sensitivity.{json,md}."""
+    """`sensitivity` mode: the genomes' (and the study.proxies zoo proxies') rho over the pool at
+    each init seed and batch seed (one factor at a time, see lpzero_jax/study/sensitivity.py):
+    DIR/sensitivity.{json,md}, the zoo's values in DIR/zoo/."""
     from lpzero_jax.checks import load_archs
     from lpzero_jax.families import get_family
     from lpzero_jax.input_store import InputStore
@@ -203,31 +222,55 @@ def run_sensitivity(config, workdir: Path) -> dict:
     if config.search.aggregate not in ("sum", "mean"):
         raise ConfigError(f"search.aggregate must be 'sum' or 'mean', got {config.search.aggregate!r}")
     family = get_family(config.family)
+    zoo = sensitivity.zoo_proxies(config)
+    proxies = sensitivity_proxies(config)
+    if not proxies and not zoo:
+        raise ConfigError("sensitivity: nothing to score; set --config.study.genomes (genomes) or "
+                          "--config.study.proxies (zoo proxy names)")
+    setting_list = sensitivity.settings(config)
     archs = choose_archs(load_archs(family, config, "sensitivity"), InputStore(config, workdir),
                          str(config.study.pool))
-    proxies = sensitivity_proxies(config)
     truth = np.asarray([a.score for a in archs], np.float64)
     rows = []
-    for setting in sensitivity.settings(config):
-        inputs = sensitivity.setting_inputs(config, family, archs, setting["init_seed"],
-                                            setting["batch_seed"], workdir)
-        rows.append(dict(setting, proxies={
-            name: genome_correlations(inputs, truth, genome, config.search.aggregate)
-            for name, genome in proxies.items()}))
-        logging.info("init seed %d, batch seed %d: %s", setting["init_seed"], setting["batch_seed"],
-                     ", ".join(f"{n} {v['spearman_rho']:.4f}" for n, v in rows[-1]["proxies"].items()))
-    summary = sensitivity.summarize(rows, proxies)
+    for setting in setting_list:
+        genomes = {}
+        if proxies:
+            inputs = sensitivity.setting_inputs(config, family, archs, setting["init_seed"],
+                                                setting["batch_seed"], workdir)
+            genomes = {name: genome_correlations(inputs, truth, genome, config.search.aggregate)
+                       for name, genome in proxies.items()}
+            logging.info("init seed %d, batch seed %d: %s", setting["init_seed"],
+                         setting["batch_seed"],
+                         ", ".join(f"{n} {v['spearman_rho']:.4f}" for n, v in genomes.items()))
+        rows.append(dict(setting, proxies=genomes))
+    reads = {name: proxy.factors_for(family) for name, proxy in zoo.items()}
+    if zoo:
+        for row, zoo_row in zip(rows, sensitivity.zoo_rows(config, family, archs, zoo,
+                                                            setting_list, workdir)):
+            row["proxies"].update(zoo_row)
+            logging.info("init seed %d, batch seed %d, zoo: %s", row["init_seed"],
+                         row["batch_seed"],
+                         ", ".join(f"{n} {v['spearman_rho']:.4f}" for n, v in zoo_row.items()))
+    summary = sensitivity.summarize(rows, list(proxies) + list(zoo), reads)
     out = {"family": config.family, "pool": {"spec": str(config.study.pool), "size": len(archs),
                                              "arch_ids": [str(a.arch_id) for a in archs]},
-           "proxies": proxies, "settings": rows, "summary": summary}
+           "proxies": proxies, "zoo_proxies": {n: sorted(r) for n, r in reads.items()},
+           "settings": rows, "summary": summary}
     files.write_json(workdir / "sensitivity.json", out, indent=1)
-    lines = [f"{config.family}, {len(archs)} architectures; rho / tau mean ± sd over the settings",
-             "", "| proxy | init seeds: rho | init seeds: tau | batch seeds: rho | batch seeds: tau |",
-             "|---|---|---|---|---|"]
-    for name, by in summary.items():
-        lines.append(f"| {name} | " + " | ".join(
-            f"{_pm(by[f][f'{m}_mean'], by[f][f'{m}_sd'])} (n={by[f]['n_settings']})"
-            for f in ("init", "batch") for m in ("rho", "tau")) + " |")
+    head = ["", "| proxy | init seeds: rho | init seeds: tau | batch seeds: rho | batch seeds: tau |",
+            "|---|---|---|---|---|"]
+    lines = [f"{config.family}, {len(archs)} architectures; rho / tau mean ± sd over the settings"]
+    if proxies:
+        lines += ["", "Genomes:"] + head + _sensitivity_table(summary, proxies)
+    if zoo:
+        lines += ["", "Hand-crafted proxies (the zoo; a proxy is computed only at the seeds of the "
+                  "factors it reads, so over another factor its sd is 0 by construction):"]
+        lines += head + _sensitivity_table(summary, zoo, reads)
+        seconds = {n: {tuple(r["proxies"][n]["computed_at"]): r["proxies"][n]["seconds_per_arch"]
+                       for r in rows} for n in zoo}
+        lines += ["", "s/arch (mean over the seeds each proxy was computed at): " + ", ".join(
+            f"{n} {np.nanmean(list(by.values())):.2f} ({len(by)} computed)"
+            for n, by in seconds.items())]
     files.write_text(workdir / "sensitivity.md", "\n".join(lines) + "\n")
     return out
 

@@ -1,6 +1,7 @@
 """Hand-crafted zero-cost proxies, one file each, registered in PROXIES by importing this package."""
 
-from lpzero_jax.proxies.base import DERIVED, PROXIES, ArchContext, Proxy, register_derived, register_proxy
+from lpzero_jax.proxies.base import (DERIVED, FACTORS, PROXIES, ArchContext, Proxy, register_derived,
+                                     register_proxy)
 from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxies)
     activation_distance,
     activation_distance_reference,

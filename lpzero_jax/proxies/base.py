@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable, Dict, Hashable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Hashable, List, Mapping, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -27,30 +27,57 @@ from lpzero_jax.registry import Registry
 
 ProxyFn = Callable[["ArchContext"], float]
 
+# The random factors of a zero-cost score: the initial weights (drawn from config.seed) and the
+# mini-batch (also drawn from config.seed in a run; the sensitivity study varies them apart).
+FACTORS: FrozenSet[str] = frozenset(("init", "batch"))
+WEIGHTS_ONLY: FrozenSet[str] = frozenset(("init",))  # reads the initial weights, not the batch
+SHAPES_ONLY: FrozenSet[str] = frozenset()  # counted from shapes: neither factor
+
+
+def data_free_pass_factors(family) -> FrozenSet[str]:
+    """Factors of the data-free Synflow pass (|params|, all-ones word embeddings): the batch
+    enters only through its shape when the family's objective is the sum of the outputs, and
+    through the loss's targets when it is the proxy loss."""
+    return WEIGHTS_ONLY if family.synflow_objective == "output_sum" else FACTORS
+
 
 @dataclasses.dataclass(frozen=True)
 class Proxy:
     """A proxy as registered: `fn(ctx) -> float` and what it needs beyond the plain passes.
 
     needs_hvp: it calls `ctx.hessian_gradient_product()`; when one is scored, the backward pass and
-    the HVP are compiled as one program (see `ArchContext.fuse_hvp`)."""
+    the HVP are compiled as one program (see `ArchContext.fuse_hvp`).
+    factors: which of the run's random factors its value depends on besides the architecture:
+    "init" (the initial weights of config.seed) and "batch" (the mini-batch): a subset of
+    FACTORS, or a function of the family giving one (e.g. a data-free pass that reads the batch
+    only for its shape in some families). The sensitivity study computes a proxy once per value
+    of the factors it reads; tests/proxies/test_factors.py checks the declarations."""
 
     fn: ProxyFn
     needs_hvp: bool = False
+    factors: Union[FrozenSet[str], Callable[[object], FrozenSet[str]]] = FACTORS
 
     def __call__(self, ctx: "ArchContext") -> float:
         return self.fn(ctx)
+
+    def factors_for(self, family) -> FrozenSet[str]:
+        """The factors this proxy's value depends on for architectures of `family`."""
+        out = frozenset(self.factors(family) if callable(self.factors) else self.factors)
+        if not out <= FACTORS:
+            raise ValueError(f"proxy factors {sorted(out)}: expected a subset of {sorted(FACTORS)}")
+        return out
 
 
 PROXIES: Registry[Proxy] = Registry("proxy")
 
 
-def register_proxy(name: str, needs_hvp: bool = False):
-    """Decorator: registers `fn(ctx) -> float` under `name` as a `Proxy` with its needs; returns
-    `fn` unchanged."""
+def register_proxy(name: str, needs_hvp: bool = False,
+                   factors: Union[FrozenSet[str], Callable[[object], FrozenSet[str]]] = FACTORS):
+    """Decorator: registers `fn(ctx) -> float` under `name` as a `Proxy` with its needs and the
+    random factors it reads (see `Proxy`); returns `fn` unchanged."""
 
     def decorator(fn: ProxyFn) -> ProxyFn:
-        PROXIES.register(name)(Proxy(fn, needs_hvp))
+        PROXIES.register(name)(Proxy(fn, needs_hvp, factors))
         return fn
 
     return decorator

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from lpzero_jax.expression import PUBLISHED, compile_genome, parse_genome
 from lpzero_jax.inputs import stack_inputs
-from lpzero_jax.proxies.base import ArchContext, ProxyFn, register_proxy
+from lpzero_jax.proxies.base import FACTORS, WEIGHTS_ONLY, ArchContext, ProxyFn, register_proxy
 
 
 def genome_proxy(text: str) -> ProxyFn:
@@ -24,5 +24,11 @@ def genome_proxy(text: str) -> ProxyFn:
     return proxy
 
 
+def genome_factors(genome) -> frozenset:
+    """The random factors a genome's score reads (see `Proxy.factors`): the initial weights
+    alone when W is its only input, else the weights and the batch."""
+    return WEIGHTS_ONLY if set(genome.inputs) <= {"W"} else FACTORS
+
+
 for _name, _text in PUBLISHED.items():
-    register_proxy(_name)(genome_proxy(_text))
+    register_proxy(_name, factors=genome_factors(parse_genome(_text)))(genome_proxy(_text))

@@ -8,7 +8,7 @@ whose gradient is exactly zero carry no signal and contribute 0 (the reference w
 
 import jax.numpy as jnp
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import ArchContext, data_free_pass_factors, register_proxy
 from lpzero_jax.proxies.common import finite_or_nan, pick, sum_of
 
 
@@ -18,7 +18,7 @@ def _log_saliency(w, g):
     return jnp.sum(jnp.where(mag > 0, jnp.abs(w) * jnp.abs(jnp.log(safe)), 0.0))
 
 
-@register_proxy("logsynflow")
+@register_proxy("logsynflow", factors=data_free_pass_factors)
 def logsynflow(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
     weights, grads = pick(ctx.params, paths), pick(ctx.synflow_grads(), paths)

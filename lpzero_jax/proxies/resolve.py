@@ -30,7 +30,7 @@ def resolve_proxies(spec: str) -> Dict[str, Proxy]:
     """
     import lpzero_jax.proxies  # noqa: F401  (registers the built-in proxies)
     from lpzero_jax.expression.genome import looks_like_genome
-    from lpzero_jax.proxies.genome import genome_proxy
+    from lpzero_jax.proxies.genome import genome_factors, genome_proxy
 
     names = PROXIES.names() if spec.strip() == "all" else split_proxy_list(spec)
     if not names:
@@ -39,7 +39,7 @@ def resolve_proxies(spec: str) -> Dict[str, Proxy]:
     for name in names:
         if looks_like_genome(name):
             fn = genome_proxy(name)
-            out[str(fn.genome)] = Proxy(fn)
+            out[str(fn.genome)] = Proxy(fn, factors=genome_factors(fn.genome))
         else:
             out[name] = PROXIES.get(name)
     return out

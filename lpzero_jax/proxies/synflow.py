@@ -10,11 +10,11 @@ activations stay bounded; a non-finite value would be reported as NaN.
 
 import jax.numpy as jnp
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import ArchContext, data_free_pass_factors, register_proxy
 from lpzero_jax.proxies.common import finite_or_nan, pick, sum_of
 
 
-@register_proxy("synflow")
+@register_proxy("synflow", factors=data_free_pass_factors)
 def synflow(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
     weights, grads = pick(ctx.params, paths), pick(ctx.synflow_grads(), paths)

@@ -25,4 +25,8 @@ def study_config() -> ConfigDict:
     s.init_seeds = "43,44,45,46"
     s.batch_seeds = "43,44,45,46"
     s.genomes = ""  # ';'-separated genomes scored besides lpzero_<family> and the searched one
+    s.published = True  # also score the paper's genome lpzero_<family> (if the family has one)
+    # comma list of zoo proxies (rank-mode names) scored per setting as well; each is computed
+    # only at the seeds of the factors it reads (e.g. params once, zerolm once per init seed)
+    s.proxies = ""
     return s

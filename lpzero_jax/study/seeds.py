@@ -11,8 +11,8 @@ signed-rank test of evolution against random search (scipy).
 
 from __future__ import annotations
 
-import dataclasses
 import time
+from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -22,9 +22,7 @@ from lpzero_jax import evaluation
 from lpzero_jax.expression.genome import parse_genome
 from lpzero_jax.expression.published import PUBLISHED
 from lpzero_jax.inputs import stack_inputs
-from lpzero_jax.search.evolution import evolve
 from lpzero_jax.search.fitness import FitnessEvaluator
-from lpzero_jax.search.random_search import random_search
 from lpzero_jax.study.pool import Pool
 
 SEARCHES = ("evolution", "random", "no_rps")  # searched proxies, in this order
@@ -48,13 +46,15 @@ def held_out_scores(evaluator: FitnessEvaluator, genome_text: str, pool: Pool,
                        pool.truth[held_idx])
 
 
-def search_seed(pool: Pool, config, seed: int, aggregate: str) -> dict:
-    """One seed: sample, the three searches, and every proxy's held-out rho/tau.
+def search_seed(pool: Pool, config, seed: int, aggregate: str, workdir: Path) -> dict:
+    """One seed: sample, the three searches (the `search` mode's `run_searches` with this seed,
+    aggregation and every baseline (random search, evolution without RPS), checkpointed in `workdir`), and every proxy's
+    held-out rho/tau.
 
     Returns {seed, aggregate, sample_arch_ids, searches: {name: {genome, fitness_on_sample,
     evaluated, held_out}}, references: {name: {genome?, held_out}}, seconds}.
     """
-    from lpzero_jax.modes.search import evolution_config
+    from lpzero_jax.modes.search import BASELINES, best_of, run_searches  # lazily: modes import us
 
     started = time.perf_counter()
     s = config.search
@@ -65,23 +65,17 @@ def search_seed(pool: Pool, config, seed: int, aggregate: str) -> dict:
         return FitnessEvaluator(stacked, pool.truth[sample_idx], use_rps=use_rps,
                                 aggregate=aggregate, backend=s.evaluator, n_unary=s.n_unary)
 
-    cfg = dataclasses.replace(evolution_config(config), seed=int(seed))
-    searches = {}
-    evaluator = make_evaluator(bool(s.rps))
-    state = evolve(evaluator, cfg)
-    searches["evolution" if s.rps else "no_rps"] = {
-        "genome": state.history[-1]["best_genome"], "fitness_on_sample": state.history[-1]["best_fitness"],
-        "evaluated": evaluator.evaluated}
-    budget = evaluator.evaluated
-    rnd = make_evaluator(bool(s.rps))
-    best, rho, _ = random_search(rnd, budget, cfg.n_unary, int(seed))
-    searches["random"] = {"genome": best, "fitness_on_sample": rho, "evaluated": rnd.evaluated}
-    if s.rps:
-        plain = make_evaluator(False)
-        st = evolve(plain, cfg)
-        searches["no_rps"] = {"genome": st.history[-1]["best_genome"],
-                              "fitness_on_sample": st.history[-1]["best_fitness"],
-                              "evaluated": plain.evaluated}
+    seed_config = config.copy_and_resolve_references()
+    seed_config.seed = int(seed)
+    seed_config.search.aggregate, seed_config.search.baselines = aggregate, ",".join(BASELINES)
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    state, evaluator, baselines, _ = run_searches(seed_config, make_evaluator, workdir)
+    searches = {"evolution" if s.rps else "no_rps": {
+        "genome": str(best_of(state)), "fitness_on_sample": state.history[-1]["best_fitness"],
+        "evaluated": evaluator.evaluated}}
+    for name, (genome, info) in baselines.items():
+        searches[name] = {"genome": str(genome) if genome is not None else None,
+                          "fitness_on_sample": info["fitness"], "evaluated": info["evaluated"]}
     for entry in searches.values():
         entry["held_out"] = (held_out_scores(evaluator, entry["genome"], pool, held_idx)
                              if entry["genome"] else None)

@@ -5,19 +5,31 @@ Here one factor varies at a time: the init seed (the batch of config.seed) or th
 init of config.seed). Each setting's inputs are extracted once into the input store under a
 fingerprint that names both seeds (the setting of config.seed for both is the ordinary cache), and
 fixed genomes are scored over the same architectures in every setting.
+
+Hand-crafted proxies of the zoo (study.proxies) are scored per setting with the `rank` machinery
+(`modes.rank.score_into_log`: params from the init seed, passes on the batch of the batch seed,
+compact inputs from the setting's store), each value appended to DIR/zoo/<setting>.jsonl as it is
+produced (a killed run keeps them; the file name carries a digest of what the values depend on,
+so a changed setting never reads stale ones). A proxy is computed only at the values of the
+factors it reads (`Proxy.factors`): #Params at config.seed alone, a weight-only proxy once per
+init seed; its spread over a factor it does not read is 0 by construction, and is reported so.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, FrozenSet, List, Mapping, Sequence, Tuple
 
 import numpy as np
+from absl import logging
 
+from lpzero_jax import evaluation
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.input_store import InputStore, collect_inputs, fingerprint_fields
 from lpzero_jax.inputs import inputs_fingerprint
 from lpzero_jax.study.transfer import genome_correlations
+
+FACTOR_NAMES = ("init", "batch")  # the factors varied, in the order of the tables
 
 
 def parse_seeds(text: str, setting: str) -> List[int]:
@@ -70,19 +82,118 @@ def setting_inputs(config, family, archs, init_seed: int, batch_seed: int, workd
     return inputs
 
 
-def summarize(rows: Sequence[dict], proxies: Mapping[str, str]) -> Dict[str, dict]:
-    """proxy -> factor ('init', 'batch') -> {rho_mean, rho_sd, tau_mean, tau_sd, n_settings}; each
-    factor's settings include the base one (config.seed for both)."""
+def summarize(rows: Sequence[dict], proxies: Mapping[str, object],
+              reads: Mapping[str, FrozenSet[str]] = None) -> Dict[str, dict]:
+    """proxy -> factor ('init', 'batch') -> {rho_mean, rho_sd, tau_mean, tau_sd, n_settings,
+    read}; each factor's settings include the base one (config.seed for both). `reads`: proxy ->
+    the factors it reads (default both); over a factor it does not read every setting has its
+    base value, so the mean is that value and the sd 0 by construction (read False)."""
     out = {}
     for name in proxies:
         out[name] = {}
-        for factor in ("init", "batch"):
+        for factor in FACTOR_NAMES:
             chosen = [r for r in rows if r["factor"] in ("base", factor)]
-            entry = {"n_settings": len(chosen)}
+            read = reads is None or name not in reads or factor in reads[name]
+            entry = {"n_settings": len(chosen), "read": read}
             for metric, short in (("spearman_rho", "rho"), ("kendall_tau", "tau")):
                 v = np.asarray([r["proxies"][name][metric] for r in chosen], np.float64)
+                if not read:
+                    v = v[:1]  # every setting holds the base value
                 entry[f"{short}_mean"] = float(np.mean(v))
-                entry[f"{short}_sd"] = float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
+                entry[f"{short}_sd"] = (0.0 if not read else float(np.std(v, ddof=1)) if len(v) > 1
+                                        else float("nan"))
             out[name][factor] = entry
     return out
+
+
+def zoo_proxies(config) -> dict:
+    """study.proxies resolved as the rank mode resolves config.proxies (zoo names, genomes);
+    {} when empty. ConfigError naming the setting for an unknown name."""
+    from lpzero_jax.proxies.resolve import resolve_proxies
+
+    spec = str(config.study.get("proxies", "")).strip()
+    if not spec:
+        return {}
+    try:
+        return resolve_proxies(spec)
+    except (KeyError, ValueError) as e:
+        message = e.args[0] if e.args else str(e)
+        raise ConfigError(f"study.proxies: {message}; fix --config.study.proxies (a comma list "
+                          "of the zoo's proxy names)") from None
+
+
+def proxy_setting(setting: Mapping[str, int], reads: FrozenSet[str], base: int) -> Tuple[int, int]:
+    """(init seed, batch seed) at which a proxy reading the factors `reads` is computed for
+    `setting`: the base seed for each factor it does not read."""
+    return (int(setting["init_seed"]) if "init" in reads else int(base),
+            int(setting["batch_seed"]) if "batch" in reads else int(base))
+
+
+def zoo_values_path(config, init_seed: int, batch_seed: int, workdir: Path) -> Path:
+    """DIR/zoo/init<i>_batch<b>_<digest>.jsonl: the zoo's values of one setting, the digest naming
+    what they depend on (the setting's inputs fingerprint, the zoo's own settings)."""
+    store = setting_store(config, init_seed, batch_seed, workdir)
+    digest = inputs_fingerprint({"inputs": store.fingerprint, "aggregate": config.search.aggregate,
+                                 "zerolm": dict(config.get("zerolm") or {}), "version": 1})
+    return Path(workdir) / "zoo" / f"init{init_seed}_batch{batch_seed}_{digest}.jsonl"
+
+
+def zoo_values(config, family, archs, proxies: Mapping[str, object], setting_list, workdir: Path
+               ) -> Dict[Tuple[int, int], Dict[str, dict]]:
+    """(init seed, batch seed) -> proxy -> {values [N] (NaN where it failed), seconds (mean per
+    arch), failures}: each proxy at each distinct `proxy_setting` of `setting_list`, every value
+    read from or appended to that setting's `zoo_values_path` (scored by `modes.rank`)."""
+    from lpzero_jax.modes import rank  # lazily: lpzero_jax.modes imports the study modes
+
+    base = int(config.seed)
+    wanted: Dict[Tuple[int, int], List[str]] = {}
+    for s in setting_list:
+        for name, proxy in proxies.items():
+            names = wanted.setdefault(proxy_setting(s, proxy.factors_for(family), base), [])
+            if name not in names:
+                names.append(name)
+    out = {}
+    nan = (float("nan"), float("nan"))
+    for (init_seed, batch_seed), names in wanted.items():
+        path = zoo_values_path(config, init_seed, batch_seed, workdir)
+        done, failed = rank.load_log(path)
+        todo = [a for a in archs if any((str(a.arch_id), n) not in done for n in names)]
+        logging.info("zoo at init seed %d, batch seed %d: %s; %d of %d architectures to score -> %s",
+                     init_seed, batch_seed, ", ".join(names), len(todo), len(archs), path)
+        if todo:
+            init_config = config.copy_and_resolve_references()
+            init_config.seed = int(init_seed)
+            batch_config = config.copy_and_resolve_references()
+            batch_config.seed = int(batch_seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rank.score_into_log(family, todo, init_config, family.make_batch(batch_config),
+                                {n: proxies[n] for n in names},
+                                setting_store(config, init_seed, batch_seed, workdir), path, done,
+                                failed)
+        out[(init_seed, batch_seed)] = {n: {
+            "values": np.asarray([done.get((str(a.arch_id), n), nan)[0] for a in archs]),
+            "seconds": float(np.nanmean([done.get((str(a.arch_id), n), nan)[1] for a in archs])),
+            "failures": {str(a.arch_id): failed[(str(a.arch_id), n)] for a in archs
+                         if (str(a.arch_id), n) in failed}} for n in names}
+    return out
+
+
+def zoo_rows(config, family, archs, proxies: Mapping[str, object], setting_list, workdir: Path
+             ) -> List[Dict[str, dict]]:
+    """Per setting of `setting_list`: proxy -> rho/tau over `archs` (rank_correlations, with the
+    per-arch `values`, `seconds_per_arch`, `failures` and `computed_at`: the [init seed, batch
+    seed] the values were computed at) of the zoo proxies."""
+    table = zoo_values(config, family, archs, proxies, setting_list, workdir)
+    truth = np.asarray([a.score for a in archs], np.float64)
+    rows = []
+    for s in setting_list:
+        row = {}
+        for name, proxy in proxies.items():
+            at = proxy_setting(s, proxy.factors_for(family), int(config.seed))
+            entry = table[at][name]
+            row[name] = dict(evaluation.rank_correlations(entry["values"], truth),
+                             values=entry["values"].tolist(), seconds_per_arch=entry["seconds"],
+                             failures=entry["failures"], computed_at=list(at))
+        rows.append(row)
+    return rows
 

@@ -74,9 +74,9 @@ def test_finished_seeds_are_kept_and_stale_ones_refused(tmp_path, monkeypatch):
     computed = []
     real = seeds_study.search_seed
 
-    def counting(pool, config, seed, aggregate):
+    def counting(pool, config, seed, aggregate, workdir):
         computed.append(seed)
-        return real(pool, config, seed, aggregate)
+        return real(pool, config, seed, aggregate, workdir)
 
     monkeypatch.setattr(seeds_study, "search_seed", counting)
     again = study.run(config, tmp_path)

@@ -1,8 +1,11 @@
 """Sensitivity: one factor at a time, each setting's inputs under their own fingerprint."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from lpzero_jax import evaluation
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.input_store import InputStore
 from lpzero_jax.study import sensitivity
@@ -68,3 +71,100 @@ def test_sensitivity_mode_on_tiny_flexibert(tmp_path):
     rho = [r["proxies"]["lpzero_flexibert"]["spearman_rho"] for r in out["settings"][:2]]
     assert out["summary"]["lpzero_flexibert"]["init"]["rho_mean"] == pytest.approx(np.mean(rho))
     assert "| lpzero_flexibert |" in (tmp_path / "run" / "sensitivity.md").read_text()
+
+
+TINY_GPT2 = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "gpt2_tiny.jsonl"
+ZOO = ("params_attn", "zerolm", "attention_confidence")
+
+
+def tiny_gpt2_config(cache_dir):
+    """4 tiny GPT-2s of the API tests (batch 2 x 16), init seeds 0/1, batch seeds 0/2."""
+    from lpzero_jax.api import benchmark_config
+
+    c = benchmark_config(TINY_GPT2, overrides={
+        "seq_len": 16, "batch_size": 2, "num_archs": 4, "seed": 0, "compilation_cache_dir": "",
+        "inputs.sample_size": 64, "inputs.cache_dir": str(cache_dir)})
+    c.study.init_seeds, c.study.batch_seeds = "1", "2"
+    c.study.proxies, c.study.published = ",".join(ZOO), False
+    return c
+
+
+def rank_values(config, init_seed, batch_seed, workdir, monkeypatch):
+    """proxy -> per-arch values of the `rank` mode at config.seed = init_seed, its mini-batch
+    drawn with batch_seed (the family's make_batch patched to that seed)."""
+    from lpzero_jax.families import get_family
+    from lpzero_jax.modes import rank
+
+    family = get_family(config.family)
+    batch_config = config.copy_and_resolve_references()
+    batch_config.seed = batch_seed
+    batch = family.make_batch(batch_config)
+    c = config.copy_and_resolve_references()
+    c.seed, c.proxies = init_seed, ",".join(ZOO)
+    with monkeypatch.context() as m:
+        m.setattr(family, "make_batch", lambda _: batch)
+        rank.run(c, workdir)
+    done, _ = rank.load_log(workdir / "rank_values.jsonl")
+    return {n: [done[(f"t{i}", n)][0] for i in range(1, 5)] for n in ZOO}
+
+
+def test_zoo_proxies_per_setting_are_the_rank_mode_at_those_seeds(tmp_path, monkeypatch):
+    from lpzero_jax.modes import rank, study
+
+    config = tiny_gpt2_config(tmp_path / "cache")
+    out = study.run_sensitivity(config, tmp_path / "run")
+    rows = {(r["init_seed"], r["batch_seed"]): r["proxies"] for r in out["settings"]}
+    assert list(rows) == [(0, 0), (1, 0), (0, 2)] and out["proxies"] == {}
+    for (i, b), row in rows.items():
+        want = rank_values(config, i, b, tmp_path / f"rank_{i}_{b}", monkeypatch)
+        for name in ZOO:  # computed at (i, b), or at the base seed of a factor it does not read
+            assert row[name]["values"] == pytest.approx(want[name], rel=1e-6), (name, i, b)
+    # what reads the batch moves with it; the weight-only proxies do not (and the rank mode at
+    # that batch agrees: their declarations hold, see also tests/proxies/test_factors.py)
+    assert rows[(0, 2)]["attention_confidence"]["values"] != \
+        pytest.approx(rows[(0, 0)]["attention_confidence"]["values"], rel=1e-6)
+    for name in ("params_attn", "zerolm"):
+        assert rows[(0, 2)][name]["values"] == rows[(0, 0)][name]["values"]
+    assert rows[(1, 0)]["zerolm"]["values"] != pytest.approx(rows[(0, 0)]["zerolm"]["values"])
+    s = out["summary"]
+    assert s["zerolm"]["batch"] == dict(s["zerolm"]["batch"], read=False, rho_sd=0.0, tau_sd=0.0)
+    assert s["params_attn"]["init"]["read"] is False and s["zerolm"]["init"]["read"] is True
+    truth = -np.asarray([310.0, 280.5, 262.0, 231.25])
+    rho = [evaluation.spearman_rho(rows[k]["attention_confidence"]["values"], truth)
+           for k in ((0, 0), (0, 2))]
+    assert s["attention_confidence"]["batch"]["rho_mean"] == pytest.approx(np.mean(rho))
+    md = (tmp_path / "run" / "sensitivity.md").read_text()
+    assert "| zerolm (reads: init) |" in md and "reads no batch: constant" in md
+    # a finished run computes nothing again; a value lost (a killed run) is all that is recomputed
+    calls = []
+    real = rank._score
+    monkeypatch.setattr(rank, "_score", lambda ctx, name, fn: calls.append(name) or real(ctx, name, fn))
+    again = study.run_sensitivity(config, tmp_path / "run")
+    assert calls == [] and again["summary"] == out["summary"]
+    path = next((tmp_path / "run" / "zoo").glob("init0_batch2_*.jsonl"))
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))
+    study.run_sensitivity(config, tmp_path / "run")
+    assert calls == ["attention_confidence"]
+    # another zerolm alpha is another file: no value of the old one is read
+    config.zerolm.alpha = 0.3
+    calls.clear()
+    study.run_sensitivity(config, tmp_path / "run")
+    assert len(calls) == 4 * (1 + 2 + 3)  # params_attn once, zerolm per init, the last per setting
+
+
+def test_unknown_zoo_proxy_is_refused_before_any_work(tmp_path):
+    from lpzero_jax import checks
+    from lpzero_jax.modes import study
+
+    config = tiny_gpt2_config(tmp_path / "cache")
+    config.study.proxies = "params,zerolmm"
+    with pytest.raises(ConfigError, match="study.proxies: unknown proxy 'zerolmm'"):
+        study.run_sensitivity(config, tmp_path / "run")
+    config.mode = "sensitivity"
+    with pytest.raises(ConfigError, match="study.proxies"):
+        checks.validate_config(config)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+    config.study.proxies, config.study.genomes = "", ""
+    with pytest.raises(ConfigError, match="nothing to score"):
+        study.run_sensitivity(config, tmp_path / "run")
