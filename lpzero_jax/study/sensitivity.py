@@ -56,11 +56,18 @@ def settings(config) -> List[Dict[str, int]]:
     return out
 
 
+def at_seed(config, seed: int):
+    """A copy of `config` with `seed` replaced (the init seed: what ArchInputs builds the
+    parameters from; the batch seed: what `family.make_batch` draws from)."""
+    c = config.copy_and_resolve_references()
+    c.seed = int(seed)
+    return c
+
+
 def setting_store(config, init_seed: int, batch_seed: int, workdir: Path) -> InputStore:
     """The input store of one setting: the ordinary one when both seeds are config.seed, else
     one whose fingerprint (and folder) also names the batch seed."""
-    c = config.copy_and_resolve_references()
-    c.seed = int(init_seed)  # what ArchInputs builds the parameters from
+    c = at_seed(config, init_seed)
     store = InputStore(c, workdir)
     if batch_seed != init_seed:
         store.fingerprint = inputs_fingerprint(dict(fingerprint_fields(c), batch_seed=int(batch_seed)))
@@ -71,13 +78,9 @@ def setting_store(config, init_seed: int, batch_seed: int, workdir: Path) -> Inp
 def setting_inputs(config, family, archs, init_seed: int, batch_seed: int, workdir: Path):
     """CompactInputs of `archs` at this init seed and batch seed (extracted once, then cached)."""
     store = setting_store(config, init_seed, batch_seed, workdir)
-    init_config = config.copy_and_resolve_references()
-    init_config.seed = int(init_seed)
-    batch_config = config.copy_and_resolve_references()
-    batch_config.seed = int(batch_seed)
     missing = any(not store.has(a.arch_id) for a in archs)
-    batch = family.make_batch(batch_config) if missing else None
-    inputs, _ = collect_inputs(store, family, archs, init_config, batch,
+    batch = family.make_batch(at_seed(config, batch_seed)) if missing else None
+    inputs, _ = collect_inputs(store, family, archs, at_seed(config, init_seed), batch,
                                f"inputs init {init_seed} batch {batch_seed}")
     return inputs
 
@@ -161,12 +164,9 @@ def zoo_values(config, family, archs, proxies: Mapping[str, object], setting_lis
         logging.info("zoo at init seed %d, batch seed %d: %s; %d of %d architectures to score -> %s",
                      init_seed, batch_seed, ", ".join(names), len(todo), len(archs), path)
         if todo:
-            init_config = config.copy_and_resolve_references()
-            init_config.seed = int(init_seed)
-            batch_config = config.copy_and_resolve_references()
-            batch_config.seed = int(batch_seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            rank.score_into_log(family, todo, init_config, family.make_batch(batch_config),
+            rank.score_into_log(family, todo, at_seed(config, init_seed),
+                                family.make_batch(at_seed(config, batch_seed)),
                                 {n: proxies[n] for n in names},
                                 setting_store(config, init_seed, batch_seed, workdir), path, done,
                                 failed)
