@@ -1,4 +1,5 @@
-"""Staged extraction of the six proxy inputs: compile per *layer*, not per architecture.
+"""The engine's sweep: the six proxy inputs and the full-tensor passes, compiled per *layer*
+(stage), not per architecture.
 
 Compiling one forward+backward program per architecture costs seconds each, and a benchmark's
 architectures are mostly unique. Their layers are not: the 500 FlexiBERT architectures have 1522
