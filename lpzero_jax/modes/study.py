@@ -9,7 +9,9 @@ checkpoint in DIR/seeds/<aggregate>_seed<s>/ as the `search` mode's do), then
 DIR/study.json (the pool, every seed's record, mean/sd per proxy, Wilcoxon evolution vs random),
 DIR/study.csv (one row per aggregation, seed and proxy), DIR/study.md and DIR/study.png (box plot
 of held-out rho per proxy). The proxy inputs are those of config.seed, extracted once; the seeds
-vary the sample S and the searches.
+vary the sample S and the searches. `study.proxies` adds zoo proxies (e.g. wpca,zerolm) to the
+references: computed once per architecture at config.seed into DIR/zoo/ (resumable; the seed
+records do not depend on them, so adding one reuses every finished seed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from lpzero_jax.errors import ConfigError
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.results import load_json
 from lpzero_jax.study import seeds as seeds_study
+from lpzero_jax.study import sensitivity
 from lpzero_jax.study.pool import load_pool
 
 
@@ -143,19 +146,25 @@ def plot_box(results: dict, family: str, path: Path) -> None:
 def run(config, workdir: Path) -> dict:
     workdir = Path(workdir)
     seeds, aggregates = study_seeds(config), study_aggregates(config)
+    zoo_proxies = sensitivity.zoo_proxies(config)  # an unknown name is refused before any work
     pool = load_pool(config, workdir, str(config.study.pool),
                      min_size=int(config.search.sample_archs) + 3)
     logging.info("study: %s, %d architectures, seeds %s, aggregates %s", config.family, pool.size,
                  seeds, aggregates)
+    zoo = seeds_study.pool_zoo_values(config, pool, zoo_proxies, workdir) if zoo_proxies else {}
     results = {}
     for aggregate in aggregates:
-        records = [_seed_record(pool, config, seed, aggregate,
-                                workdir / "seeds" / f"{aggregate}_seed{seed}.json") for seed in seeds]
+        records = [seeds_study.add_zoo_references(
+            _seed_record(pool, config, seed, aggregate,
+                         workdir / "seeds" / f"{aggregate}_seed{seed}.json"), pool, zoo)
+            for seed in seeds]
         results[aggregate] = {"seeds": records, "summary": seeds_study.summarize(records)}
     out = {"family": config.family, "seeds": seeds, "aggregates": aggregates,
            "inputs_seed": int(config.seed), "sample_archs": int(config.search.sample_archs),
            "pool": {"spec": str(config.study.pool), "size": pool.size, "digest": pool.digest(),
                     "inputs_fingerprint": pool.fingerprint, "arch_ids": pool.arch_ids},
+           "zoo": {name: {"seconds_per_arch": e["seconds"], "failures": e["failures"]}
+                   for name, e in zoo.items()},
            "results": results}
     files.write_json(workdir / "study.json", out, indent=1)
     write_csv(results, workdir / "study.csv")
@@ -214,7 +223,6 @@ def run_sensitivity(config, workdir: Path) -> dict:
     from lpzero_jax.checks import load_archs
     from lpzero_jax.families import get_family
     from lpzero_jax.input_store import InputStore
-    from lpzero_jax.study import sensitivity
     from lpzero_jax.study.pool import choose_archs
     from lpzero_jax.study.transfer import genome_correlations
 

@@ -26,7 +26,8 @@ def study_config() -> ConfigDict:
     s.batch_seeds = "43,44,45,46"
     s.genomes = ""  # ';'-separated genomes scored besides lpzero_<family> and the searched one
     s.published = True  # also score the paper's genome lpzero_<family> (if the family has one)
-    # comma list of zoo proxies (rank-mode names) scored per setting as well; each is computed
-    # only at the seeds of the factors it reads (e.g. params once, zerolm once per init seed)
+    # comma list of zoo proxies (rank-mode names). sensitivity: scored per setting as well, each
+    # computed only at the seeds of the factors it reads (e.g. params once, zerolm once per init
+    # seed). study: references scored on every seed's held-out archs, computed once at config.seed
     s.proxies = ""
     return s

@@ -5,8 +5,11 @@ random search and evolution without RPS, which run at the same evaluation budget
 `search` mode. On the seed's held-out architectures we score the three best genomes and cheap
 hand-crafted references: #Params (and the family's parameter groups, e.g. params_attn for GPT-2)
 and the paper's Appendix B genome of the family (`lpzero_<family>`, computed from the same inputs).
-Over the seeds: mean and standard deviation of the held-out rho/tau, and a paired Wilcoxon
-signed-rank test of evolution against random search (scipy).
+With `study.proxies`, zoo proxies (e.g. wpca, zerolm) are references too: each is computed once
+per pool architecture at config.seed by the rank mode's loop (resumable in DIR/zoo/, as the
+`sensitivity` mode's) and scored on every seed's held-out architectures. Over the seeds: mean and
+standard deviation of the held-out rho/tau, and a paired Wilcoxon signed-rank test of evolution
+against random search (scipy).
 """
 
 from __future__ import annotations
@@ -91,6 +94,35 @@ def search_seed(pool: Pool, config, seed: int, aggregate: str, workdir: Path) ->
             "sample_arch_ids": [pool.arch_ids[i] for i in sample_idx],
             "searches": {k: searches[k] for k in SEARCHES if k in searches},
             "references": references, "seconds": time.perf_counter() - started}
+
+
+def pool_zoo_values(config, pool: Pool, proxies: Dict[str, object], workdir: Path
+                    ) -> Dict[str, dict]:
+    """name -> {values [N] over the pool (NaN where the proxy failed), seconds (mean per arch),
+    failures {arch id: reason}} of the zoo `proxies` at config.seed: the `sensitivity` mode's
+    `zoo_values` at its base setting, so both modes read and extend the same DIR/zoo/ logs."""
+    from lpzero_jax.checks import load_archs
+    from lpzero_jax.families import get_family
+    from lpzero_jax.study import sensitivity
+
+    family = get_family(config.family)
+    by_id = {str(a.arch_id): a for a in load_archs(family, config, "study")}
+    archs = [by_id[i] for i in pool.arch_ids]
+    seed = int(config.seed)
+    base = {"factor": "base", "init_seed": seed, "batch_seed": seed}
+    return sensitivity.zoo_values(config, family, archs, proxies, [base], workdir)[(seed, seed)]
+
+
+def add_zoo_references(record: dict, pool: Pool, zoo: Dict[str, dict]) -> dict:
+    """`record` with each zoo proxy's held-out rho/tau (over the pool minus the seed's sample)
+    among its references; a proxy's failures are NaN, left out of its n and counted."""
+    sample = set(record["sample_arch_ids"])
+    held = np.asarray([i for i, a in enumerate(pool.arch_ids) if a not in sample])
+    for name, entry in zoo.items():
+        record["references"][name] = {
+            "held_out": evaluation.rank_correlations(entry["values"][held], pool.truth[held]),
+            "zoo": True, "failures": len([a for a in entry["failures"] if a not in sample])}
+    return record
 
 
 def proxy_values(record: dict, metric: str = "spearman_rho") -> Dict[str, float]:

@@ -144,3 +144,87 @@ def test_a_study_of_two_aggregations_over_a_pool(tmp_path, monkeypatch):
     assert [r["sample_arch_ids"] for r in out["results"]["sum"]["seeds"]] == \
         [r["sample_arch_ids"] for r in out["results"]["mean"]["seeds"]]
     assert len((tmp_path / "study.csv").read_text().splitlines()) == 1 + 2 * 2 * (3 + 3)
+
+
+def test_zoo_proxies_are_references_on_each_seeds_held_out_archs(tmp_path, monkeypatch):
+    """study.proxies: each zoo proxy's values (computed once over the pool) are scored on every
+    seed's held-out archs; a failure is NaN, out of n and counted; the seed records stay as they
+    were, so adding a zoo proxy reuses the finished seeds."""
+    pool = fake_pool(n=24)
+    monkeypatch.setattr(study, "load_pool", lambda config, workdir, spec, min_size: pool)
+    rng = np.random.default_rng(5)
+    wpca = pool.truth + 0.3 * rng.standard_normal(pool.size)
+    zerolm = rng.standard_normal(pool.size)
+    zerolm[3] = np.nan
+    zoo = {"wpca": {"values": wpca, "seconds": 1.5, "failures": {}},
+           "zerolm": {"values": zerolm, "seconds": 0.2, "failures": {"a3": "FloatingPointError"}}}
+    asked = []
+
+    def fake_zoo(config, pool_, proxies, workdir):
+        asked.append(sorted(proxies))
+        return {n: zoo[n] for n in proxies}
+
+    monkeypatch.setattr(seeds_study, "pool_zoo_values", fake_zoo)
+    config = fake_search_config(tiny_config())
+    config.study.seeds = "0,1"
+    plain = study.run(config, tmp_path)
+    assert asked == [] and "wpca" not in plain["results"]["sum"]["seeds"][0]["references"]
+    config.study.proxies = "wpca,zerolm"
+    out = study.run(config, tmp_path)
+    assert asked == [["wpca", "zerolm"]]  # once for the pool, not per seed
+    for r in out["results"]["sum"]["seeds"]:
+        held = np.asarray([i for i, a in enumerate(pool.arch_ids) if a not in set(r["sample_arch_ids"])])
+        want = evaluation.rank_correlations(wpca[held], pool.truth[held])
+        assert r["references"]["wpca"]["held_out"] == pytest.approx(want)
+        z = r["references"]["zerolm"]
+        if 3 in held:
+            assert z["held_out"]["n"] == len(held) - 1 and z["failures"] == 1
+        else:
+            assert z["held_out"]["n"] == len(held) and z["failures"] == 0
+        # the searches are the finished seeds', read back, not searched again
+        before = next(p for p in plain["results"]["sum"]["seeds"] if p["seed"] == r["seed"])
+        assert r["searches"] == before["searches"]
+    rows = out["results"]["sum"]["summary"]["proxies"]
+    rho = [r["references"]["wpca"]["held_out"]["spearman_rho"] for r in out["results"]["sum"]["seeds"]]
+    assert rows["wpca"]["rho_mean"] == pytest.approx(np.mean(rho))
+    assert out["zoo"]["zerolm"]["failures"] == {"a3": "FloatingPointError"}
+    assert "| wpca |" in (tmp_path / "study.md").read_text()
+    saved = json.load(open(tmp_path / "seeds" / "sum_seed0.json"))
+    assert "wpca" not in saved["record"]["references"]
+
+
+def test_an_unknown_zoo_proxy_is_refused_before_the_pool_loads(tmp_path, monkeypatch):
+    def no_pool(*a, **k):
+        raise AssertionError("the pool was loaded")
+
+    monkeypatch.setattr(study, "load_pool", no_pool)
+    config = tiny_config()
+    config.study.proxies = "wpca,not_a_proxy"
+    with pytest.raises(ConfigError, match="study.proxies"):
+        study.run(config, tmp_path)
+
+
+def test_the_pools_zoo_values_are_the_rank_modes_and_resume(tmp_path):
+    """pool_zoo_values over real tiny FlexiBERT archs: the zoo's `params` equals the pool's shape
+    count; a second call reads DIR/zoo/ instead of scoring again."""
+    from lpzero_jax.checks import load_archs
+    from lpzero_jax.families import get_family
+    from lpzero_jax.proxies.resolve import resolve_proxies
+    from lpzero_jax.study.pool import reference_values
+
+    config = tiny_config(num_archs=3)
+    config.search.sample_archs = 2
+    family = get_family(config.family)
+    archs = load_archs(family, config, "study")
+    pool = fake_pool(n=3)
+    pool.arch_ids = [str(a.arch_id) for a in archs]
+    zoo = seeds_study.pool_zoo_values(config, pool, resolve_proxies("params"), tmp_path)
+    np.testing.assert_array_equal(zoo["params"]["values"],
+                                  reference_values(family, config, archs)["params"])
+    assert zoo["params"]["failures"] == {}
+    log = next((tmp_path / "zoo").glob("init0_batch0_*.jsonl"))
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3
+    again = seeds_study.pool_zoo_values(config, pool, resolve_proxies("params"), tmp_path)
+    np.testing.assert_array_equal(again["params"]["values"], zoo["params"]["values"])
+    assert log.read_text().splitlines() == lines  # nothing scored twice
