@@ -10,12 +10,16 @@ from tests.conftest import tiny_config
 
 def test_conflicts_ignore_paths_proxies_and_missing_fields():
     old = {"seed": 1, "workdir": "a", "proxies": "params", "search": {"population": 8,
-           "generations": 5}, "inputs": {"cache_dir": "x", "sample_size": 64}, "legacy": 3}
+           "generations": 5}, "inputs": {"cache_dir": "x", "sample_size": 64}, "legacy": 3,
+           "study": {"proxies": "", "pool": "all"}}
     new = {"seed": 1, "workdir": "b", "proxies": "all", "search": {"population": 8,
-           "generations": 50}, "inputs": {"cache_dir": "y", "sample_size": 64}}
+           "generations": 50}, "inputs": {"cache_dir": "y", "sample_size": 64},
+           "study": {"proxies": "wpca", "pool": "all"}}
     assert config_conflicts(old, new) == []
     new["seed"], new["inputs"]["sample_size"], new["search"]["population"] = 2, 128, 9
-    assert config_conflicts(old, new) == ["inputs.sample_size", "search.population", "seed"]
+    new["study"]["pool"] = "cached"
+    assert config_conflicts(old, new) == ["inputs.sample_size", "search.population", "seed",
+                                          "study.pool"]
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path, data_root):
