@@ -123,12 +123,13 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
                 any(proxies[n].needs_hvp for n in todo)
             ctx = ArchContext(family, arch, config, batch, inputs_loader=inputs_loader,
                               fuse_hvp=fuse)
-            parts, lines, outcomes = [], [], []
+            parts, lines, outcomes, own = [], [], [], {}
             try:
                 for name in todo:
                     value, seconds, failure = _score(ctx, name, proxies[name])
+                    own[name] = ctx.own_seconds if failure is None else seconds
                     record = {"arch_id": arch_key, "proxy": name, "value": value,
-                              "seconds": seconds}
+                              "seconds": seconds, "own_seconds": round(own[name], 4)}
                     if failure is None:
                         if not math.isfinite(value):
                             logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
@@ -146,10 +147,40 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
                     log.flush()
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs),
                          arch.arch_id, ", ".join(parts), time.perf_counter() - started)
+            logging.info("arch %s passes: %s", arch.arch_id, pass_breakdown(ctx.stage_seconds, own))
             del ctx  # this architecture's tensors and stages
             runtime.release_host_memory()
             for name, failure in outcomes:
                 watch.record(name, arch.arch_id, failure)
+
+
+def pass_breakdown(stage_seconds: Dict[str, float], own_seconds: Dict[str, float]) -> str:
+    """One line of where an architecture's seconds went, each second counted once: the shared
+    stages' own seconds (ArchContext.stage_seconds), the proxies' exclusive seconds
+    (`own_seconds`: proxy -> seconds outside the shared stages; those under 0.5 s only summed),
+    and the total."""
+    big = {k: v for k, v in own_seconds.items() if v >= 0.5}
+    rest = sum(v for k, v in own_seconds.items() if k not in big)
+    items = sorted(stage_seconds.items(), key=lambda kv: -kv[1])
+    total = sum(stage_seconds.values()) + sum(own_seconds.values())
+    return ", ".join([f"{k} {v:.2f}s" for k, v in items] +
+                     [f"[{k}] {v:.2f}s" for k, v in sorted(big.items(), key=lambda kv: -kv[1])] +
+                     [f"[other proxies] {rest:.2f}s", f"total {total:.2f}s"])
+
+
+def select_archs(archs: List, ids: str) -> List:
+    """The architectures named in `ids` ("id,id,..."; "" = all), in the benchmark's order.
+    An id the benchmark lacks is a ConfigError naming it."""
+    wanted = [x.strip() for x in str(ids or "").split(",") if x.strip()]
+    if not wanted:
+        return archs
+    known = {str(a.arch_id) for a in archs}
+    unknown = [x for x in wanted if x not in known]
+    if unknown:
+        raise ConfigError(f"rank.arch_ids: {', '.join(unknown)} not among the {len(archs)} "
+                          f"architectures read (e.g. {', '.join(sorted(known)[:3])}); fix the ids or "
+                          "raise num_archs")
+    return [a for a in archs if str(a.arch_id) in set(wanted)]
 
 
 def parse_shard(text: str) -> Tuple[int, int]:
@@ -169,7 +200,8 @@ def run(config, workdir: Path) -> Dict[str, dict]:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     family = get_family(config.family)
-    archs = load_archs(family, config, "rank")
+    archs = select_archs(load_archs(family, config, "rank"),
+                         (config.get("rank") or {}).get("arch_ids", ""))
     proxies = resolve_proxies(config.proxies)
     names = list(proxies)
     logging.info("rank: %d architectures x %d proxies (%s) -> %s", len(archs), len(names),
