@@ -107,7 +107,8 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
                    values_path: Path, done: dict, failed: dict) -> None:
     """Scores every (arch, proxy) of `archs` x `proxies` not in `done`, one ArchContext per
     architecture (params from config.seed, the proxies' passes on `batch`, compact inputs from
-    `inputs_loader`), appending each value (or failure) to `values_path` as it is produced and
+    `inputs_loader`; proxies that need the HVP first: the backward pass they build also serves
+    the forward intermediates), appending each value (or failure) to `values_path` as it is produced and
     updating `done` / `failed` (the maps of `load_log`). Raises RepeatedFailureError when a proxy
     fails alike on its first REPEATED_FAILURES architectures."""
     names = list(proxies)
@@ -116,7 +117,8 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
     with open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
         for i, arch in enumerate(archs):
             arch_key = str(arch.arch_id)
-            todo = [n for n in names if (arch_key, n) not in done]
+            todo = sorted((n for n in names if (arch_key, n) not in done),
+                          key=lambda n: not proxies[n].needs_hvp)  # stable: given order otherwise
             if not todo:
                 continue
             fuse = bool((config.get("rank") or {}).get("fuse_hvp", True)) and \

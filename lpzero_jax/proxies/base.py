@@ -183,7 +183,12 @@ class ArchContext:
 
     # Dependencies are fetched before a stage's timer starts, so a stage's seconds are its own.
     def intermediates(self):
-        """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
+        """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}: the
+        backward pass's when it has run (its forward gives the same tensors; no second forward),
+        else a forward pass of their own."""
+        if "backward" in self._cache:
+            self._used.add("backward")
+            return self._cache["backward"][1]
         params, batch = self.params, self.device_batch()
         staged_model = (self.family.stages(self.model_config) if self.layer_by_layer
                         else None)
@@ -203,7 +208,9 @@ class ArchContext:
         return self._cache["layerwise"]
 
     def _backward_pass(self):
-        """compiled_backward's five outputs (+ {path: H g} last when fused with the HVP)."""
+        """compiled_backward's five outputs, then on the engine's stages the linear layers'
+        positives (`passes.backward`), on the whole-model path {path: H g} when fused with the
+        HVP."""
         params, batch = self.params, self.device_batch()
         staged_model = self._layerwise()
         if staged_model is not None:
@@ -260,6 +267,13 @@ class ArchContext:
     def linear_fisher(self) -> Dict[Tuple[str, ...], jax.Array]:
         """{path of linear layer: Fisher information per output channel}, from the backward pass."""
         return self._backward_pass()[4]
+
+    def linear_output_positives(self) -> Optional[Dict[Tuple[str, ...], np.ndarray]]:
+        """{path of linear layer: [C] positive entries per output channel of the batch's first
+        input} from the engine's backward pass; None on the whole-model path (no such output)."""
+        if self._layerwise() is None:
+            return None
+        return self._backward_pass()[5]
 
     def proxy_inputs(self, needed=None):
         """Compact proxy inputs (CompactInputs) covering `needed` (default: all six), from the
