@@ -6,6 +6,11 @@ Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy), DIR/ranking
 DIR/scatter.png (proxy vs ground truth). Every computed value is
 appended to DIR/rank_values.jsonl as it is produced, so an interrupted run resumes where it stopped.
 
+Timing: a record's `seconds` is the proxy as if computed alone (the shared passes it used
+included); its `own_seconds` is what the proxy added beyond the shared passes. After each
+architecture the log has a `passes:` line (`pass_breakdown`) where every second counts once.
+`rank.arch_ids` scores a named subset (e.g. a timing sample).
+
 Failures: an error of the environment (disk full, permission, memory) or of the settings stops the
 run (what was computed stays in the log); a proxy's own failure on one architecture is logged with
 its reason (`"error"` in the record), shown as NaN in the tables and retried by the next run; the
