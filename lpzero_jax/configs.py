@@ -32,6 +32,7 @@ def base_config() -> ConfigDict:
     c.rank = ConfigDict()  # how rank mode computes the proxies (lpzero_jax/modes/rank.py)
     c.rank.fuse_hvp = True  # with GraSP: backward + HVP as one program (faster; gradient proxies
     #                         then share its seconds). False times each stage on its own.
+    c.rank.arch_ids = ""  # "id,id,...": score only these architectures (e.g. a timing sample)
     c.zerolm = ConfigDict()  # the ZeroLM proxies (lpzero_jax/proxies/zerolm.py)
     c.zerolm.alpha = 0.5  # attention/FFN balance of the 'zerolm' proxy
     c.zerolm.sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on

@@ -98,6 +98,13 @@ def channel_fisher(activation: jax.Array, grad: jax.Array) -> jax.Array:
     return 0.5 * jnp.mean(jnp.square(g_nk), axis=0)
 
 
+def first_input_positives(output: jax.Array) -> jax.Array:
+    """[C] int32: per output channel, how many entries of the FIRST input's output [S, ..., C]
+    are positive (the counts `activation_distance_reference` needs)."""
+    first = output[0]
+    return jnp.sum(first.reshape(-1, first.shape[-1]) > 0, axis=0, dtype=jnp.int32)
+
+
 def output_delta_function(family, apply, prefix: Path = ()):
     """Wraps apply(*args) -> (out, intermediates) for Fisher: returns
     fn(*args, deltas) -> (out, (intermediates, {linear layer path: output})), which adds
@@ -141,23 +148,27 @@ def _fisher_forward(module, family):
 @jax.jit
 def _fisher_backward(vjp_fn, outputs, g_y):
     g_p, g_x, g_d = vjp_fn(g_y)
-    return g_p, g_x, {k: channel_fisher(outputs[k], g_d[k]) for k in outputs}
+    return g_p, g_x, {k: (channel_fisher(outputs[k], g_d[k]), first_input_positives(outputs[k]))
+                      for k in outputs}
 
 
-def _cut_fisher(pad: sweep.Padding, fisher):
-    """A bucketed layer's {linear path: Fisher [C_run]} cut to the real output widths."""
-    return {k: pad.cut_channels(k[2:], v) for k, v in fisher.items()}
+def _cut_channels(pad: sweep.Padding, per_channel):
+    """A bucketed layer's {linear path: (per-channel vectors [C_run])} cut to the real widths."""
+    return {k: tuple(pad.cut_channels(k[2:], x) for x in v) for k, v in per_channel.items()}
 
 
 def backward(family, stages: sweep.Stages, params, batch):
     """(loss, intermediates, grads, d loss / d word embeds, fisher {layer path: [C]}), as
-    `proxies.stages.compiled_backward`."""
-    loss, inter, grads, g_word, fisher_of = sweep.backward_sweep(
+    `proxies.stages.compiled_backward`, then positives {layer path: [C]}: the linear layers'
+    `first_input_positives`, from the same forward (no pass of their own)."""
+    loss, inter, grads, g_word, extra = sweep.backward_sweep(
         stages, params, batch, lambda module: _fisher_forward(module, family), _fisher_backward,
-        cut_extra=_cut_fisher)
-    fisher = {("params", pkey) + k[2:]: v for _, pkey in stages.layers
-              for k, v in fisher_of[pkey].items()}
-    return loss, inter, grads, g_word, fisher
+        cut_extra=_cut_channels)
+    per_channel = {("params", pkey) + k[2:]: v for _, pkey in stages.layers
+                   for k, v in extra[pkey].items()}
+    fisher = {k: v[0] for k, v in per_channel.items()}
+    positives = {k: v[1] for k, v in per_channel.items()}
+    return loss, inter, grads, g_word, fisher, positives
 
 
 # --- Synflow ---------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@ Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy), DIR/ranking
 DIR/scatter.png (proxy vs ground truth). Every computed value is
 appended to DIR/rank_values.jsonl as it is produced, so an interrupted run resumes where it stopped.
 
+Timing: a record's `seconds` is the proxy as if computed alone (the shared passes it used
+included); its `own_seconds` is what the proxy added beyond the shared passes. After each
+architecture the log has a `passes:` line (`pass_breakdown`) where every second counts once.
+`rank.arch_ids` scores a named subset (e.g. a timing sample).
+
 Failures: an error of the environment (disk full, permission, memory) or of the settings stops the
 run (what was computed stays in the log); a proxy's own failure on one architecture is logged with
 its reason (`"error"` in the record), shown as NaN in the tables and retried by the next run; the
@@ -107,7 +112,8 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
                    values_path: Path, done: dict, failed: dict) -> None:
     """Scores every (arch, proxy) of `archs` x `proxies` not in `done`, one ArchContext per
     architecture (params from config.seed, the proxies' passes on `batch`, compact inputs from
-    `inputs_loader`), appending each value (or failure) to `values_path` as it is produced and
+    `inputs_loader`; proxies that need the HVP first: the backward pass they build also serves
+    the forward intermediates), appending each value (or failure) to `values_path` as it is produced and
     updating `done` / `failed` (the maps of `load_log`). Raises RepeatedFailureError when a proxy
     fails alike on its first REPEATED_FAILURES architectures."""
     names = list(proxies)
@@ -116,19 +122,21 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
     with open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
         for i, arch in enumerate(archs):
             arch_key = str(arch.arch_id)
-            todo = [n for n in names if (arch_key, n) not in done]
+            todo = sorted((n for n in names if (arch_key, n) not in done),
+                          key=lambda n: not proxies[n].needs_hvp)  # stable: given order otherwise
             if not todo:
                 continue
             fuse = bool((config.get("rank") or {}).get("fuse_hvp", True)) and \
                 any(proxies[n].needs_hvp for n in todo)
             ctx = ArchContext(family, arch, config, batch, inputs_loader=inputs_loader,
                               fuse_hvp=fuse)
-            parts, lines, outcomes = [], [], []
+            parts, lines, outcomes, own = [], [], [], {}
             try:
                 for name in todo:
                     value, seconds, failure = _score(ctx, name, proxies[name])
+                    own[name] = ctx.own_seconds if failure is None else seconds
                     record = {"arch_id": arch_key, "proxy": name, "value": value,
-                              "seconds": seconds}
+                              "seconds": seconds, "own_seconds": round(own[name], 4)}
                     if failure is None:
                         if not math.isfinite(value):
                             logging.warning("proxy %s is %s on arch %s", name, value, arch.arch_id)
@@ -146,10 +154,40 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
                     log.flush()
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs),
                          arch.arch_id, ", ".join(parts), time.perf_counter() - started)
+            logging.info("arch %s passes: %s", arch.arch_id, pass_breakdown(ctx.stage_seconds, own))
             del ctx  # this architecture's tensors and stages
             runtime.release_host_memory()
             for name, failure in outcomes:
                 watch.record(name, arch.arch_id, failure)
+
+
+def pass_breakdown(stage_seconds: Dict[str, float], own_seconds: Dict[str, float]) -> str:
+    """One line of where an architecture's seconds went, each second counted once: the shared
+    stages' own seconds (ArchContext.stage_seconds), the proxies' exclusive seconds
+    (`own_seconds`: proxy -> seconds outside the shared stages; those under 0.5 s only summed),
+    and the total."""
+    big = {k: v for k, v in own_seconds.items() if v >= 0.5}
+    rest = sum(v for k, v in own_seconds.items() if k not in big)
+    items = sorted(stage_seconds.items(), key=lambda kv: -kv[1])
+    total = sum(stage_seconds.values()) + sum(own_seconds.values())
+    return ", ".join([f"{k} {v:.2f}s" for k, v in items] +
+                     [f"[{k}] {v:.2f}s" for k, v in sorted(big.items(), key=lambda kv: -kv[1])] +
+                     [f"[other proxies] {rest:.2f}s", f"total {total:.2f}s"])
+
+
+def select_archs(archs: List, ids: str) -> List:
+    """The architectures named in `ids` ("id,id,..."; "" = all), in the benchmark's order.
+    An id the benchmark lacks is a ConfigError naming it."""
+    wanted = [x.strip() for x in str(ids or "").split(",") if x.strip()]
+    if not wanted:
+        return archs
+    known = {str(a.arch_id) for a in archs}
+    unknown = [x for x in wanted if x not in known]
+    if unknown:
+        raise ConfigError(f"rank.arch_ids: {', '.join(unknown)} not among the {len(archs)} "
+                          f"architectures read (e.g. {', '.join(sorted(known)[:3])}); fix the ids or "
+                          "raise num_archs")
+    return [a for a in archs if str(a.arch_id) in set(wanted)]
 
 
 def parse_shard(text: str) -> Tuple[int, int]:
@@ -169,7 +207,8 @@ def run(config, workdir: Path) -> Dict[str, dict]:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     family = get_family(config.family)
-    archs = load_archs(family, config, "rank")
+    archs = select_archs(load_archs(family, config, "rank"),
+                         (config.get("rank") or {}).get("arch_ids", ""))
     proxies = resolve_proxies(config.proxies)
     names = list(proxies)
     logging.info("rank: %d architectures x %d proxies (%s) -> %s", len(archs), len(names),

@@ -11,8 +11,6 @@ determinant); LPZero's baseline reuses that function. We compute NWOT's score, a
 Table 1 writes it. A singular K_H (two identical codes) gives -inf, reported as NaN.
 """
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.inputs import group_by_layer
@@ -20,20 +18,22 @@ from lpzero_jax.proxies.base import ArchContext, register_proxy
 from lpzero_jax.proxies.common import finite_or_nan
 
 
-@jax.jit
-def _agreement_kernel(acts) -> jax.Array:
-    kernel = 0.0
+def agreement_kernel(acts) -> np.ndarray:
+    """K_H [N, N] (float64) for a list of [N, ...] activation tensors, with NumPy on the host:
+    the codes are 0/1, so every product is an exact integer in float32 (below 2^24 agreements per
+    tensor), as in a compiled program, without one program per architecture's tensor shapes."""
+    n = acts[0].shape[0]
+    kernel = np.zeros((n, n), np.float64)
     for a in acts:
-        c = (jnp.reshape(a, (a.shape[0], -1)) > 0).astype(jnp.float32)
-        ones = jnp.sum(c, axis=1)
-        kernel = kernel + 2.0 * (c @ c.T) - ones[:, None] - ones[None, :] + c.shape[1]
+        c = (np.reshape(np.asarray(a), (n, -1)) > 0).astype(np.float32)
+        ones = np.sum(c, axis=1, dtype=np.float64)
+        kernel += 2.0 * (c @ c.T) - ones[:, None] - ones[None, :] + c.shape[1]
     return kernel
 
 
 def nwot_score(acts) -> float:
     """log|det K_H| for a list of [N, ...] activation tensors (NaN when K_H is singular)."""
-    kernel = np.asarray(_agreement_kernel(list(acts)), dtype=np.float64)
-    sign, logdet = np.linalg.slogdet(kernel)
+    sign, logdet = np.linalg.slogdet(agreement_kernel(list(acts)))
     return finite_or_nan(logdet) if sign > 0 else float("nan")
 
 

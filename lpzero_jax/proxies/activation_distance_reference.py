@@ -15,6 +15,7 @@ from typing import Hashable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lpzero_jax.engine.passes import with_output_deltas
 from lpzero_jax.inputs import group_by_layer
@@ -27,6 +28,13 @@ def kernel_entry_sum(first_input: jax.Array) -> jax.Array:
     x = jnp.reshape(first_input, (first_input.shape[0], -1)) > 0
     positive = jnp.sum(x, axis=0, dtype=jnp.float32)
     return jnp.sum(positive ** 2 + (x.shape[0] - positive) ** 2)
+
+
+def entry_sum_from_positives(positives, tokens: int) -> float:
+    """`kernel_entry_sum` from the per-channel positive counts p_c of S = `tokens` tokens:
+    sum_c p_c^2 + (S - p_c)^2 (float64 on the host; exact integers)."""
+    p = np.asarray(positives, np.float64)
+    return float(np.sum(p ** 2 + (tokens - p) ** 2))
 
 
 @functools.lru_cache(maxsize=8)
@@ -52,6 +60,10 @@ def activation_distance_reference(ctx: ArchContext) -> float:
             return float("nan")  # not applicable: no FFN activations
         return float(sum(kernel_entry_sum(a[0]) for a in acts))
     if source == "linear_outputs":
+        positives = ctx.linear_output_positives()
+        if positives is not None:  # the engine's backward pass counted them
+            tokens = int(ctx.batch["input_ids"].shape[1])
+            return float(sum(entry_sum_from_positives(p, tokens) for p in positives.values()))
         fn = _compiled_linear_output_sums(ctx.family, ctx.model_config)
         params, batch = ctx.params, ctx.device_batch()
         per_layer = ctx.cached("linear_output_sums", lambda: fn(params, batch))

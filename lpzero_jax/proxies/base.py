@@ -58,7 +58,9 @@ class Proxy:
     factors: Union[FrozenSet[str], Callable[[object], FrozenSet[str]]] = FACTORS
 
     def __call__(self, ctx: "ArchContext") -> float:
-        return self.fn(ctx)
+        """fn(ctx), with the host's BLAS/LAPACK single-threaded (`common.single_threaded_blas`)."""
+        with common.single_threaded_blas():
+            return self.fn(ctx)
 
     def factors_for(self, family) -> FrozenSet[str]:
         """The factors this proxy's value depends on for architectures of `family`."""
@@ -128,28 +130,35 @@ class ArchContext:
         self.model_config = family.model_config(arch, config)
         self._inputs_loader = inputs_loader
         self._cache: Dict[str, object] = {}
-        self.stage_seconds: Dict[str, float] = {}
+        self.stage_seconds: Dict[str, float] = {}  # shared stage -> its own seconds
+        self.own_seconds = 0.0  # the last timed_call's seconds outside the shared stages
         self._used: set = set()
 
     # --- stage bookkeeping ----------------------------------------------------------------------
     def _stage(self, name: str, build: Callable[[], object]):
+        """The shared stage `name`, built once; its seconds exclude the stages built inside it."""
         self._used.add(name)
         if name not in self._cache:
+            nested_before = sum(self.stage_seconds.values())
             t = time.perf_counter()
             value = build()
             jax.block_until_ready(value)
-            self.stage_seconds[name] = time.perf_counter() - t
+            nested = sum(self.stage_seconds.values()) - nested_before
+            self.stage_seconds[name] = time.perf_counter() - t - nested
             self._cache[name] = value
         return self._cache[name]
 
     def timed_call(self, fn: ProxyFn):
-        """Runs a proxy; returns (value, seconds incl. the shared stages it used)."""
+        """Runs a proxy; returns (value, seconds incl. the shared stages it used). Its exclusive
+        seconds (the call minus the shared stages built during it) go to `own_seconds`."""
         self._used = set()
         before = dict(self.stage_seconds)
         t = time.perf_counter()
         value = fn(self)
         elapsed = time.perf_counter() - t
         reused = sum(before[k] for k in self._used if k in before)
+        built = sum(v for k, v in self.stage_seconds.items() if k not in before)
+        self.own_seconds = max(elapsed - built, 0.0)
         return value, elapsed + reused
 
     def cached(self, name: str, build: Callable[[], object]):
@@ -174,7 +183,12 @@ class ArchContext:
 
     # Dependencies are fetched before a stage's timer starts, so a stage's seconds are its own.
     def intermediates(self):
-        """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}."""
+        """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}: the
+        backward pass's when it has run (its forward gives the same tensors; no second forward),
+        else a forward pass of their own."""
+        if "backward" in self._cache:
+            self._used.add("backward")
+            return self._cache["backward"][1]
         params, batch = self.params, self.device_batch()
         staged_model = (self.family.stages(self.model_config) if self.layer_by_layer
                         else None)
@@ -194,7 +208,9 @@ class ArchContext:
         return self._cache["layerwise"]
 
     def _backward_pass(self):
-        """compiled_backward's five outputs (+ {path: H g} last when fused with the HVP)."""
+        """compiled_backward's five outputs, then on the engine's stages the linear layers'
+        positives (`passes.backward`), on the whole-model path {path: H g} when fused with the
+        HVP."""
         params, batch = self.params, self.device_batch()
         staged_model = self._layerwise()
         if staged_model is not None:
@@ -251,6 +267,13 @@ class ArchContext:
     def linear_fisher(self) -> Dict[Tuple[str, ...], jax.Array]:
         """{path of linear layer: Fisher information per output channel}, from the backward pass."""
         return self._backward_pass()[4]
+
+    def linear_output_positives(self) -> Optional[Dict[Tuple[str, ...], np.ndarray]]:
+        """{path of linear layer: [C] positive entries per output channel of the batch's first
+        input} from the engine's backward pass; None on the whole-model path (no such output)."""
+        if self._layerwise() is None:
+            return None
+        return self._backward_pass()[5]
 
     def proxy_inputs(self, needed=None):
         """Compact proxy inputs (CompactInputs) covering `needed` (default: all six), from the

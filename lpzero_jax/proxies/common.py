@@ -8,10 +8,10 @@ layers the reference implementations iterate over (convolution kernels are left 
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+import contextlib
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
@@ -44,8 +44,8 @@ def weight_saliency(ctx, select: Optional[Callable[[Path], bool]] = None) -> flo
     """Sum over the linear proxy weights (those `select` keeps) of |dL/dW * W|: SNIP's measure, and
     Head Importance's and Synaptic Saliency's on their sub-blocks."""
     paths = ctx.linear_paths(select)
-    weights, grads = pick(ctx.params, paths), pick(ctx.grads(), paths)
-    return sum_of(jnp.sum(jnp.abs(w * g)) for w, g in zip(weights, grads))
+    return host_sum(lambda w, g: np.sum(np.abs(w * g)), pick(ctx.params, paths),
+                    pick(ctx.grads(), paths))
 
 
 def role_selector(family, *roles: str) -> Callable[[Path], bool]:
@@ -74,9 +74,32 @@ def finite_or_nan(value) -> float:
     return v if np.isfinite(v) else float("nan")
 
 
-def sum_of(values) -> float:
-    """Sum of scalars (jax or numpy) as a Python float; NaN for an empty list ("not applicable")."""
-    values = list(values)
+def host_sum(term: Callable[..., object], *lists) -> float:
+    """Sum over the zipped `lists` of term(*items) (a scalar each), evaluated with NumPy: array
+    items (jax or NumPy) are passed as float32 host arrays (zero-copy on CPU), others as they are.
+    No XLA program per weight shape: eager jnp ops compile one small program per op and shape, and
+    an architecture's weight shapes are mostly its own (GPT-2: ~5 s of a large architecture's
+    proxies). NaN for empty lists ("not applicable")."""
+    def host(x):
+        return np.asarray(x, np.float32) if isinstance(x, (jax.Array, np.ndarray)) else x
+
+    values = [term(*(host(x) for x in group)) for group in zip(*lists)]
     if not values:
         return float("nan")
-    return float(jnp.sum(jnp.stack([jnp.asarray(v, jnp.float32) for v in values])))
+    return float(np.sum(np.asarray(values, np.float32)))
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Limits the host BLAS/LAPACK (NumPy's and SciPy's OpenBLAS; JAX's CPU eigen/LU/slogdet calls
+    go through SciPy's) to one thread inside the block; XLA's own thread pool is untouched.
+
+    The proxies' LAPACK calls are small (Gram matrices of a layer's width): with its 2 threads on
+    this 2-core machine, busy with XLA or another process, OpenBLAS's eigvalsh of a 512 x 512
+    float32 matrix took 3.5 s instead of 0.017 s single-threaded (synaptic_diversity: 20 s on a
+    two-layer GPT-2, measured while another job shared the cores)."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS first, so that it is limited too)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

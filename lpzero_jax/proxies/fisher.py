@@ -10,12 +10,12 @@ input width) and its BERT run kept only the first layer; we sum the per-channel 
 layer, which is Turner et al.'s saliency.
 """
 
-import jax.numpy as jnp
+import numpy as np
 
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import sum_of
+from lpzero_jax.proxies.common import host_sum
 
 
 @register_proxy("fisher")
 def fisher(ctx: ArchContext) -> float:
-    return sum_of(jnp.sum(v) for v in ctx.linear_fisher().values())
+    return host_sum(np.sum, list(ctx.linear_fisher().values()))

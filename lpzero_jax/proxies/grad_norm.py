@@ -5,12 +5,12 @@ Conv1D; here: the family's 2-D proxy weights). L is the family's proxy loss. As 
 reference BERT run kept only the first layer's entry; we sum all layers.
 """
 
-import jax.numpy as jnp
+import numpy as np
 
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import pick, sum_of
+from lpzero_jax.proxies.common import host_sum, pick
 
 
 @register_proxy("grad_norm")
 def grad_norm(ctx: ArchContext) -> float:
-    return sum_of(jnp.linalg.norm(g) for g in pick(ctx.grads(), ctx.linear_paths()))
+    return host_sum(np.linalg.norm, pick(ctx.grads(), ctx.linear_paths()))

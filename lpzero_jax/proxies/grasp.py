@@ -8,14 +8,14 @@ correlated with this metric, so we add -ve sign"). As for SNIP, the reference BE
 the first layer's entry; we sum all layers.
 """
 
-import jax.numpy as jnp
+import numpy as np
 
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import flat_params, sum_of
+from lpzero_jax.proxies.common import flat_params, host_sum
 
 
 @register_proxy("grasp", needs_hvp=True)
 def grasp(ctx: ArchContext) -> float:
     hg = ctx.hessian_gradient_product()
     weights = flat_params(ctx.params)
-    return sum_of(-jnp.sum(hg[p] * weights[p]) for p in hg)
+    return host_sum(lambda h, w: -np.sum(h * w), list(hg.values()), [weights[p] for p in hg])

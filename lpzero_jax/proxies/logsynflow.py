@@ -6,20 +6,21 @@ whose gradient is exactly zero carry no signal and contribute 0 (the reference w
 |log 0| = inf and a useless score).
 """
 
-import jax.numpy as jnp
+import numpy as np
 
 from lpzero_jax.proxies.base import ArchContext, data_free_pass_factors, register_proxy
-from lpzero_jax.proxies.common import finite_or_nan, pick, sum_of
+from lpzero_jax.proxies.common import finite_or_nan, host_sum, pick
 
 
-def _log_saliency(w, g):
-    mag = jnp.abs(g)
-    safe = jnp.where(mag > 0, mag, 1.0)
-    return jnp.sum(jnp.where(mag > 0, jnp.abs(w) * jnp.abs(jnp.log(safe)), 0.0))
+def _log_saliency(w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """sum |w| * |log |g||, entries with g == 0 left out."""
+    mag = np.abs(g)
+    safe = np.where(mag > 0, mag, np.float32(1.0))
+    return np.sum(np.where(mag > 0, np.abs(w) * np.abs(np.log(safe)), np.float32(0.0)))
 
 
 @register_proxy("logsynflow", factors=data_free_pass_factors)
 def logsynflow(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
-    weights, grads = pick(ctx.params, paths), pick(ctx.synflow_grads(), paths)
-    return finite_or_nan(sum_of(_log_saliency(w, g) for w, g in zip(weights, grads)))
+    return finite_or_nan(host_sum(_log_saliency, pick(ctx.params, paths),
+                                  pick(ctx.synflow_grads(), paths)))

@@ -10,28 +10,18 @@ with softmax over the reference layout's first axis (Conv1D [in, out]: the input
 [out, in]: the outputs), to measure which of the two produced the published GPT-2 figure.
 """
 
-import functools
-from typing import Tuple
-
-import jax
-import jax.numpy as jnp
+import numpy as np
 
 from lpzero_jax.proxies.base import ArchContext, register_proxy
-from lpzero_jax.proxies.common import pick
+from lpzero_jax.proxies.common import host_sum, pick
 
 
-def reference_genotype_term(weight: jax.Array, grad: jax.Array, layout: str) -> jax.Array:
+def reference_genotype_term(weight: np.ndarray, grad: np.ndarray, layout: str) -> float:
     """mean|W^2| + mean(softmax(G over the reference's dim 0)^2) for one Flax [in, out] kernel."""
     axis = 0 if layout == "in_out" else 1
-    return jnp.mean(jnp.abs(weight ** 2)) + jnp.mean(jax.nn.softmax(grad, axis=axis) ** 2)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _mean_term(weights: Tuple[jax.Array, ...], grads: Tuple[jax.Array, ...],
-               layouts: Tuple[str, ...]) -> jax.Array:
-    """Mean of the per-weight terms, as one program (eager ops would compile per shape)."""
-    return jnp.mean(jnp.stack([reference_genotype_term(w, g, layout)
-                               for w, g, layout in zip(weights, grads, layouts)]))
+    e = np.exp(grad - np.max(grad, axis=axis, keepdims=True))
+    softmax = e / np.sum(e, axis=axis, keepdims=True)
+    return np.mean(np.abs(weight ** 2)) + np.mean(softmax ** 2)
 
 
 @register_proxy("lpzero_gpt2_reference")
@@ -39,6 +29,6 @@ def lpzero_gpt2_reference(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
     if not paths:
         return float("nan")
-    layouts = tuple(ctx.family.reference_weight_layout(p) for p in paths)
-    return float(_mean_term(tuple(pick(ctx.params, paths)), tuple(pick(ctx.grads(), paths)),
-                            layouts))
+    layouts = [ctx.family.reference_weight_layout(p) for p in paths]
+    return host_sum(reference_genotype_term, pick(ctx.params, paths), pick(ctx.grads(), paths),
+                    layouts) / len(paths)

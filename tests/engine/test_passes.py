@@ -11,7 +11,8 @@ from tests.proxies.test_zoo import TINY_GPT2, _context, assert_trees_close
 # the zoo's gradient-pass proxies (they read grads, Fisher, Synflow, H g or d loss / d embeds)
 GRADIENT_PROXIES = ("snip", "grad_norm", "fisher", "synflow", "logsynflow", "grasp",
                     "jacobian_cosine", "jacobian_cosine_reference", "synaptic_saliency",
-                    "synaptic_diversity", "head_importance", "eznas", "lpzero_gpt2_reference")
+                    "synaptic_diversity", "head_importance", "eznas", "lpzero_gpt2_reference",
+                    "activation_distance_reference")  # GPT-2: from the backward's linear outputs
 # float32 sums reordered by the per-layer programs (and padded matmuls): relative tolerance
 RTOL = 2e-4
 # GPT-2's Synflow objective, the sum of ln_f's outputs, does not depend on ln_f's input in exact
@@ -130,3 +131,21 @@ def test_gpt2_layer_programs_are_shared_across_widths(data_root):
     second.grads(), second.synflow_grads(), second.hessian_gradient_product(), second.intermediates()
     assert second.model_config.d_inner == (100, 200)
     assert sweep.compiled_programs() == before
+
+
+def test_gpt2_reference_activation_distance_runs_no_program_of_its_own(data_root):
+    """On the engine, GPT-2's reference Activation Distance reads the positive counts the backward
+    pass records (no whole-model program per architecture) and the forward intermediates are the
+    backward's (no second forward): equal to the whole model's values."""
+    from lpzero_jax.proxies import PROXIES
+    from lpzero_jax.proxies import activation_distance_reference as adr
+
+    whole, engine = _pair("gpt2", data_root)
+    engine.backward()
+    before = adr._compiled_linear_output_sums.cache_info().misses
+    value = PROXIES.get("activation_distance_reference")(engine)
+    assert adr._compiled_linear_output_sums.cache_info().misses == before
+    assert value == PROXIES.get("activation_distance_reference")(whole)  # exact integer counts
+    assert engine.intermediates() is engine.backward()[1] and "forward" not in engine.stage_seconds
+    assert_trees_close(jax.tree_util.tree_leaves(engine.intermediates()),
+                       jax.tree_util.tree_leaves(whole.intermediates()), rtol=RTOL)

@@ -161,5 +161,32 @@ def test_a_line_cut_by_a_kill_is_recomputed_and_the_log_stays_readable(tmp_path)
     again = rank.run(config, tmp_path)
     assert again["params"]["spearman_rho"] == first["params"]["spearman_rho"]
     records = [x for x in path.read_text().splitlines()]
-    same = lambda r: {k: v for k, v in json.loads(r).items() if k != "seconds"}  # noqa: E731
+    same = lambda r: {k: v for k, v in json.loads(r).items() if k not in ("seconds", "own_seconds")}  # noqa: E731
     assert records[2] == lines[2][:17] and same(records[3]) == same(lines[2])
+
+
+def test_arch_ids_score_only_those_and_log_own_seconds(tmp_path):
+    """rank.arch_ids picks architectures by id (a timing sample); each record carries the proxy's
+    exclusive seconds (its call minus the shared stages it built), at most its seconds."""
+    config = tiny_config(num_archs=5, proxies="params,attention_confidence")
+    config.rank.arch_ids = "3,1"
+    ranking = rank.run(config, tmp_path)
+    logged = [json.loads(x) for x in (tmp_path / "rank_values.jsonl").read_text().splitlines()]
+    assert sorted({r["arch_id"] for r in logged}) == ["1", "3"] and ranking["params"]["n"] == 2
+    for r in logged:
+        assert 0 <= r["own_seconds"] <= r["seconds"] + 1e-9
+    # attention_confidence builds the forward pass: that is the shared stage's, not its own
+    conf = [r for r in logged if r["proxy"] == "attention_confidence"]
+    assert all(r["own_seconds"] < r["seconds"] for r in conf)
+
+
+def test_unknown_arch_id_is_a_clear_error(tmp_path):
+    config = tiny_config(num_archs=3, proxies="params")
+    config.rank.arch_ids = "1,nope"
+    with pytest.raises(ValueError, match="rank.arch_ids: nope not among the 3"):
+        rank.run(config, tmp_path)
+
+
+def test_pass_breakdown_counts_each_second_once():
+    line = rank.pass_breakdown({"backward": 2.0, "hvp": 3.0}, {"grasp": 0.75, "params": 0.25})
+    assert line == "hvp 3.00s, backward 2.00s, [grasp] 0.75s, [other proxies] 0.25s, total 6.00s"

@@ -59,14 +59,14 @@ def test_pca_dims_on_a_known_spectrum(eta, expected):
 
 
 def test_nwot_kernel_counts_agreements():
-    from lpzero_jax.proxies.activation_distance import _agreement_kernel, nwot_score
+    from lpzero_jax.proxies.activation_distance import agreement_kernel, nwot_score
 
     rng = np.random.default_rng(0)
     a1 = rng.standard_normal((4, 3, 5)).astype(np.float32)
     a2 = rng.standard_normal((4, 7)).astype(np.float32)
     codes = np.concatenate([(a1.reshape(4, -1) > 0), (a2 > 0)], axis=1)
     expected = (codes[:, None, :] == codes[None, :, :]).sum(-1)
-    np.testing.assert_allclose(_agreement_kernel([jnp.asarray(a1), jnp.asarray(a2)]), expected)
+    np.testing.assert_array_equal(agreement_kernel([jnp.asarray(a1), jnp.asarray(a2)]), expected)
     assert nwot_score([jnp.asarray(a1), jnp.asarray(a2)]) == pytest.approx(
         np.linalg.slogdet(expected.astype(np.float64))[1], rel=1e-6)
     same = jnp.ones((3, 4))  # identical codes: singular kernel, not rankable
@@ -143,3 +143,30 @@ def test_reference_lpzero_gpt2_term_softmaxes_the_reference_axis():
     g = jnp.zeros((4, 2))
     assert float(reference_genotype_term(w, g, "in_out")) == pytest.approx(0.25 + 1 / 16)
     assert float(reference_genotype_term(w, g, "out_in")) == pytest.approx(0.25 + 1 / 4)
+
+
+def test_proxies_run_with_single_threaded_blas():
+    """Inside `single_threaded_blas` (every registered proxy runs in it) each BLAS library,
+    SciPy's included (JAX's CPU LAPACK calls), has one thread; outside, what it had."""
+    from threadpoolctl import threadpool_info
+
+    from lpzero_jax.proxies.common import single_threaded_blas
+
+    with single_threaded_blas():
+        inside = [d for d in threadpool_info() if d["user_api"] == "blas"]
+    assert len(inside) >= 2 and all(d["num_threads"] == 1 for d in inside)  # NumPy's and SciPy's
+    outside = {d["filepath"]: d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+    assert all(outside[d["filepath"]] >= 1 for d in inside)
+
+
+def test_host_sum_matches_the_per_weight_sum():
+    from lpzero_jax.proxies.common import host_sum
+
+    rng = np.random.default_rng(0)
+    w = [jnp.asarray(rng.standard_normal(s), jnp.float32) for s in ((3, 5), (7, 2))]
+    g = [rng.standard_normal(s).astype(np.float32) for s in ((3, 5), (7, 2))]
+    expected = sum(float(jnp.sum(jnp.abs(a * b))) for a, b in zip(w, g))
+    assert host_sum(lambda a, b: np.sum(np.abs(a * b)), w, g) == pytest.approx(expected, rel=1e-6)
+    assert host_sum(lambda a, tag: np.sum(a) * (tag == "x"), w, ["x", "y"]) == pytest.approx(
+        float(jnp.sum(w[0])), rel=1e-6)  # non-array items pass through
+    assert np.isnan(host_sum(np.sum, []))  # not applicable

@@ -211,3 +211,28 @@ def test_reference_jacobian_cosine_needs_a_position_table(ctx, monkeypatch):
     assert math.isfinite(PROXIES.get("jacobian_cosine_reference")(ctx))
     monkeypatch.setattr(ctx.family, "position_table_path", None)
     assert math.isnan(PROXIES.get("jacobian_cosine_reference")(ctx))
+
+
+def test_stage_seconds_exclude_the_stages_built_inside(ctx):
+    """A shared stage's seconds are its own: a stage built inside another is not counted twice,
+    and a proxy's own seconds leave out the stages it built."""
+    import time
+
+    from lpzero_jax.proxies import ArchContext
+
+    fresh = ArchContext(ctx.family, ctx.arch, ctx.config, ctx.batch)
+
+    def outer():
+        fresh.cached("inner_stage", lambda: time.sleep(0.3))
+        time.sleep(0.1)
+
+    def proxy(c):
+        c.cached("outer_stage", outer)
+        time.sleep(0.05)
+        return 1.0
+
+    value, seconds = fresh.timed_call(proxy)
+    assert fresh.stage_seconds["inner_stage"] == pytest.approx(0.3, abs=0.08)
+    assert fresh.stage_seconds["outer_stage"] == pytest.approx(0.1, abs=0.08)
+    assert fresh.own_seconds == pytest.approx(0.05, abs=0.04)
+    assert seconds == pytest.approx(0.45, abs=0.1)
