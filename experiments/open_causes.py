@@ -69,7 +69,8 @@ def grasp_two_masks(ctx: ArchContext) -> float:
     """-sum (H' g) W: g from ctx's pass (its dropout masks), H' the Hessian under other masks
     (seed + 1), as the reference's two forward passes in train mode. Equals grasp in eval mode."""
     mc = ctx.model_config
-    other = dataclasses.replace(mc, dropout=dataclasses.replace(mc.dropout, seed=mc.dropout.seed + 1))
+    other = mc if mc.dropout is None else dataclasses.replace(  # eval mode: no masks to differ
+        mc, dropout=dataclasses.replace(mc.dropout, seed=mc.dropout.seed + 1))
     grads = flat_params(ctx.grads())
     vector = {p: grads[p] for p in ctx.linear_paths()}
     hg = proxy_stages.compiled_hvp(ctx.family, other)(ctx.params, ctx.device_batch(), vector)

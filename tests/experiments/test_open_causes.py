@@ -2,6 +2,8 @@
 
 import csv
 
+import numpy as np
+
 import pytest
 
 from experiments.open_causes import pick_archs, released_activation_distance
@@ -42,3 +44,15 @@ def _config():
     c = get_config()
     c.num_archs = 2
     return c
+
+
+def test_grasp_with_two_masks_is_grasp_in_eval_mode(data_root):
+    """In eval mode the second pass's dropout seed changes nothing, so it is the zoo's GraSP."""
+    from experiments.open_causes import grasp_two_masks
+    from lpzero_jax.proxies import PROXIES
+    from tests.proxies.test_zoo import _context
+
+    ctx = _context("gpt2", data_root)
+    want = PROXIES.get("grasp")(ctx)
+    assert np.isfinite(want) and want != 0
+    assert grasp_two_masks(ctx) == pytest.approx(want, rel=1e-5)
