@@ -36,7 +36,8 @@ from lpzero_jax.proxies import PROXIES, ArchContext
 from lpzero_jax.proxies import stages as proxy_stages
 from lpzero_jax.proxies.activation_distance import nwot_score
 from lpzero_jax.proxies.activation_distance_reference import kernel_entry_sum
-from lpzero_jax.proxies.common import flat_params, host_sum
+from lpzero_jax.proxies.common import flat_params
+from lpzero_jax.proxies.grasp import grasp_score
 
 PROXY_SETS = {"gpt2": ("jacobian_cosine", "jacobian_cosine_reference", "grasp"),
               "flexibert": ("activation_distance", "activation_distance_reference")}
@@ -74,8 +75,7 @@ def grasp_two_masks(ctx: ArchContext) -> float:
     grads = flat_params(ctx.grads())
     vector = {p: grads[p] for p in ctx.linear_paths()}
     hg = proxy_stages.compiled_hvp(ctx.family, other)(ctx.params, ctx.device_batch(), vector)
-    weights = flat_params(ctx.params)
-    return host_sum(lambda h, w: -np.sum(h * w), list(hg.values()), [weights[p] for p in hg])
+    return grasp_score(hg, ctx.params)
 
 
 @functools.lru_cache(maxsize=2)

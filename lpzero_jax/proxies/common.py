@@ -44,8 +44,12 @@ def weight_saliency(ctx, select: Optional[Callable[[Path], bool]] = None) -> flo
     """Sum over the linear proxy weights (those `select` keeps) of |dL/dW * W|: SNIP's measure, and
     Head Importance's and Synaptic Saliency's on their sub-blocks."""
     paths = ctx.linear_paths(select)
-    return host_sum(lambda w, g: np.sum(np.abs(w * g)), pick(ctx.params, paths),
-                    pick(ctx.grads(), paths))
+    return host_sum(abs_product_sum, pick(ctx.params, paths), pick(ctx.grads(), paths))
+
+
+def abs_product_sum(w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """sum |w * g| of one weight and its gradient (SNIP's and Synflow's per-weight term)."""
+    return np.sum(np.abs(w * g))
 
 
 def role_selector(family, *roles: str) -> Callable[[Path], bool]:

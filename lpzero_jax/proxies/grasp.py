@@ -16,6 +16,10 @@ from lpzero_jax.proxies.common import flat_params, host_sum
 
 @register_proxy("grasp", needs_hvp=True)
 def grasp(ctx: ArchContext) -> float:
-    hg = ctx.hessian_gradient_product()
-    weights = flat_params(ctx.params)
+    return grasp_score(ctx.hessian_gradient_product(), ctx.params)
+
+
+def grasp_score(hg, params) -> float:
+    """sum over the weights of H g (`hg`: {path: H g}) of -(H g) * W."""
+    weights = flat_params(params)
     return host_sum(lambda h, w: -np.sum(h * w), list(hg.values()), [weights[p] for p in hg])

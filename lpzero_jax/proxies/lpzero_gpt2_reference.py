@@ -11,6 +11,7 @@ with softmax over the reference layout's first axis (Conv1D [in, out]: the input
 """
 
 import numpy as np
+from scipy.special import softmax
 
 from lpzero_jax.proxies.base import ArchContext, register_proxy
 from lpzero_jax.proxies.common import host_sum, pick
@@ -19,9 +20,7 @@ from lpzero_jax.proxies.common import host_sum, pick
 def reference_genotype_term(weight: np.ndarray, grad: np.ndarray, layout: str) -> float:
     """mean|W^2| + mean(softmax(G over the reference's dim 0)^2) for one Flax [in, out] kernel."""
     axis = 0 if layout == "in_out" else 1
-    e = np.exp(grad - np.max(grad, axis=axis, keepdims=True))
-    softmax = e / np.sum(e, axis=axis, keepdims=True)
-    return np.mean(np.abs(weight ** 2)) + np.mean(softmax ** 2)
+    return np.mean(np.abs(weight ** 2)) + np.mean(softmax(grad, axis=axis) ** 2)
 
 
 @register_proxy("lpzero_gpt2_reference")
