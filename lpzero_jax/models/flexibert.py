@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from lpzero_jax.models.dropout import TrainDropout
+from lpzero_jax.models.softmax import row_nll
 
 INIT_STD = 0.02
 
@@ -354,10 +355,10 @@ class FlexiBert(nn.Module):
         h = jnp.take_along_axis(hidden, positions[..., None], axis=1)  # [B, M, hidden]
         if self.embeddings_project is not None:
             h = h @ self.embeddings_project.variables["params"]["kernel"].T  # back to 128
-        logits = self.word_embeddings.attend(h)  # [B, M, vocab]
         labels = jnp.take_along_axis(batch["input_ids"], positions, axis=1)
-        logp = jax.nn.log_softmax(logits, axis=-1)
-        return -jnp.mean(jnp.take_along_axis(logp, labels[..., None], axis=-1))
+        # logits = h @ word embeddings.T, [B, M, vocab]: never materialised whole (`row_nll`)
+        return jnp.mean(row_nll(h.reshape(-1, h.shape[-1]), self.word_embeddings.embedding, None,
+                                labels.reshape(-1)))
 
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`): embed + forward."""

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.models.dropout import TrainDropout
+from lpzero_jax.models.softmax import row_nll
 
 N_TOKEN = 50264
 N_POSITIONS = 192
@@ -271,10 +272,11 @@ class ProjectedAdaptiveLogSoftmax(nn.Module):
         return projs
 
     @staticmethod
-    def _logits(hidden, table, bias, proj):
+    def _nll(hidden, table, bias, proj, target):
+        """-log softmax(logits)[target] per row, logits = (hidden @ proj.T) @ table.T + bias."""
         if proj is not None:
             hidden = hidden @ proj.T  # [N, width]
-        return hidden @ table.T + bias
+        return row_nll(hidden, table, bias, target)
 
     @nn.compact
     def __call__(self, hidden: jax.Array, target: jax.Array, tied_tables: Sequence[jax.Array],
@@ -289,7 +291,7 @@ class ProjectedAdaptiveLogSoftmax(nn.Module):
         tables, biases = self._tables_and_biases(tied_tables)
         projs = self._projections(tied_projs)
         if c.n_clusters == 0:
-            return _nll(self._logits(hidden, tables[0], biases[0], projs[0]), target)
+            return self._nll(hidden, tables[0], biases[0], projs[0], target)
 
         cluster_weight = self.param("cluster_weight", _normal(c.weight_init_std),
                                     (c.n_clusters, c.d_embed))
@@ -299,25 +301,19 @@ class ProjectedAdaptiveLogSoftmax(nn.Module):
         shortlist = c.cutoffs[0]
         cluster = sum((target >= end).astype(jnp.int32) for end in c.cutoffs[:-1])  # 0 = head
         head_index = jnp.where(cluster == 0, target, shortlist + cluster - 1)
-        nll = _nll(self._logits(hidden, head_table, head_bias, projs[0]), head_index)
+        nll = self._nll(hidden, head_table, head_bias, projs[0], head_index)
         for i, (l, r) in enumerate(c.cluster_bounds()[1:], start=1):
             if cluster_rows is None:
                 # Dense over all N tokens (static shapes); only cluster i's tokens use the result.
-                tail = _nll(self._logits(hidden, tables[i], biases[i], projs[i]),
-                            jnp.clip(target - l, 0, r - l - 1))
+                tail = self._nll(hidden, tables[i], biases[i], projs[i],
+                                 jnp.clip(target - l, 0, r - l - 1))
                 nll = nll + jnp.where(cluster == i, tail, 0.0)
             else:  # the reference's form: only the tokens of cluster i (about 5% of them)
                 rows, valid = cluster_rows[i - 1]
-                tail = _nll(self._logits(hidden[rows], tables[i], biases[i], projs[i]),
-                            jnp.clip(target[rows] - l, 0, r - l - 1))
+                tail = self._nll(hidden[rows], tables[i], biases[i], projs[i],
+                                 jnp.clip(target[rows] - l, 0, r - l - 1))
                 nll = nll.at[rows].add(jnp.where(valid, tail, 0.0))
         return nll
-
-
-def _nll(logits: jax.Array, target: jax.Array) -> jax.Array:
-    """-log softmax(logits)[target] per row, as logsumexp - logit (no [N, V] log-probabilities)."""
-    picked = jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
-    return jax.nn.logsumexp(logits, axis=-1) - picked
 
 
 def tail_cluster_rows(config: GPT2FlexConfig, targets: np.ndarray,
