@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from lpzero_jax.models.dropout import TrainDropout
+from lpzero_jax.models.activations import gelu
 from lpzero_jax.models.softmax import row_nll
 
 INIT_STD = 0.02
@@ -225,8 +226,7 @@ class FeedForward(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for i in range(self.num):
-            x = jax.nn.gelu(_dense(self.dim, "dense_in" if i == 0 else f"dense_{i}")(x),
-                            approximate=False)
+            x = gelu(_dense(self.dim, "dense_in" if i == 0 else f"dense_{i}")(x), False)
             self.sow("intermediates", "A", x)
         return x
 

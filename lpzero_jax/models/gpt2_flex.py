@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.models.dropout import TrainDropout
+from lpzero_jax.models.activations import gelu
 from lpzero_jax.models.softmax import row_nll
 
 N_TOKEN = 50264
@@ -396,8 +397,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = jax.nn.gelu(nn.Dense(self.d_inner, kernel_init=_normal(self.init_std), name="c_fc")(x),
-                        approximate=True)
+        h = gelu(nn.Dense(self.d_inner, kernel_init=_normal(self.init_std), name="c_fc")(x), True)
         self.sow("intermediates", "A", h)
         return nn.Dense(self.d_model, kernel_init=_normal(self.proj_std), name="c_proj")(h)
 
