@@ -324,7 +324,8 @@ def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
 class StageTimer:
     """Optional instrumentation of `extract_staged`: per stage kind ('outer', 'layer_fwd', 'head',
     'layer_bwd', 'prelude_bwd') the seconds (each call waited for) and the FLOPs of the very
-    programs run (XLA cost analysis of each call's lowering, cached per program and shapes)."""
+    programs run (XLA cost analysis of each call's lowering, cached per program and shapes; loops
+    are unrolled for the count, `models.softmax.unrolled`)."""
 
     def __init__(self):
         self.seconds: Dict[str, float] = collections.defaultdict(float)
@@ -346,7 +347,11 @@ class StageTimer:
         key = (kind, id(fn), jax.tree_util.tree_structure(args),
                tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree_util.tree_leaves(args)))
         if key not in self._cost:
-            cost = fn.lower(*args).cost_analysis()
+            # traced afresh with loops unrolled: XLA's cost analysis counts a loop body once
+            from lpzero_jax.models.softmax import unrolled
+
+            with unrolled():
+                cost = jax.jit(lambda *a: fn.__wrapped__(*a)).lower(*args).cost_analysis()
             cost = cost[0] if isinstance(cost, (list, tuple)) else cost
             self._cost[key] = float(cost.get("flops", 0.0)) if cost else 0.0
         t = time.perf_counter()

@@ -52,3 +52,25 @@ def test_block_rows():
     assert softmax.block_rows(3072, 20003, 1 << 22) == 128
     assert softmax.block_rows(10, 20003, 1 << 22) == 16  # at most n rounded up to 8
     assert softmax.block_rows(3072, 1 << 30, 1 << 22) == 8  # at least 8
+
+
+def test_bench_counts_the_flops_of_every_block(monkeypatch):
+    """XLA's cost analysis counts a loop body once; the stage timer counts the blocks unrolled,
+    so the head's FLOPs are those of its matmuls (2 per block: logits and the unit gradient)."""
+    from lpzero_jax.engine import sweep
+
+    monkeypatch.setattr(softmax, "BLOCK_ELEMENTS", 16 * 512)  # 16 blocks of 16 rows
+    n, v, d = 256, 512, 16
+    rng = np.random.default_rng(0)
+    h = jnp.asarray(rng.standard_normal((n, d)), jnp.float32)
+    table = jnp.asarray(rng.standard_normal((v, d)), jnp.float32)
+    t = jnp.asarray(rng.integers(0, v, n), jnp.int32)
+    fn = jax.jit(jax.value_and_grad(lambda h: jnp.mean(softmax.row_nll(h, table, None, t))))
+    rolled = fn.lower(h).cost_analysis()["flops"]
+    timer = sweep.StageTimer()
+    value, grad = timer("head", fn, h)
+    matmuls = 2 * (2 * n * v * d)
+    assert rolled < matmuls / 4  # what the loop's own count would say
+    assert matmuls <= timer.flops["head"] <= 2 * matmuls
+    np.testing.assert_allclose(value, jnp.mean(dense(h, table, None, t)), rtol=1e-5)
+    assert timer.seconds["head"] > 0
