@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.models.init import path_names
+from lpzero_jax.engine.dense import lean_dense
 from lpzero_jax.engine.sampling import compact_numpy, compact_tensors, gather_samples, slot_positions
 
 
@@ -250,7 +251,8 @@ def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight):
 
 def _build_layer_forward(module: nn.Module, is_proxy_weight):
     def forward(params, x, positions, valid):
-        y, vjp_fn, inter = jax.vjp(layer_apply(module), params, x, has_aux=True)
+        with nn.intercept_methods(lean_dense):  # weight gradients wide operand first (dense.py)
+            y, vjp_fn, inter = jax.vjp(layer_apply(module), params, x, has_aux=True)
         rows = {name: gather_samples(_by_name(inter, name), positions[name], valid[name])
                 for name in ("A", "H", "S")}
         rows["W"] = gather_samples(_kernels(params, is_proxy_weight), positions["W"], valid["W"])
