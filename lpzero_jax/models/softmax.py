@@ -35,12 +35,12 @@ def unrolled() -> Iterator[None]:
         _UNROLL[0] = before
 
 
-def _blocks(x: jax.Array, rows: int, fill=0):
-    """x [N, ...] padded with `fill` to a multiple of rows and reshaped [C, rows, ...]."""
+def _blocks(x: jax.Array, rows: int):
+    """x [N, ...] zero-padded to a multiple of rows and reshaped [C, rows, ...]."""
     n = x.shape[0]
     c = -(-n // rows)
     pad = [(0, c * rows - n)] + [(0, 0)] * (x.ndim - 1)
-    return jnp.pad(x, pad, constant_values=fill).reshape((c, rows) + x.shape[1:])
+    return jnp.pad(x, pad).reshape((c, rows) + x.shape[1:])
 
 
 def block_rows(n: int, vocab: int, block_elements: Optional[int] = None) -> int:
@@ -93,9 +93,9 @@ def _bwd(res, g):
     def block(acc, xs):  # padded rows carry g = 0
         h, t, l, gb = xs
         p = jnp.exp(h @ table.T + bias - l[:, None]) * gb[:, None]
-        d_table = acc[0] + p.T @ h
-        d_table = d_table.at[t].add(-gb[:, None] * h)
-        return (d_table, acc[1] + jnp.sum(p, axis=0) - jnp.zeros_like(bias).at[t].add(gb)), None
+        d_table = (acc[0] + p.T @ h).at[t].add(-gb[:, None] * h)  # (softmax - onehot)^T h
+        d_bias = (acc[1] + jnp.sum(p, axis=0)).at[t].add(-gb)
+        return (d_table, d_bias), None
 
     (d_table, d_bias), _ = jax.lax.scan(
         block, (jnp.zeros_like(table), jnp.zeros_like(bias)),
