@@ -118,7 +118,7 @@ class Family:
         raise NotImplementedError
 
     def stages(self, model_config: Hashable):
-        """The model cut into compile-once stages (lpzero_jax.engine.sweep.Stages), or None for one
+        """The model cut into compile-once stages (lpzero_jax.engine.staging.Stages), or None for one
         whole-model program per architecture. Every engine consumer runs them (the compact six
         inputs and the zoo's full-tensor passes). A family may bucket layer widths
         (`Stages.bucket`: exact zero padding, outputs cut back to the real shapes) so that its
