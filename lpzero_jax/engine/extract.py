@@ -16,10 +16,20 @@ import numpy as np
 
 from lpzero_jax.engine.dense import lean_dense
 from lpzero_jax.engine.layout import pad_params, sample_layout
-from lpzero_jax.engine.staging import (Stages, cached_jit, head_batch, head_stage, layer_apply, module_key,
-                                       run_module, sown_values, split_params, weight_kernels)
-from lpzero_jax.engine.timing import StageTimer, call_host, call_stage
 from lpzero_jax.engine.sampling import compact_numpy, compact_tensors, gather_samples
+from lpzero_jax.engine.staging import (
+    Stages,
+    cached_jit,
+    head_batch,
+    head_stage,
+    layer_apply,
+    module_key,
+    run_module,
+    sown_values,
+    split_params,
+    weight_kernels,
+)
+from lpzero_jax.engine.timing import StageTimer, call_host, call_stage
 
 
 def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight):

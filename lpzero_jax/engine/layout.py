@@ -12,8 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lpzero_jax.engine.staging import bounded, layer_apply, module_key, sown_values, weight_kernels
 from lpzero_jax.engine.sampling import slot_positions
+from lpzero_jax.engine.staging import (
+    bounded,
+    layer_apply,
+    module_key,
+    sown_values,
+    weight_kernels,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax.engine.layout import pad_params, stage_shapes
-from lpzero_jax.engine.staging import (Stages, apply_vjp, bounded, cached_jit, head_batch, layer_apply,
-                                       module_key, run_module, split_params)
+from lpzero_jax.engine.staging import (
+    Stages,
+    apply_vjp,
+    bounded,
+    cached_jit,
+    head_batch,
+    layer_apply,
+    module_key,
+    run_module,
+    split_params,
+)
 from lpzero_jax.models.init import path_names
 
 

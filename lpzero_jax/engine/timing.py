@@ -7,6 +7,7 @@ from typing import Dict, Hashable, Optional
 
 import jax
 
+from lpzero_jax.models.softmax import unrolled
 
 
 class StageTimer:
@@ -36,7 +37,6 @@ class StageTimer:
                tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree_util.tree_leaves(args)))
         if key not in self._cost:
             # traced afresh with loops unrolled: XLA's cost analysis counts a loop body once
-            from lpzero_jax.models.softmax import unrolled
 
             with unrolled():
                 cost = jax.jit(lambda *a: fn.__wrapped__(*a)).lower(*args).cost_analysis()

@@ -3,14 +3,21 @@ model, one `Block` per layer (optionally bucketed: FFN widths rounded up, fine h
 `head_mix`), the head's run module and its zero-padded parameters, and the host-side prelude."""
 
 from __future__ import annotations
+
 import dataclasses
 import functools
 import math
+
 import numpy as np
 
 from lpzero_jax.engine.staging import Stages
-from lpzero_jax.models.gpt2_flex import (Block, GPT2Flex, GPT2FlexConfig,
-                                        head_mix, tail_cluster_rows)
+from lpzero_jax.models.gpt2_flex import (
+    Block,
+    GPT2Flex,
+    GPT2FlexConfig,
+    head_mix,
+    tail_cluster_rows,
+)
 
 
 def first_layer_input_host(config: GPT2FlexConfig, params, input_ids: np.ndarray) -> np.ndarray:

@@ -25,11 +25,21 @@ from ml_collections import ConfigDict
 
 from lpzero_jax import lm_vocab, text
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
-from lpzero_jax.benchmarks.minibench import DEFAULT_LLAMA_FILE, check_vocab, load_minibench
+from lpzero_jax.benchmarks.minibench import (
+    DEFAULT_LLAMA_FILE,
+    check_vocab,
+    load_minibench,
+)
+from lpzero_jax.engine.staging import Stages
 from lpzero_jax.families.base import FAMILIES, Family, Supernet
 from lpzero_jax.models.init import path_names
-from lpzero_jax.engine.staging import Stages
-from lpzero_jax.models.llama import DecoderLayer, Llama, LlamaConfig, llama_config_from_dict
+from lpzero_jax.models.llama import (
+    DecoderLayer,
+    Llama,
+    LlamaConfig,
+    llama_config_from_dict,
+)
+from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
 from lpzero_jax.paths import resolve_data_file
 
 TOKENIZER = "gpt2"
@@ -161,7 +171,6 @@ class LlamaFamily(Family):
         ss = config.subnet_search
         rank = int(max(ss.rank_choices))
         if ss.get("checkpoint"):
-            from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
 
             supernet = LlamaConfig.from_hf(read_hf_config(Path(ss.checkpoint)), rank, rank,
                                            float(ss.lora_scaling))

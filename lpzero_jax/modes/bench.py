@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, inputs as proxy_inputs, parallel, runtime
+from lpzero_jax import evaluation, parallel, runtime
+from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.engine import extract, staging, timing
 from lpzero_jax.expression.compile import compile_genome
 from lpzero_jax.expression.genome import random_genome
