@@ -126,3 +126,17 @@ def test_transfer_picture_data_match_the_transfer_table():
     for r in rows:
         name = f"{r['proxy']} (`{r['genome']}`)" if r["genome"] else r["proxy"]
         assert table[name][column[r["benchmark"]]] == f"{r['rho']} / {r['tau']}", r
+
+
+REPO_PATH = re.compile(r"(?<![\w./-])((?:lpzero_jax|tests|experiments|scripts|examples|third_party)/[\w./*-]*)")
+
+
+def test_every_repository_path_named_in_the_docs_exists():
+    """Paths in prose and commands (`lpzero_jax/...`, `experiments/...`, ...) name files that exist."""
+    missing = []
+    for page in PAGES:
+        for name in REPO_PATH.findall(page.read_text().replace("<", " ")):
+            name = name.rstrip(".,")
+            if not (any(ROOT.glob(name)) if "*" in name else (ROOT / name).exists()):
+                missing.append(f"{page.relative_to(ROOT)}: {name}")
+    assert not missing, missing
