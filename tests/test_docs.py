@@ -140,3 +140,25 @@ def test_every_repository_path_named_in_the_docs_exists():
             if not (any(ROOT.glob(name)) if "*" in name else (ROOT / name).exists()):
                 missing.append(f"{page.relative_to(ROOT)}: {name}")
     assert not missing, missing
+
+
+PACKAGE_REF = re.compile(
+    r"`(?:lpzero_jax/)?((?:benchmarks|configs|data|engine|expression|families|inputs|models|modes|proxies|search|study)"
+    r"/[\w/]*?)(\.py|\.json|\.txt)?(?:\.(\w+))?[`\s(,]")
+
+
+def test_every_package_module_and_name_the_docs_cite_exists():
+    """`engine/passes.py`, `models/softmax.row_nll`, ...: the module (and the name in it) exist in lpzero_jax/."""
+    missing = []
+    for page in PAGES:
+        for module, suffix, name in PACKAGE_REF.findall(page.read_text()):
+            base = ROOT / "lpzero_jax" / module
+            source = base.with_suffix(".py")
+            if suffix in (".json", ".txt"):
+                found = base.with_suffix(suffix).exists()
+            else:
+                found = base.is_dir() or (source.exists() and (
+                    not name or re.search(rf"\b{name}\b", source.read_text()) is not None))
+            if not found:
+                missing.append(f"{page.relative_to(ROOT)}: {module}{suffix}{'.' + name if name else ''}")
+    assert not missing, missing
