@@ -2,8 +2,6 @@
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.study.config import study_config
-
 
 def base_config() -> ConfigDict:
     """Fields every mode understands; a family config sets `family` and its data/batch fields."""
@@ -81,6 +79,36 @@ def base_config() -> ConfigDict:
     c.inputs.sample_seed = 0
     c.inputs.cache_dir = config_dict.placeholder(str)  # default: <workdir>/inputs_cache
     return c
+
+
+def study_config() -> ConfigDict:
+    """config.study (the `study`, `sensitivity`, `transfer` and `joint_search` modes): which seeds, aggregations and architectures, and where other benchmarks live."""
+    s = ConfigDict()
+    # seeds study: each seed draws its own S sample and seeds its own searches; the proxy inputs
+    # stay those of config.seed (model init and mini-batch), extracted once
+    s.num_seeds = 5  # seeds config.seed, config.seed + 1, ... (unless `seeds` lists them)
+    s.seeds = ""  # explicit comma list, e.g. "0,1,2"
+    s.aggregates = ""  # comma list of "sum"/"mean"; "" = search.aggregate
+    # which architectures: "all" (extract what is missing), "cached" (those whose inputs are in
+    # the input cache when the run starts) or the path of a file of arch ids, one per line;
+    # transfer / joint_search: one spec for every benchmark, or "name=spec,..." ('all' if unnamed)
+    s.pool = "all"
+    # transfer / joint_search: the benchmarks (shipped config names) and, per benchmark,
+    # "name=path" comma lists: its input cache dir and the workdir of its `search` run
+    s.benchmarks = "flexibert,gpt2,llama"
+    s.cache_dirs = ""
+    s.search_dirs = ""
+    # sensitivity: the proxies' rho with other init seeds (batch of config.seed) and other batch
+    # seeds (init of config.seed), one factor at a time, over the pool; each setting is extracted
+    s.init_seeds = "43,44,45,46"
+    s.batch_seeds = "43,44,45,46"
+    s.genomes = ""  # ';'-separated genomes scored besides lpzero_<family> and the searched one
+    s.published = True  # also score the paper's genome lpzero_<family> (if the family has one)
+    # comma list of zoo proxies (rank-mode names). sensitivity: scored per setting as well, each
+    # computed only at the seeds of the factors it reads (e.g. params once, zerolm once per init
+    # seed). study: references scored on every seed's held-out archs, computed once at config.seed
+    s.proxies = ""
+    return s
 
 
 def subnet_search_config() -> ConfigDict:
