@@ -33,10 +33,11 @@ from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.benchmarks.lts import DEFAULT_DIR, load_lts_path
 from lpzero_jax.benchmarks.own import parse_gpt2_config
+from lpzero_jax.families import gpt2_stages
 from lpzero_jax.families.base import FAMILIES, Family
 from lpzero_jax.models import init as model_init
-from lpzero_jax.families import gpt2_stages
-from lpzero_jax.models.gpt2_flex import GPT2Flex, GPT2FlexConfig
+from lpzero_jax.models.gpt2_config import GPT2FlexConfig
+from lpzero_jax.models.gpt2_flex import GPT2Flex
 from lpzero_jax.paths import resolve_data_file
 
 # LTS params_summary columns, plus the two groups it has no column for.

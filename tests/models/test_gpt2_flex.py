@@ -13,8 +13,12 @@ import pytest
 from lpzero_jax.families.gpt2 import gpt2_init_rule
 from lpzero_jax.inputs import forward_backward
 from lpzero_jax.models import init as model_init
-from lpzero_jax.models.gpt2_flex import (GPT2Flex, GPT2FlexConfig, analytical_param_counts,
-                                         clean_cutoffs)
+from lpzero_jax.models.gpt2_config import (
+    GPT2FlexConfig,
+    analytical_param_counts,
+    clean_cutoffs,
+)
+from lpzero_jax.models.gpt2_flex import GPT2Flex
 
 N_TOKEN = 96
 
