@@ -18,18 +18,44 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from absl import logging
+from flax import traverse_util
 
 from lpzero_jax import files, parallel, runtime
 from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.families import get_family
+from lpzero_jax.paths import resolve_data_file
+
+
+# Every config field that names a data file or folder a run may read. Whatever a family's
+# `data_files` says, a file named by one of these is digested (under the field's name when the
+# family did not list it), so a reader that takes a path the family forgot cannot serve stale
+# results. tests/test_input_store.py checks that every path-like field of the shipped configs is
+# either here or an output (OUTPUT_PATH_FIELDS).
+DATA_FILE_FIELDS = ("benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "tokenizer_path",
+                    "gguf_path", "subnet_search.checkpoint", "subnet_search.adapter_path")
+OUTPUT_PATH_FIELDS = ("workdir", "compilation_cache_dir", "inputs.cache_dir")
+
+
+def data_paths(config) -> Dict[str, tuple]:
+    """role -> the data files and folders the run reads: the family's (`Family.data_files`:
+    defaults it finds by itself included), plus every file a DATA_FILE_FIELDS field names that the
+    family did not list (keyed by the field). The one list the resume check and the input-cache
+    key digest."""
+    out = {role: tuple(Path(p) for p in paths)
+           for role, paths in get_family(config.family).data_files(config).items()}
+    listed = {Path(p).expanduser().resolve() for paths in out.values() for p in paths}
+    flat = traverse_util.flatten_dict(config.to_dict(), sep=".")
+    for field in DATA_FILE_FIELDS:
+        value = flat.get(field)
+        if value and Path(str(value)).expanduser().resolve() not in listed:
+            out[field] = (resolve_data_file("", None, str(value)),)
+    return out
 
 
 def data_digests(config) -> Dict[str, str]:
-    """role -> content digest of every data file the run reads (benchmark, corpus, vocabulary),
-    as named by the family (`Family.data_files`)."""
-
+    """role -> content digest of every data file the run reads (`data_paths`)."""
     return {role: "+".join(files.file_digest(p) for p in paths)
-            for role, paths in sorted(get_family(config.family).data_files(config).items())}
+            for role, paths in sorted(data_paths(config).items())}
 
 
 def fingerprint_fields(config) -> dict:
