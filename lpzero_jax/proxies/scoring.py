@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 
 from absl import logging
 
-from lpzero_jax import runtime
+from lpzero_jax import files, runtime
 from lpzero_jax.errors import (
     DataFileError,
     RepeatedFailureError,
@@ -136,8 +136,11 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
                     outcomes.append((name, failure))
             finally:  # what was computed is kept, even when an environment error stops the run
                 if lines:
-                    log.write("".join(lines))  # one write per arch: shards' lines never interleave
-                    log.flush()
+                    try:  # one write per arch: shards' lines never interleave
+                        log.write("".join(lines))
+                        log.flush()
+                    except OSError as e:  # a full disk: say which file
+                        raise files.with_path(e, log.name) from e
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs),
                          arch.arch_id, ", ".join(parts), time.perf_counter() - started)
             logging.info("arch %s passes: %s", arch.arch_id, pass_breakdown(ctx.stage_seconds, own))
