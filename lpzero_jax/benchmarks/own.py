@@ -143,12 +143,25 @@ def load_own(path: Path, family: str, parse_config: ConfigParser,
         seen[arch_id] = number
         where = f"{path} line {number} (id {arch_id!r})"
         value = require_number(require(row, "score", where), "score", where)
+        check_metric_value(header["metric"], value, where)
         config = parse_config(require(row, "config", where), where)
         extra = {k: v for k, v in row.items() if k not in ("id", "config", "score")}
         extra["metric"] = value
         archs.append(Arch(arch_id=arch_id, config=config,
                           score=value if header["higher_is_better"] else -value, extra=extra))
     return archs, header
+
+
+# metrics whose values are positive by definition (a perplexity is exp of a mean NLL >= 0)
+_POSITIVE_METRICS = ("ppl", "perplexity")
+
+
+def check_metric_value(metric: str, value: float, where: str) -> None:
+    """BenchmarkFormatError when `value` is impossible for `metric`: a perplexity must be > 0."""
+    name = str(metric).lower()
+    if any(k in name for k in _POSITIVE_METRICS) and value <= 0:
+        raise BenchmarkFormatError(f"{where}: score {value!r} is not a {metric} (a perplexity is "
+                                   "positive); fix the score or the header's metric")
 
 
 def check_fields(raw: Any, required: Tuple[str, ...], optional: Tuple[str, ...], where: str) -> dict:
