@@ -153,6 +153,16 @@ class InputStore:
         return computed
 
 
+def eta_text(seconds: list, remaining: int) -> str:
+    """', ETA Ns' for `remaining` items from the per-item `seconds` so far, leaving out the first
+    (it compiles the programs the others reuse: it projected 19x too long a run); '' before two
+    items, or when nothing remains."""
+    if remaining <= 0 or len(seconds) < 2:
+        return ""
+    steady = sorted(seconds[1:])[(len(seconds) - 1) // 2]  # median: robust to a recompile
+    return f", ETA {steady * remaining:.0f}s"
+
+
 def collect_inputs(store: InputStore, family, archs, config, batch, label: str = "inputs",
                    needed=proxy_inputs.INPUT_NAMES):
     """CompactInputs of every arch: loaded from the store, or extracted and saved (with progress).
@@ -177,13 +187,17 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
         logging.info("%s: process %d of %d: %d architectures in its share, %d to extract",
                      label, jax.process_index(), jax.process_count(), len(share), len(mine))
 
+    took = []
+
     def extract(arch):
         t = time.perf_counter()
         item = store(ArchInputs(family, arch, config, batch), needed)
         runtime.release_host_memory()
         done[0] += 1
-        logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
-                     len(mine), arch.arch_id, time.perf_counter() - t, time.perf_counter() - t0)
+        took.append(time.perf_counter() - t)
+        logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs%s)", label, done[0],
+                     len(mine), arch.arch_id, took[-1], time.perf_counter() - t0,
+                     eta_text(took, len(mine) - done[0]))
         return item
 
     # every host waits for the others' shares; a failed share fails the whole job, by name
