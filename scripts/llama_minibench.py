@@ -9,7 +9,7 @@ head count from --heads (head_dim = hidden / heads), and each layer's FFN width 
 for the same token budget on WikiText-2 `test.txt`, on the same windows in the same order, and
 evaluated on the first --valid_windows windows of `valid.txt` (see lpzero_jax/lm_training.py).
 The defaults (48 models x 196,608 tokens, batch 8 x 64) took 55 min on the shared 2-core CPU; more
-tokens per model would be better ground truth but cost proportionally more (see the README's "LLaMA" section).
+tokens per model would be better ground truth but cost proportionally more (see docs/families.md).
 
 Resumable: every finished model is appended to <workdir>/results.jsonl at once; a rerun with the
 same settings skips them (different settings are refused). The benchmark file (--out) is rewritten

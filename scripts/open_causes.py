@@ -11,8 +11,8 @@ train mode, g from one forward pass and H g from a second pass with other dropou
 prints the rho / tau table.
 
 Run from the repository root as a module (so this checkout's package is imported):
-python -m experiments.open_causes --family=gpt2 --archs=16 --max_params=10000000 --out=runs/oc_gpt2
-python -m experiments.open_causes --family=gpt2 --out=runs/oc_gpt2 --summarise
+python -m scripts.open_causes --family=gpt2 --archs=16 --max_params=10000000 --out=runs/oc_gpt2
+python -m scripts.open_causes --family=gpt2 --out=runs/oc_gpt2 --summarise
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from lpzero_jax import evaluation
 from lpzero_jax.families import get_family
 from lpzero_jax.inputs import group_by_layer
 from lpzero_jax.proxies import PROXIES, ArchContext
-from lpzero_jax.proxies import stages as proxy_stages
+from lpzero_jax.proxies import whole_model
 from lpzero_jax.proxies.activation_distance import nwot_score
 from lpzero_jax.proxies.activation_distance_reference import kernel_entry_sum
 from lpzero_jax.proxies.common import flat_params
@@ -74,7 +74,7 @@ def grasp_two_masks(ctx: ArchContext) -> float:
         mc, dropout=dataclasses.replace(mc.dropout, seed=mc.dropout.seed + 1))
     grads = flat_params(ctx.grads())
     vector = {p: grads[p] for p in ctx.linear_paths()}
-    hg = proxy_stages.compiled_hvp(ctx.family, other)(ctx.params, ctx.device_batch(), vector)
+    hg = whole_model.compiled_hvp(ctx.family, other)(ctx.params, ctx.device_batch(), vector)
     return grasp_score(hg, ctx.params)
 
 

@@ -1,4 +1,4 @@
-"""The Python API: the README's examples run as written, plus what they do not show."""
+"""The Python API: the examples of docs/api.md (and so the README's) run as written, plus what they do not show."""
 
 import re
 import tempfile
@@ -13,21 +13,24 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "benchmarks" / "data" / "gpt2_tiny.jsonl"
 
 
-def readme_api_blocks():
-    """The ```python blocks of the README's "Python API" section, in order."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Python API"):text.index("## Your own benchmark")]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+def python_blocks(page: str):
+    """The ```python blocks of a markdown page of the clone, in order."""
+    return re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), flags=re.DOTALL)
 
 
-def test_readme_api_examples_run(monkeypatch, tmp_path):
-    blocks = readme_api_blocks()
+def test_readme_api_example_is_the_docs_first():
+    """The README's example is run by the test below: it is docs/api.md's first block, verbatim."""
+    assert python_blocks("README.md") == python_blocks("docs/api.md")[:1]
+
+
+def test_docs_api_examples_run(monkeypatch, tmp_path):
+    blocks = python_blocks("docs/api.md")
     assert len(blocks) == 3
     monkeypatch.chdir(ROOT)  # the examples name files relative to the clone's root
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # their default workdirs land here
-    namespace = {"__name__": "readme_example"}
+    namespace = {"__name__": "docs_example"}
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+        exec(compile(block, "docs/api.md", "exec"), namespace)  # noqa: S102
     r, s, scores = namespace["r"], namespace["s"], namespace["scores"]
     assert r.family == "gpt2" and len(r.arch_ids) == 8 and r.arch_ids[0] == "g01"
     assert r.ground_truth[0] == -200.13

@@ -13,7 +13,7 @@ perplexity or a loss, true for an accuracy or GLUE). Ranking always uses "higher
 internally, so a lower-is-better score is negated (`Arch.score`); the raw value stays in
 `Arch.extra["metric"]`. Any other top-level field of a line (e.g. "params", "notes") is kept in
 `Arch.extra`. Ids must be unique. `config` holds the family's fields (the family validates them;
-see `FAMILY_FIELDS` below and the README's "Your own benchmark"):
+see `FAMILY_FIELDS` below and docs/own_benchmarks.md):
 
   gpt2:      d_model, n_head (int or a list per layer), d_inner (int or a list per layer),
              n_layer (needed when n_head and d_inner are both ints); optional: n_token (50257),

@@ -1,5 +1,5 @@
 """LLaMA family: our CPU-trained mini-benchmark (48 small LLaMAs, -validation perplexity as ground
-truth; see README, "LLaMA") for `rank` / `search`, and LoNAS subnets of a LLaMA supernet for
+truth; see docs/results/llama_smollm2.md) for `rank` / `search`, and LoNAS subnets of a LLaMA supernet for
 `subnet_search`.
 
 lpzero --config=llama   (from any directory; the same as the command below in a clone)

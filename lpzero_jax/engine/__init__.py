@@ -10,5 +10,5 @@ shape, so architectures share programs. One forward/backward sweep serves every 
 - `passes`: the zoo's gradient passes on them (backward with per-channel Fisher, Synflow at
   |params| with ones, the Hessian-vector product): another objective or a jvp on top.
 The engine imports no proxy and no store; the whole-model programs (`lpzero_jax.inputs`,
-`lpzero_jax.proxies.stages`) remain as references in tests and for unstaged families.
+`lpzero_jax.proxies.whole_model`) remain as references in tests and for unstaged families.
 """

@@ -1,6 +1,6 @@
 """The zoo's gradient passes on the engine's stages: each distinct (bucketed) stage compiled once.
 
-Same values as the whole-model programs of `lpzero_jax.proxies.stages`, but every architecture
+Same values as the whole-model programs of `lpzero_jax.proxies.whole_model`, but every architecture
 runs the stages its family cuts it into (`Family.stages`, the ones the compact extraction
 runs), so it costs its execution only, not seconds of XLA compilation per architecture:
 
@@ -159,7 +159,7 @@ def _cut_channels(pad: sweep.Padding, per_channel):
 
 def backward(family, stages: staging.Stages, params, batch):
     """(loss, intermediates, grads, d loss / d word embeds, fisher {layer path: [C]}), as
-    `proxies.stages.compiled_backward`, then positives {layer path: [C]}: the linear layers'
+    `proxies.whole_model.compiled_backward`, then positives {layer path: [C]}: the linear layers'
     `first_input_positives`, from the same forward (no pass of their own)."""
     loss, inter, grads, g_word, extra = sweep.backward_sweep(
         stages, params, batch, lambda module: _fisher_forward(module, family), _fisher_backward,
@@ -175,7 +175,7 @@ def backward(family, stages: staging.Stages, params, batch):
 
 def synflow_grads(family, stages: staging.Stages, params, batch):
     """d R / d params at |params| and all-ones word embeddings, R the family's Synflow objective
-    (`synflow_objective`), as `proxies.stages.compiled_synflow`."""
+    (`synflow_objective`), as `proxies.whole_model.compiled_synflow`."""
     abs_params = jax.tree_util.tree_map(jnp.abs, params)
     return sweep.backward_sweep(stages, abs_params, batch, sweep.plain_layer_forward,
                                 sweep.plain_layer_backward, ones_word=True,
@@ -229,7 +229,7 @@ def _hvp_head(outer):
 def hessian_vector_product(stages: staging.Stages, params, batch,
                            vector: Dict[Path, jax.Array]) -> Dict[Path, jax.Array]:
     """{path: (H vector)} for H the Hessian of the proxy loss w.r.t. the layer weights at the
-    paths of `vector` (every other parameter held fixed), as `proxies.stages.compiled_hvp`."""
+    paths of `vector` (every other parameter held fixed), as `proxies.whole_model.compiled_hvp`."""
     p, outer_params = staging.split_params(stages, params)
     by_layer: Dict[str, Dict[Path, jax.Array]] = {}
     for path, v in vector.items():

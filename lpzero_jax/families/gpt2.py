@@ -100,11 +100,11 @@ class GPT2Family(Family):
     synflow_objective = "output_sum"
     # FFN widths of the compact extraction's layer stages are rounded up to this multiple (exact
     # zero padding): the 200 benchmark architectures' 1,870 layers have 1,777 distinct shapes, 70
-    # with multiples of 256 for +9.4% FFN FLOPs (+5.6% of the layers' FLOPs); see the README.
+    # with multiples of 256 for +9.4% FFN FLOPs (+5.6% of the layers' FLOPs); see docs/inputs.md.
     ffn_bucket = 256
     # Layers whose n_head divides this run as that many "fine" heads mixed by a head_mix parameter
     # (exact; gpt2_flex.Attention), so n_head leaves the layer stage's key: 24 layer stages for the
-    # 200 instead of 70 (README, "distinct programs").
+    # 200 instead of 70 (docs/inputs.md, "distinct programs").
     run_heads = 8
     # train mode (`config.train_mode`): LTS's resid_pdrop (the configs' dropout 0.1) on the
     # attention and MLP outputs; dropatt and embd_pdrop are 0

@@ -19,7 +19,7 @@ import numpy as np
 
 from lpzero_jax.engine.passes import with_output_deltas
 from lpzero_jax.inputs import group_by_layer
-from lpzero_jax.proxies import stages
+from lpzero_jax.proxies import whole_model
 from lpzero_jax.proxies.base import ArchContext, register_proxy
 
 
@@ -45,7 +45,7 @@ def _compiled_linear_output_sums(family, model_config: Hashable):
     def sums(params, batch):
         outputs = {}
         with_output_deltas(family, None, outputs,
-                                  lambda: stages.proxy_loss(model, params, batch))
+                                  lambda: whole_model.proxy_loss(model, params, batch))
         return {path: kernel_entry_sum(y[0]) for path, y in outputs.items()}
 
     return jax.jit(sums)

@@ -4,9 +4,9 @@ A proxy is `fn(ctx: ArchContext) -> float`, registered with `@register_proxy("na
 what it needs, e.g. `needs_hvp=True`), one file per proxy in this package. The context builds what proxies share lazily and once per architecture:
 the model, its parameters (fixed init seed), the full-tensor forward intermediates, the backward
 pass (G, J and per-channel Fisher of every linear layer), the Hessian-gradient product, the
-data-free Synflow gradients, proxy-defined stages (`cached`), and the compact six proxy inputs.
-It also records how long each shared stage took, so every proxy's `seconds_per_arch` includes the
-stages it used, as if it had been computed alone (XLA compilation of the architecture included).
+data-free Synflow gradients, proxy-defined shared passes (`cached`), and the compact six proxy inputs.
+It also records how long each shared pass took, so every proxy's `seconds_per_arch` includes the
+passes it used, as if it had been computed alone (XLA compilation of the architecture included).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.engine import passes, sweep
-from lpzero_jax.proxies import common, stages
+from lpzero_jax.proxies import common, whole_model
 from lpzero_jax.registry import Registry
 
 ProxyFn = Callable[["ArchContext"], float]
@@ -141,58 +141,58 @@ class ArchContext:
         self.model_config = family.model_config(arch, config)
         self._inputs_loader = inputs_loader
         self._cache: Dict[str, object] = {}
-        self.stage_seconds: Dict[str, float] = {}  # shared stage -> its own seconds
-        self.own_seconds = 0.0  # the last timed_call's seconds outside the shared stages
+        self.pass_seconds: Dict[str, float] = {}  # shared pass -> its own seconds
+        self.own_seconds = 0.0  # the last timed_call's seconds outside the shared passes
         self._used: set = set()
 
-    # --- stage bookkeeping ----------------------------------------------------------------------
-    def _stage(self, name: str, build: Callable[[], object]):
-        """The shared stage `name`, built once; its seconds exclude the stages built inside it."""
+    # --- shared-pass bookkeeping ----------------------------------------------------------------------
+    def _shared(self, name: str, build: Callable[[], object]):
+        """The shared pass `name`, built once; its seconds exclude the passes built inside it."""
         self._used.add(name)
         if name not in self._cache:
-            nested_before = sum(self.stage_seconds.values())
+            nested_before = sum(self.pass_seconds.values())
             t = time.perf_counter()
             value = build()
             jax.block_until_ready(value)
-            nested = sum(self.stage_seconds.values()) - nested_before
-            self.stage_seconds[name] = time.perf_counter() - t - nested
+            nested = sum(self.pass_seconds.values()) - nested_before
+            self.pass_seconds[name] = time.perf_counter() - t - nested
             self._cache[name] = value
         return self._cache[name]
 
     def timed_call(self, fn: ProxyFn):
-        """Runs a proxy; returns (value, seconds incl. the shared stages it used). Its exclusive
-        seconds (the call minus the shared stages built during it) go to `own_seconds`."""
+        """Runs a proxy; returns (value, seconds incl. the shared passes it used). Its exclusive
+        seconds (the call minus the shared passes built during it) go to `own_seconds`."""
         self._used = set()
-        before = dict(self.stage_seconds)
+        before = dict(self.pass_seconds)
         t = time.perf_counter()
         value = fn(self)
         elapsed = time.perf_counter() - t
         reused = sum(before[k] for k in self._used if k in before)
-        built = sum(v for k, v in self.stage_seconds.items() if k not in before)
+        built = sum(v for k, v in self.pass_seconds.items() if k not in before)
         self.own_seconds = max(elapsed - built, 0.0)
         return value, elapsed + reused
 
     def cached(self, name: str, build: Callable[[], object]):
-        """A proxy-defined stage: `build()` once per architecture, timed and shared like the others."""
-        return self._stage(name, build)
+        """A proxy-defined shared pass: `build()` once per architecture, timed and shared like the others."""
+        return self._shared(name, build)
 
-    # --- stages ---------------------------------------------------------------------------------
+    # --- shared passes -----------------------------------------------------------------------------
     @property
     def model(self):
-        return self._stage("model", lambda: self.family.build_model(self.model_config))
+        return self._shared("model", lambda: self.family.build_model(self.model_config))
 
     @property
     def param_shapes(self):
-        return self._stage("param_shapes", lambda: self.family.param_shapes(self.model_config))
+        return self._shared("param_shapes", lambda: self.family.param_shapes(self.model_config))
 
     @property
     def params(self):
-        return self._stage("init", lambda: self.family.arch_params(self.model_config, self.config))
+        return self._shared("init", lambda: self.family.arch_params(self.model_config, self.config))
 
     def device_batch(self) -> Dict[str, jax.Array]:
-        return self._stage("batch", lambda: {k: jnp.asarray(v) for k, v in self.batch.items()})
+        return self._shared("batch", lambda: {k: jnp.asarray(v) for k, v in self.batch.items()})
 
-    # Dependencies are fetched before a stage's timer starts, so a stage's seconds are its own.
+    # Dependencies are fetched before a pass's timer starts, so a pass's seconds are its own.
     def intermediates(self):
         """Full-tensor forward intermediates {'layer_i': {...: {'A'|'H'|'S': (tensors,)}}}: the
         backward pass's when it has run (its forward gives the same tensors; no second forward),
@@ -204,10 +204,10 @@ class ArchContext:
         staged_model = (self.family.stages(self.model_config) if self.layer_by_layer
                         else None)
         if staged_model is not None:  # compiled per (bucketed) layer, shared across architectures
-            return self._stage("forward",
+            return self._shared("forward",
                                lambda: sweep.forward_full(staged_model, params, batch, False)[1])
         fn = _compiled_forward(self.family, self.model_config)
-        return self._stage("forward", lambda: fn(params, batch)[1])
+        return self._shared("forward", lambda: fn(params, batch)[1])
 
     def _layerwise(self):
         """The model's stages when the zoo's gradient passes run on the engine
@@ -225,14 +225,14 @@ class ArchContext:
         params, batch = self.params, self.device_batch()
         staged_model = self._layerwise()
         if staged_model is not None:
-            return self._stage("backward", lambda: passes.backward(self.family, staged_model,
+            return self._shared("backward", lambda: passes.backward(self.family, staged_model,
                                                                    params, batch))
         if self.fuse_hvp:
             paths = tuple(self.linear_paths())
-            fn = stages.compiled_backward_hvp(self.family, self.model_config, paths)
+            fn = whole_model.compiled_backward_hvp(self.family, self.model_config, paths)
         else:
-            fn = stages.compiled_backward(self.family, self.model_config)
-        return self._stage("backward", lambda: fn(params, batch))
+            fn = whole_model.compiled_backward(self.family, self.model_config)
+        return self._shared("backward", lambda: fn(params, batch))
 
     def backward(self):
         """(loss, intermediates, grads, d loss / d word embeddings) of the family's proxy loss."""
@@ -251,10 +251,10 @@ class ArchContext:
         params, batch = self.params, self.device_batch()
         staged_model = passes.synflow_stages_for(self.family, self._layerwise())
         if staged_model is not None:
-            return self._stage("synflow", lambda: passes.synflow_grads(
+            return self._shared("synflow", lambda: passes.synflow_grads(
                 self.family, staged_model, params, batch))
-        fn = stages.compiled_synflow(self.family, self.model_config)
-        return self._stage("synflow", lambda: fn(params, batch))
+        fn = whole_model.compiled_synflow(self.family, self.model_config)
+        return self._shared("synflow", lambda: fn(params, batch))
 
     def hessian_gradient_product(self) -> Dict[Tuple[str, ...], jax.Array]:
         """{path: H g} over the linear proxy weights W, g = dL/dW (GraSP's Hessian-gradient product).
@@ -270,10 +270,10 @@ class ArchContext:
         vector = {p: jax.lax.stop_gradient(grads[p]) for p in paths}
         params, batch = self.params, self.device_batch()
         if staged_model is not None:
-            return self._stage("hvp", lambda: passes.hessian_vector_product(
+            return self._shared("hvp", lambda: passes.hessian_vector_product(
                 staged_model, params, batch, vector))
-        fn = stages.compiled_hvp(self.family, self.model_config)
-        return self._stage("hvp", lambda: fn(params, batch, vector))
+        fn = whole_model.compiled_hvp(self.family, self.model_config)
+        return self._shared("hvp", lambda: fn(params, batch, vector))
 
     def linear_fisher(self) -> Dict[Tuple[str, ...], jax.Array]:
         """{path of linear layer: Fisher information per output channel}, from the backward pass."""
@@ -294,7 +294,7 @@ class ArchContext:
         level = proxy_inputs.level_for(needed)
         for have in ("backward", "forward", "weights"):  # a richer level already computed serves
             if f"inputs_{have}" in self._cache and set(needed) <= set(proxy_inputs.LEVELS[have]):
-                return self._stage(f"inputs_{have}", lambda: None)
+                return self._shared(f"inputs_{have}", lambda: None)
             if have == level:
                 break
         if self._inputs_loader is None:
@@ -304,4 +304,4 @@ class ArchContext:
                 int(cfg.sample_seed), needed=needed)
         else:
             build = lambda: self._inputs_loader(self, needed)  # noqa: E731
-        return self._stage(f"inputs_{level}", build)
+        return self._shared(f"inputs_{level}", build)

@@ -148,22 +148,22 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
             logging.info("[%d/%d] arch %s: %s | elapsed %.0fs%s", i + 1, len(archs),
                          arch.arch_id, ", ".join(parts), time.perf_counter() - started,
                          eta_text(took, len(archs) - i - 1))
-            logging.info("arch %s passes: %s", arch.arch_id, pass_breakdown(ctx.stage_seconds, own))
-            del ctx  # this architecture's tensors and stages
+            logging.info("arch %s passes: %s", arch.arch_id, pass_breakdown(ctx.pass_seconds, own))
+            del ctx  # this architecture's tensors and shared passes
             runtime.release_host_memory()
             for name, failure in outcomes:
                 watch.record(name, arch.arch_id, failure)
 
 
-def pass_breakdown(stage_seconds: Dict[str, float], own_seconds: Dict[str, float]) -> str:
+def pass_breakdown(pass_seconds: Dict[str, float], own_seconds: Dict[str, float]) -> str:
     """One line of where an architecture's seconds went, each second counted once: the shared
-    stages' own seconds (ArchContext.stage_seconds), the proxies' exclusive seconds
-    (`own_seconds`: proxy -> seconds outside the shared stages; those under 0.5 s only summed),
+    passes' own seconds (ArchContext.pass_seconds), the proxies' exclusive seconds
+    (`own_seconds`: proxy -> seconds outside the shared passes; those under 0.5 s only summed),
     and the total."""
     big = {k: v for k, v in own_seconds.items() if v >= 0.5}
     rest = sum(v for k, v in own_seconds.items() if k not in big)
-    items = sorted(stage_seconds.items(), key=lambda kv: -kv[1])
-    total = sum(stage_seconds.values()) + sum(own_seconds.values())
+    items = sorted(pass_seconds.items(), key=lambda kv: -kv[1])
+    total = sum(pass_seconds.values()) + sum(own_seconds.values())
     return ", ".join([f"{k} {v:.2f}s" for k, v in items] +
                      [f"[{k}] {v:.2f}s" for k, v in sorted(big.items(), key=lambda kv: -kv[1])] +
                      [f"[other proxies] {rest:.2f}s", f"total {total:.2f}s"])

@@ -6,7 +6,7 @@ a data-free proxy; the capacity of a module is estimated from SVD statistics of 
 Transformer is split into Attention and FFN sub-modules whose capacities are aggregated with a
 balance parameter alpha; alpha is set either by "benchmark sampling" or by a "heuristic
 correlation approach" (FlexiBERT: rho 0.76, tau 0.53). The formulas are not in that text, so the
-following are our choices (see README, "Hand-crafted proxies"):
+following are our choices (see docs/proxies.md):
 
 - capacity of a weight matrix: its nuclear norm ||W||_* (the sum of its singular values, the
   standard SVD measure of a matrix's capacity / convex surrogate of its rank);

@@ -238,7 +238,7 @@ class SubnetContext(ArchContext):
 
     @property
     def params(self):
-        return self._stage("init", lambda: extract_subnet_params(self._super_params, self.param_shapes))
+        return self._shared("init", lambda: extract_subnet_params(self._super_params, self.param_shapes))
 
 
 @FITNESS_KINDS.register("params")

@@ -1,5 +1,5 @@
 """The zoo's gradient passes on the engine's stages (lpzero_jax/engine/passes.py) equal the
-whole-model programs (lpzero_jax/proxies/stages.py): FlexiBERT (unbucketed layers) and GPT-2
+whole-model programs (lpzero_jax/proxies/whole_model.py): FlexiBERT (unbucketed layers) and GPT-2
 (layers run bucketed: FFN widths padded to 256, 8 fine heads mixed by `head_mix`)."""
 
 import jax
@@ -146,6 +146,6 @@ def test_gpt2_reference_activation_distance_runs_no_program_of_its_own(data_root
     value = PROXIES.get("activation_distance_reference")(engine)
     assert adr._compiled_linear_output_sums.cache_info().misses == before
     assert value == PROXIES.get("activation_distance_reference")(whole)  # exact integer counts
-    assert engine.intermediates() is engine.backward()[1] and "forward" not in engine.stage_seconds
+    assert engine.intermediates() is engine.backward()[1] and "forward" not in engine.pass_seconds
     assert_trees_close(jax.tree_util.tree_leaves(engine.intermediates()),
                        jax.tree_util.tree_leaves(whole.intermediates()), rtol=RTOL)

@@ -205,7 +205,7 @@ def test_layer_programs_are_shared_across_widths_of_one_bucket(family):
 
 
 def test_ffn_bucket_measurement_on_the_200_archs(family, data_root):
-    """The figures behind `ffn_bucket` (README): distinct layer stages vs extra FLOPs."""
+    """The figures behind `ffn_bucket` (docs/inputs.md): distinct layer stages vs extra FLOPs."""
     from lpzero_jax.families.gpt2 import layer_buckets
 
     configs = [family.model_config(a, None) for a in family.load_benchmark(

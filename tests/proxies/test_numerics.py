@@ -8,7 +8,7 @@ from jax.flatten_util import ravel_pytree
 
 
 def test_hessian_vector_product_matches_finite_differences():
-    from lpzero_jax.proxies.stages import hessian_vector_product
+    from lpzero_jax.proxies.whole_model import hessian_vector_product
 
     jax.config.update("jax_enable_x64", True)
     try:

@@ -151,7 +151,7 @@ def test_fused_backward_hvp_equals_separate_passes(family_name, data_root):
         b = jax.tree_util.tree_leaves(getattr(fused, name)())
         assert_trees_close(a, b)
     assert float(fused.backward()[0]) == pytest.approx(float(separate.backward()[0]), rel=1e-6)
-    assert set(fused.stage_seconds) >= {"backward"} and "hvp" not in fused.stage_seconds
+    assert set(fused.pass_seconds) >= {"backward"} and "hvp" not in fused.pass_seconds
 
 
 def assert_trees_close(a, b, rtol=1e-4, atol_scale=1e-5):
@@ -189,7 +189,7 @@ def test_reference_variants_read_the_reference_tensors(gpt2_ctx):
     from lpzero_jax.proxies.common import flat_params
     from lpzero_jax.proxies.jacobian_cosine import jacobian_cosine_score
     from lpzero_jax.engine.passes import with_output_deltas
-    from lpzero_jax.proxies.stages import proxy_loss
+    from lpzero_jax.proxies.whole_model import proxy_loss
 
     wpe = flat_params(gpt2_ctx.grads())[("params", "wpe", "embedding")]
     assert PROXIES.get("jacobian_cosine_reference")(gpt2_ctx) == pytest.approx(
@@ -232,7 +232,7 @@ def test_stage_seconds_exclude_the_stages_built_inside(ctx):
         return 1.0
 
     value, seconds = fresh.timed_call(proxy)
-    assert fresh.stage_seconds["inner_stage"] == pytest.approx(0.3, abs=0.08)
-    assert fresh.stage_seconds["outer_stage"] == pytest.approx(0.1, abs=0.08)
+    assert fresh.pass_seconds["inner_stage"] == pytest.approx(0.3, abs=0.08)
+    assert fresh.pass_seconds["outer_stage"] == pytest.approx(0.1, abs=0.08)
     assert fresh.own_seconds == pytest.approx(0.05, abs=0.04)
     assert seconds == pytest.approx(0.45, abs=0.1)

@@ -6,7 +6,7 @@ import numpy as np
 
 import pytest
 
-from experiments.open_causes import pick_archs, released_activation_distance
+from scripts.open_causes import pick_archs, released_activation_distance
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.families import get_family
 
@@ -48,7 +48,7 @@ def _config():
 
 def test_grasp_with_two_masks_is_grasp_in_eval_mode(data_root):
     """In eval mode the second pass's dropout seed changes nothing, so it is the zoo's GraSP."""
-    from experiments.open_causes import grasp_two_masks
+    from scripts.open_causes import grasp_two_masks
     from lpzero_jax.proxies import PROXIES
     from tests.proxies.test_zoo import _context
 
