@@ -53,6 +53,7 @@ from lpzero_jax import workdir as runner
 from lpzero_jax.benchmarks import lts, minibench, own
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.configs import NAMES, base_config, shipped_config
+from lpzero_jax.errors import ModelProtocolError
 from lpzero_jax.families import get_family
 from lpzero_jax.families.base import Family
 from lpzero_jax.models.init import path_names
@@ -319,7 +320,57 @@ def score_model(model, proxies: Union[str, Sequence[str]], input_ids, *, params=
     if not any(family.is_proxy_weight(p) for p in _param_paths(ctx.param_shapes)):
         raise ValueError("no parameter is a proxy weight W: name the blocks `layer_<i>` (Dense "
                          "kernels inside them are W) or pass is_weight=")
-    return {name: float(fn(ctx)) for name, fn in fns.items()}
+    sown = check_model_protocol(model, ctx.params, ctx.batch, ctx.param_shapes, fns)
+    out = {}
+    for name, fn in fns.items():
+        out[name] = float(fn(ctx))
+        if not sown and not np.isfinite(out[name]):
+            raise ModelProtocolError(f"proxy {name} is {out[name]} and the model sows no "
+                                     f"intermediates: {_SOW_HINT}")
+    return out
+
+
+_SOW_HINT = ("call self.sow('intermediates', 'A' | 'H' | 'S', tensor) inside the blocks "
+             "`layer_<i>` while proxy_loss runs (see lpzero_jax.api)")
+_WORD_TABLE_NAMES = ("wte", "word", "tok", "embed_tokens")
+
+
+def check_model_protocol(model, params, batch, param_shapes, proxies) -> set:
+    """Checks a user model and batch before any proxy is scored; returns the names of the
+    intermediates it sows (A, H, S). ModelProtocolError for a negative token id, an id beyond the
+    rows of the word-embedding table (found by name, or the only `embedding` table), or a genome
+    reading an intermediate the model never sows (it would score NaN or a wrong value)."""
+    import jax
+
+    ids = np.asarray(batch["input_ids"])
+    if ids.size and ids.min() < 0:
+        raise ModelProtocolError(f"input_ids holds negative id {int(ids.min())}: token ids are "
+                                 "0 .. vocab_size - 1")
+    tables = {p: shape for p, shape in ((path_names(k), v.shape) for k, v in
+                                        jax.tree_util.tree_flatten_with_path(param_shapes)[0])
+              if p and p[-1] == "embedding"}
+    words = [s for p, s in tables.items() if any(n in "/".join(p).lower() for n in _WORD_TABLE_NAMES)]
+    candidates = words or list(tables.values())
+    vocab = candidates[0][0] if len(candidates) == 1 else None
+    if vocab is not None and ids.size and ids.max() >= vocab:
+        raise ModelProtocolError(f"input_ids holds id {int(ids.max())}, beyond the model's "
+                                 f"vocabulary of {vocab} (ids 0 .. {vocab - 1})")
+
+    def sown_tree():
+        embeds = model.apply(params, batch["input_ids"], method=model.embed)
+        _, state = model.apply(params, embeds, batch, method=model.proxy_loss,
+                               mutable=["intermediates"])
+        return state.get("intermediates", {})
+
+    leaves = jax.tree_util.tree_flatten_with_path(jax.eval_shape(sown_tree))[0]
+    sown = {n for k, _ in leaves for n in path_names(k) if n in ("A", "H", "S")}
+    for name, proxy in proxies.items():
+        genome = getattr(proxy.fn, "genome", None)
+        missing = sorted(set(getattr(genome, "inputs", ())) & {"A", "H", "S"} - sown)
+        if missing:
+            raise ModelProtocolError(f"proxy {name} reads {', '.join(missing)}, which the model "
+                                     f"never sows: {_SOW_HINT}")
+    return sown
 
 
 def _param_paths(tree) -> List[Tuple[str, ...]]:

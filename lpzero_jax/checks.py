@@ -65,6 +65,31 @@ def validate_common(config) -> None:
     require_int(config, "inputs.sample_size", 1)
     require_int(config, "inputs.sample_seed", 0)
     family.train_dropout_for(config)  # refuses train_mode where the family has no dropout
+    validate_distributed(config)
+
+
+def validate_distributed(config) -> None:
+    """The `distributed` settings, before `jax.distributed.initialize` sees them (it aborts the
+    process, or raises deep inside JAX, on a bad one): HOST:PORT, 1 <= num_processes,
+    0 <= process_id < num_processes, positive timeouts."""
+    dist = config.get("distributed")
+    if not dist:
+        return
+    n = require_int(config, "distributed.num_processes", 1)
+    address = dist.get("coordinator_address")
+    if address:
+        host, _, port = str(address).rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"distributed.coordinator_address {address!r}: expected HOST:PORT "
+                              "(e.g. 10.0.0.1:1234); fix --config.distributed.coordinator_address")
+        require_int(config, "distributed.process_id", 0, n - 1)
+    for setting in ("initialization_timeout_s", "heartbeat_timeout_s", "shutdown_timeout_s",
+                    "barrier_timeout_s"):
+        value = dist.get(setting)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not value > 0):
+            raise ConfigError(f"distributed.{setting} must be a positive number of seconds, got "
+                              f"{value!r}; set {_flag('distributed.' + setting)}=N")
 
 
 def check_archs(family, config, archs) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from absl import app, flags
+from absl import app
 
 from lpzero_jax import main as entry
 from lpzero_jax.configs import NAMES, config_path
@@ -34,8 +34,8 @@ def resolve_config_argv(argv: List[str]) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the `lpzero` script."""
-    flags.mark_flags_as_required(["config"])
-    app.run(entry.main, argv=resolve_config_argv(sys.argv if argv is None else argv))
+    app.run(entry.main, argv=resolve_config_argv(sys.argv if argv is None else argv),
+            flags_parser=entry.parse_flags)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,11 @@ class DataFileError(UserError, ValueError):
     """A data or state file is damaged or of the wrong form (the message names the file and line)."""
 
 
+class ModelProtocolError(UserError, ValueError):
+    """A model or a batch that breaks the scoring protocol (nothing sown, token ids outside the
+    vocabulary): found before any proxy is scored."""
+
+
 class WorkdirBusyError(UserError, RuntimeError):
     """Another process holds the workdir."""
 

@@ -15,10 +15,13 @@ import fcntl
 import functools
 import hashlib
 import json
+import math
 import os
 import uuid
 from pathlib import Path
 from typing import IO, Iterator, Union
+
+import numpy as np
 
 from lpzero_jax.errors import ConfigError, WorkdirBusyError
 
@@ -50,10 +53,20 @@ def atomic_write(path: Union[str, Path], binary: bool = False) -> Iterator[IO]:
             yield f
             _sync(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:
+            raise with_path(e, path) from e
         raise
+
+
+def with_path(error: OSError, path: Union[str, Path]) -> OSError:
+    """`error` naming `path` (ENOSPC from a write or fsync names no file: the one-line report
+    would not say which file, or which disk, is full)."""
+    if error.filename:
+        return error
+    return type(error)(error.errno, error.strerror or str(error), str(path))
 
 
 def write_text(path: Union[str, Path], text: str) -> None:
@@ -62,9 +75,29 @@ def write_text(path: Union[str, Path], text: str) -> None:
         f.write(text)
 
 
-def write_json(path: Union[str, Path], payload, indent=None) -> None:
-    """Writes `payload` as JSON to `path` atomically (non-JSON values as their str)."""
-    write_text(path, json.dumps(payload, indent=indent, default=str))
+def json_safe(value):
+    """`value` with every NaN / inf float (Python or NumPy) as None, NumPy scalars and arrays as
+    Python numbers and lists: what valid JSON can hold (`null` for an undefined value)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Union[str, Path], payload, indent=None, exact: bool = False) -> None:
+    """Writes `payload` as JSON to `path` atomically (non-JSON values as their str). Outputs are
+    valid JSON: NaN and inf are written `null`. `exact=True` keeps them as Python's NaN /
+    Infinity for a state file that only this package reads back as numbers (a checkpoint)."""
+    text = json.dumps(payload, indent=indent, default=str) if exact else \
+        json.dumps(json_safe(payload), indent=indent, default=str, allow_nan=False)
+    write_text(path, text)
 
 
 def remove_stale_temp_files(directory: Union[str, Path]) -> int:

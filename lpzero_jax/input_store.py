@@ -18,18 +18,44 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from absl import logging
+from flax import traverse_util
 
 from lpzero_jax import files, parallel, runtime
 from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.families import get_family
+from lpzero_jax.paths import resolve_data_file
+
+
+# Every config field that names a data file or folder a run may read. Whatever a family's
+# `data_files` says, a file named by one of these is digested (under the field's name when the
+# family did not list it), so a reader that takes a path the family forgot cannot serve stale
+# results. tests/test_input_store.py checks that every path-like field of the shipped configs is
+# either here or an output (OUTPUT_PATH_FIELDS).
+DATA_FILE_FIELDS = ("benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "tokenizer_path",
+                    "gguf_path", "subnet_search.checkpoint", "subnet_search.adapter_path")
+OUTPUT_PATH_FIELDS = ("workdir", "compilation_cache_dir", "inputs.cache_dir")
+
+
+def data_paths(config) -> Dict[str, tuple]:
+    """role -> the data files and folders the run reads: the family's (`Family.data_files`:
+    defaults it finds by itself included), plus every file a DATA_FILE_FIELDS field names that the
+    family did not list (keyed by the field). The one list the resume check and the input-cache
+    key digest."""
+    out = {role: tuple(Path(p) for p in paths)
+           for role, paths in get_family(config.family).data_files(config).items()}
+    listed = {Path(p).expanduser().resolve() for paths in out.values() for p in paths}
+    flat = traverse_util.flatten_dict(config.to_dict(), sep=".")
+    for field in DATA_FILE_FIELDS:
+        value = flat.get(field)
+        if value and Path(str(value)).expanduser().resolve() not in listed:
+            out[field] = (resolve_data_file("", None, str(value)),)
+    return out
 
 
 def data_digests(config) -> Dict[str, str]:
-    """role -> content digest of every data file the run reads (benchmark, corpus, vocabulary),
-    as named by the family (`Family.data_files`)."""
-
+    """role -> content digest of every data file the run reads (`data_paths`)."""
     return {role: "+".join(files.file_digest(p) for p in paths)
-            for role, paths in sorted(get_family(config.family).data_files(config).items())}
+            for role, paths in sorted(data_paths(config).items())}
 
 
 def fingerprint_fields(config) -> dict:
@@ -127,6 +153,16 @@ class InputStore:
         return computed
 
 
+def eta_text(seconds: list, remaining: int) -> str:
+    """', ETA Ns' for `remaining` items from the per-item `seconds` so far, leaving out the first
+    (it compiles the programs the others reuse: it projected 19x too long a run); '' before two
+    items, or when nothing remains."""
+    if remaining <= 0 or len(seconds) < 2:
+        return ""
+    steady = sorted(seconds[1:])[(len(seconds) - 1) // 2]  # median: robust to a recompile
+    return f", ETA {steady * remaining:.0f}s"
+
+
 def collect_inputs(store: InputStore, family, archs, config, batch, label: str = "inputs",
                    needed=proxy_inputs.INPUT_NAMES):
     """CompactInputs of every arch: loaded from the store, or extracted and saved (with progress).
@@ -151,13 +187,17 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
         logging.info("%s: process %d of %d: %d architectures in its share, %d to extract",
                      label, jax.process_index(), jax.process_count(), len(share), len(mine))
 
+    took = []
+
     def extract(arch):
         t = time.perf_counter()
         item = store(ArchInputs(family, arch, config, batch), needed)
         runtime.release_host_memory()
         done[0] += 1
-        logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs)", label, done[0],
-                     len(mine), arch.arch_id, time.perf_counter() - t, time.perf_counter() - t0)
+        took.append(time.perf_counter() - t)
+        logging.info("%s [%d/%d] arch %s extracted in %.1fs (elapsed %.0fs%s)", label, done[0],
+                     len(mine), arch.arch_id, took[-1], time.perf_counter() - t0,
+                     eta_text(took, len(mine) - done[0]))
         return item
 
     # every host waits for the others' shares; a failed share fails the whole job, by name

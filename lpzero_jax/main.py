@@ -11,8 +11,11 @@ cause, with exit status 2 and 1; --traceback (or LPZERO_TRACEBACK=1) shows the w
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
+from pathlib import Path
+from typing import List
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -45,11 +48,64 @@ def report_error(error: BaseException) -> int:
     return status
 
 
+def usage() -> str:
+    """The first-contact guide: how to run, then the shipped configs and the modes, one line each."""
+    from lpzero_jax.configs import NAMES, config_path
+    from lpzero_jax.modes import MODES
+
+    def first_line(path):
+        lines = (ast.get_docstring(ast.parse(Path(path).read_text())) or "").strip().splitlines()
+        return lines[0] if lines else ""
+
+    out = ["usage: lpzero --config=NAME|FILE [--config.mode=MODE] [--config.FIELD=VALUE ...]",
+           "", "configs shipped with the package (--config=NAME):"]
+    out += [f"  {n:<14} {first_line(config_path(n))}" for n in NAMES]
+    out += ["", "modes (--config.mode=MODE; default: the config's):"]
+    out += [f"  {n:<14} {MODES.get(n).summary}" for n in MODES.names()]
+    out += ["", "Any field of the config can be set with --config.FIELD=VALUE; --helpfull lists "
+            "every flag; --traceback shows the traceback of an error."]
+    return "\n".join(out)
+
+
+def _user_error(text: str) -> None:
+    print(f"lpzero: error: {' '.join(str(text).split())}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def parse_flags(argv: List[str]) -> List[str]:
+    """absl's flag parsing (the `flags_parser` of `app.run`), where a missing --config and --help
+    print `usage()`, and every error of the command line (an unknown config or setting, with
+    ml_collections' "did you mean"; a value of the wrong type; a config file that does not load)
+    is one `lpzero: error:` line with exit status 2."""
+    args = argv[1:]
+    if any(a in ("-h", "--help", "--helpshort", "-?") for a in args):
+        print(usage())
+        sys.exit(0)
+    if not any(a == "--config" or a.startswith("--config=") for a in args):
+        print(usage(), file=sys.stderr)
+        _user_error("--config is required: one of the configs above, or a config file")
+    try:
+        rest = flags.FLAGS(argv)
+        _CONFIG.value.get("mode")  # a config file that failed to load raises here
+    except KeyError as e:  # an override of a field the config has not: ml_collections's hint
+        _user_error(f"unknown setting: {e.args[0] if e.args else e}")
+    except (flags.Error, AttributeError, TypeError, ValueError, OSError, SyntaxError) as e:
+        text = str(e)
+        if "Failed loading config file" in text or isinstance(e, SyntaxError):
+            from lpzero_jax.configs import NAMES
+
+            given = next((a.split("=", 1)[1] for a in args if a.startswith("--config=")), "")
+            cause = text.strip().splitlines()[-1].strip()[:160]
+            text = (f"--config={given}: not a shipped config nor a config file that loads "
+                    f"({cause}); shipped configs: "
+                    f"{', '.join(NAMES)}")
+        _user_error(text)
+    if len(rest) > 1:
+        _user_error(f"unexpected arguments: {' '.join(rest[1:])}")
+    return rest
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if _CONFIG.value is None:
-        raise app.UsageError("--config=experiments/<family>.py is required")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         workdir.run(_CONFIG.value)
@@ -63,5 +119,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

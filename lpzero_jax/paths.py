@@ -117,5 +117,7 @@ def read_json(path: Path, error: Type[Exception] = ValueError) -> Any:
     try:
         with open_text(path) as f:
             return json.load(f)
+    except RecursionError:
+        raise error(f"{path}: not valid JSON (nested too deeply)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError, lzma.LZMAError) as e:
-        raise error(f"{path}: not valid JSON ({e})") from None
+        raise error(f"{path}: not valid JSON ({' '.join(str(e).split())[:200]})") from None

@@ -23,6 +23,7 @@ from lpzero_jax.errors import ConfigError
 from lpzero_jax.families import get_family
 from lpzero_jax.input_store import data_digests
 from lpzero_jax.modes import MODES
+from lpzero_jax.proxies.resolve import resolve_proxies, split_proxy_list
 from lpzero_jax.results import load_json
 
 # Fields a rerun may change without invalidating what the workdir already holds. Paths of data
@@ -45,6 +46,44 @@ def config_conflicts(previous: dict, current: dict) -> list:
 
     return sorted(k for k in set(old) & set(new)
                   if not free(k) and str(old.get(k)) != str(new.get(k)))
+
+
+def _proxy_set(spec) -> set:
+    """The proxy columns a `proxies` setting asks for (genomes canonical, 'all' expanded)."""
+    try:
+        return set(resolve_proxies(str(spec or "")))
+    except Exception:  # noqa: BLE001  (a spec of an older version: compared as text)
+        return set(split_proxy_list(str(spec or "")))
+
+
+def _ids(spec) -> set:
+    return {s.strip() for s in str(spec or "").split(",") if s.strip()}
+
+
+def narrowed(previous: dict, current: dict, mode: str) -> list:
+    """Resumable fields whose new value would shrink what the workdir's finished outputs cover
+    (fewer architectures, fewer proxies): the rerun would rewrite its tables for less. Widening
+    (more architectures, added proxies) stays allowed. Returns 'field: old -> new' strings."""
+    old, new = (traverse_util.flatten_dict(d, sep=".") for d in (previous, current))
+    out = []
+    n_old, n_new = int(old.get("num_archs") or 0), int(new.get("num_archs") or 0)
+    if n_new and (not n_old or n_new < n_old):  # 0 = every architecture
+        out.append(f"num_archs: {n_old or 'all'} -> {n_new}")
+    lists = {"rank": (("proxies", _proxy_set), ("rank.arch_ids", _ids)),
+             "study": (("study.proxies", _proxy_set),),
+             "sensitivity": (("study.proxies", _proxy_set),)}.get(mode, ())
+    for field, parse in lists:
+        if field not in old:
+            continue
+        before, after = parse(old.get(field)), parse(new.get(field))
+        if field == "rank.arch_ids":  # empty = every architecture
+            lost = bool(after) and (not before or not before <= after)
+        else:
+            lost = bool(before - after)
+        if lost:
+            gone = sorted(before - after) if before - after else ["all"]
+            out.append(f"{field}: drops {', '.join(gone)[:120]}")
+    return out
 
 
 def validate_config(config, mode: str = None) -> None:
@@ -90,11 +129,18 @@ def run(config) -> object:
         record["data_digests"] = data_digests(config)
         saved = workdir / f"config_{config.mode}.json"
         if saved.exists():  # a resumed run must not mix results of two different settings
-            conflicts = config_conflicts(load_json(saved), record)
+            previous = load_json(saved)
+            conflicts = config_conflicts(previous, record)
             if conflicts:
                 raise ConfigError(f"{workdir} holds a {config.mode} run with other settings or data "
                                   f"({', '.join(conflicts)} differ, see {saved}); use a new workdir "
                                   "or delete that one")
+            shrunk = narrowed(previous, record, config.mode)
+            if shrunk:
+                raise ConfigError(f"{workdir} holds a {config.mode} run over more than this one "
+                                  f"({'; '.join(shrunk)}); rerunning would rewrite its outputs for "
+                                  "less: keep those settings (adding proxies or architectures is "
+                                  "fine) or use a new workdir")
         runtime.setup(config)
         parallel.initialize(config)
         if parallel.is_writer():  # process 0 of a multi-host job writes the shared workdir

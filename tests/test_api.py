@@ -115,3 +115,49 @@ def test_score_model_with_given_params_equals_its_own_init():
     assert own["params"] == 50 * 8 + 8 * 8 + 8
     w = np.asarray(variables["params"]["layer_0"]["kernel"])
     assert own[genome] == pytest.approx(np.sqrt((w ** 2).sum()) + np.abs(w).mean(), rel=1e-5)
+
+
+def _one_layer(sow: bool):
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    class OneLayer(nn.Module):
+        def setup(self):
+            self.wte = nn.Embed(50, 8)
+            self.layer_0 = nn.Dense(8, name="layer_0")
+
+        def embed(self, ids):
+            return self.wte(ids)
+
+        def proxy_loss(self, e, batch):
+            h = nn.relu(self.layer_0(e))
+            if sow:
+                self.layer_0.sow("intermediates", "A", h)
+            return jnp.mean(h ** 2)
+
+        def __call__(self, ids):
+            return self.proxy_loss(self.embed(ids), {"input_ids": ids})
+
+    return OneLayer()
+
+
+def test_score_model_refuses_a_model_that_never_sows_what_a_genome_reads():
+    from lpzero_jax.errors import ModelProtocolError, UserError
+
+    ids = np.arange(12, dtype=np.int32).reshape(2, 6)
+    genome = "add(std(A),abs(W))"
+    with pytest.raises(ModelProtocolError, match="reads A, which the model never sows"):
+        lz.score_model(_one_layer(sow=False), genome, ids)
+    assert issubclass(ModelProtocolError, UserError)
+    assert np.isfinite(lz.score_model(_one_layer(sow=True), genome, ids)[genome])
+
+
+@pytest.mark.parametrize("bad, named", [(-1, "negative id -1"), (50, "id 50, beyond the model's "
+                                                                      "vocabulary of 50")])
+def test_score_model_refuses_token_ids_outside_the_vocabulary(bad, named):
+    from lpzero_jax.errors import ModelProtocolError
+
+    ids = np.arange(12, dtype=np.int32).reshape(2, 6)
+    ids[1, 3] = bad
+    with pytest.raises(ModelProtocolError, match=named):
+        lz.score_model(_one_layer(sow=True), "params", ids)

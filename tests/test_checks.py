@@ -121,3 +121,22 @@ def test_rank_component_settings_name_themselves(data_root, setting, value, mess
         config[group][leaf] = value
     with pytest.raises(ConfigError, match=message + r".*--config\." + setting.replace(".", r"\.")):
         workdir.validate_config(config, "rank")
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"coordinator_address": "10.0.0.1", "num_processes": 2}, "expected HOST:PORT"),
+    ({"coordinator_address": "localhost:99999", "num_processes": 2}, "expected HOST:PORT"),
+    ({"coordinator_address": "localhost:1234", "num_processes": 2, "process_id": 5},
+     r"distributed.process_id must be an integer in \[0, 1\], got 5"),
+    ({"num_processes": 0}, "distributed.num_processes must be an integer >= 1"),
+    ({"heartbeat_timeout_s": 0}, "heartbeat_timeout_s must be a positive number"),
+])
+def test_distributed_settings_are_checked_before_jax_sees_them(settings, named):
+    """jax.distributed.initialize aborts the process (or raises deep inside JAX) on these."""
+    from lpzero_jax.checks import validate_common
+    from lpzero_jax.errors import ConfigError
+
+    config = tiny_config()
+    config.distributed.update(settings)
+    with pytest.raises(ConfigError, match=named):
+        validate_common(config)

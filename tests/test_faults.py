@@ -18,7 +18,7 @@ import pytest
 
 from lpzero_jax import files
 from lpzero_jax.errors import DataFileError, WorkdirBusyError
-from lpzero_jax.main import run
+from lpzero_jax.workdir import run
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,3 +220,91 @@ def test_two_searches_started_together_one_runs_one_is_refused(tmp_path):
     assert sorted(rc for rc, _ in outs) == [0, 2]
     refused = [err for rc, err in outs if rc == 2][0]
     assert "lpzero: error: workdir" in refused and "in use by another run" in refused
+
+
+# --- stale data: a data file edited in place is never answered with the old values --------------
+
+def _own_rows(family, width):
+    """Two architectures of `family` in the own JSON-lines format, their width set by `width`."""
+    if family == "gpt2":
+        return [{"id": f"g{i}", "config": {"d_model": width, "n_head": [2] * (i + 1),
+                                           "d_inner": [2 * width] * (i + 1), "n_positions": 64},
+                 "score": 300.0 - i} for i in range(2)]
+    if family == "flexibert":
+        layer = {"operation_type": "SA", "operation_parameter": "SDP", "num_operation_heads": 2,
+                 "feed_forward_dimension": 2 * width, "num_feed_forward": 1}
+        return [{"id": f"f{i}", "config": {"hidden_size": width, "encoder_layers": [layer] * (i + 1)},
+                 "score": 0.5 + i / 10} for i in range(2)]
+    return [{"id": f"l{i}", "config": {"vocab_size": 512, "hidden_size": width, "layers": [
+        {"intermediate_size": 2 * width, "num_heads": 2, "num_kv_heads": 2}] * (i + 1),
+        "tie_word_embeddings": False}, "score": 70.0 - i} for i in range(2)]
+
+
+def _write_own(path, family, width):
+    header = {"format": "lpzero_jax.benchmark/1", "family": family, "metric": "score",
+              "higher_is_better": family == "flexibert"}
+    path.write_text("\n".join(json.dumps(r) for r in [header] + _own_rows(family, width)) + "\n")
+    return path
+
+
+def _own_config(family, path, workdir):
+    from tests.conftest import experiment_config, tiny_llama_config
+
+    if family == "llama":
+        return tiny_llama_config(mode="rank", benchmark_file=str(path), workdir=str(workdir))
+    base = tiny_config() if family == "flexibert" else experiment_config("gpt2")
+    base.update(dict(mode="rank", benchmark_file=str(path), workdir=str(workdir), proxies="params",
+                     compilation_cache_dir="", num_archs=0, batch_size=2, seq_len=16))
+    return base
+
+
+@pytest.mark.parametrize("family", ["gpt2", "flexibert", "llama"])
+def test_an_own_benchmark_edited_in_place_is_refused_not_answered_with_old_values(tmp_path, family):
+    """Same ids, new widths: the rerun on the same workdir must not keep the old parameter counts,
+    and the input cache key changes (a second workdir sharing the cache recomputes)."""
+    from lpzero_jax.errors import ConfigError
+    from lpzero_jax.input_store import InputStore
+
+    bench = _write_own(tmp_path / "bench.jsonl", family, 16)
+    config = _own_config(family, bench, tmp_path / "run")
+    run(config)
+    before = InputStore(config, tmp_path / "run").fingerprint
+    time.sleep(0.01)
+    _write_own(bench, family, 32)  # edited in place
+    with pytest.raises(ConfigError, match="data_digests.benchmark"):
+        run(config)
+    assert InputStore(config, tmp_path / "other").fingerprint != before
+
+
+def test_every_path_field_of_the_shipped_configs_is_digested_or_an_output():
+    """A new field naming a file must be classified: read (its content digested) or written."""
+    from flax import traverse_util
+
+    from lpzero_jax.configs import NAMES
+    from lpzero_jax.input_store import DATA_FILE_FIELDS, OUTPUT_PATH_FIELDS
+    from tests.conftest import experiment_config
+
+    for name in NAMES:
+        flat = traverse_util.flatten_dict(experiment_config(name).to_dict(), sep=".")
+        pathlike = {k for k in flat if k.rsplit(".", 1)[-1].endswith(("_file", "_dir", "_path"))
+                    or k.endswith(("checkpoint", "workdir"))}
+        unclassified = pathlike - set(DATA_FILE_FIELDS) - set(OUTPUT_PATH_FIELDS)
+        assert not unclassified, f"{name}: {sorted(unclassified)}"
+
+
+def test_a_field_the_family_forgot_is_still_digested(tmp_path, monkeypatch):
+    """The union in `data_paths`: a family whose data_files leaves out a file the config names."""
+    from lpzero_jax.families import get_family
+    from lpzero_jax.input_store import data_digests
+
+    family = get_family("flexibert")
+    bench = _write_own(tmp_path / "bench.jsonl", "flexibert", 16)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("a\n")
+    monkeypatch.setattr(type(family), "data_files", lambda self, config: {})
+    config = _own_config("flexibert", bench, tmp_path / "run")
+    config.vocab_path = str(vocab)
+    first = data_digests(config)
+    assert set(first) == {"benchmark_file", "vocab_path"}
+    vocab.write_text("b\n")
+    assert data_digests(config)["vocab_path"] != first["vocab_path"]

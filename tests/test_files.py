@@ -120,3 +120,50 @@ def test_processes_probing_one_workdir_together_do_not_collide(tmp_path):
     for t in threads:
         t.join()
     assert errors == [] and not list(tmp_path.glob(".write_probe*"))
+
+
+def _strict(text):
+    """json.loads that refuses NaN / Infinity, as most JSON parsers do."""
+    import json
+
+    def refuse(name):
+        raise ValueError(f"bare {name} in JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_outputs_are_valid_json_with_null_for_undefined_values(tmp_path):
+    import numpy as np
+
+    payload = {"rho": float("nan"), "tau": np.float32("nan"), "n": np.int64(3),
+               "seconds": [1.5, float("inf"), -np.inf], "ok": np.float64(0.25),
+               "scores": np.array([1.0, np.nan])}
+    files.write_json(tmp_path / "r.json", payload, indent=2)
+    assert _strict((tmp_path / "r.json").read_text()) == {
+        "rho": None, "tau": None, "n": 3, "seconds": [1.5, None, None], "ok": 0.25,
+        "scores": [1.0, None]}
+    files.write_json(tmp_path / "state.json", {"fitness": float("nan")}, exact=True)
+    assert "NaN" in (tmp_path / "state.json").read_text()  # a checkpoint keeps its numbers
+
+
+def test_rank_ranking_json_is_valid_json_when_a_proxy_is_nan(tmp_path):
+    from lpzero_jax.benchmarks.base import Arch
+    from lpzero_jax.modes.rank import write_outputs
+
+    archs = [Arch(arch_id=i, config={}, score=float(i)) for i in range(4)]
+    done = {(str(i), "p"): (float("nan"), 0.1) for i in range(4)}
+    write_outputs(archs, ["p"], done, tmp_path)
+    ranking = _strict((tmp_path / "ranking.json").read_text())
+    assert ranking["p"]["spearman_rho"] is None and ranking["p"]["n"] == 0
+
+
+def test_a_full_disk_error_names_the_file(tmp_path, monkeypatch):
+    def full_disk(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "_sync", full_disk)
+    with pytest.raises(OSError) as caught:
+        files.write_json(tmp_path / "ranking.json", {"a": 1})
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(tmp_path / "ranking.json")
+    assert "ranking.json" in str(caught.value)

@@ -90,3 +90,11 @@ def test_train_mode_is_in_the_cache_key_and_eval_keys_are_unchanged(data_root):
     train = tiny_config(corpus_file=corpus)
     train.train_mode = True
     assert inputs.inputs_fingerprint(fingerprint_fields(train)) != inputs.inputs_fingerprint(base)
+
+
+def test_progress_eta_leaves_the_compiling_first_arch_out():
+    from lpzero_jax.input_store import eta_text
+
+    assert eta_text([120.0], 9) == ""  # the first one compiled: no estimate from it
+    assert eta_text([120.0, 2.0, 4.0, 3.0], 10) == ", ETA 30s"  # median of the steady ones
+    assert eta_text([120.0, 2.0], 0) == ""

@@ -137,3 +137,35 @@ def test_hosts_of_a_distributed_job_share_the_workdir():
     c = tiny_config()
     c.distributed.num_processes = 2
     assert _shares_workdir(c)
+
+
+def test_a_rerun_that_narrows_the_outputs_is_refused_and_widening_is_allowed(tmp_path, data_root):
+    """Fewer architectures or dropped proxies would rewrite table.md, scores.csv, ranking.json for
+    less without a word; more architectures and added proxies extend the run."""
+    from lpzero_jax.errors import ConfigError
+
+    config = tiny_config(data_root=str(data_root), mode="rank", num_archs=3,
+                         workdir=str(tmp_path), proxies="params,synaptic_diversity")
+    run(config)
+    before = {p: (tmp_path / p).read_bytes() for p in ("scores.csv", "ranking.json", "table.md",
+                                                         "config_rank.json")}
+    for field, value, named in (("num_archs", 2, "num_archs: 3 -> 2"),
+                                ("proxies", "params", "proxies: drops synaptic_diversity")):
+        narrower = tiny_config(**dict(config.to_dict(), **{field: value}))
+        with pytest.raises(ConfigError, match=named):
+            run(narrower)
+        assert {p: (tmp_path / p).read_bytes() for p in before} == before
+    wider = tiny_config(**dict(config.to_dict(), num_archs=4,
+                               proxies="params,synaptic_diversity,add(abs(W),log(W))"))
+    assert run(wider).ranking["params"]["n"] == 4
+
+
+def test_narrowed_reads_all_and_arch_ids():
+    from lpzero_jax.workdir import narrowed
+
+    assert narrowed({"proxies": "all"}, {"proxies": "params"}, "rank")
+    assert not narrowed({"proxies": "params"}, {"proxies": "all"}, "rank")
+    assert narrowed({"proxies": "all"}, {"proxies": "params"}, "search") == []  # search reads none
+    assert narrowed({"rank": {"arch_ids": ""}}, {"rank": {"arch_ids": "1,2"}}, "rank")
+    assert not narrowed({"rank": {"arch_ids": "1"}}, {"rank": {"arch_ids": ""}}, "rank")
+    assert narrowed({"num_archs": 0}, {"num_archs": 5}, "search") == ["num_archs: all -> 5"]

@@ -50,10 +50,12 @@ def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise BenchmarkFormatError(f"{path}: file is missing")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise BenchmarkFormatError(f"{path}: not valid YAML ({e})") from None
+    except RecursionError:
+        raise BenchmarkFormatError(f"{path}: not valid YAML (nested too deeply)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise BenchmarkFormatError(f"{path}: not valid YAML ({' '.join(str(e).split())[:200]})") from None
 
 
 def arch_id_of(config_index: int, job_index: int) -> str:

@@ -31,7 +31,9 @@ Every error names the file and the line (1-based) it comes from.
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -63,7 +65,7 @@ def is_own_format(path: Path) -> bool:
                 if line.strip():
                     head = json.loads(line)
                     return isinstance(head, dict) and head.get("format") == FORMAT
-    except (ValueError, OSError, EOFError):
+    except (ValueError, OSError, EOFError, RecursionError, lzma.LZMAError):
         return False
     return False
 
@@ -79,16 +81,24 @@ def _read(path: Path) -> Tuple[Dict[str, Any], List[Tuple[int, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise BenchmarkFormatError(f"{path}: benchmark file does not exist")
-    rows = []
-    with open_text(path) as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise BenchmarkFormatError(f"{path} line {number}: not valid JSON ({e.msg}, "
-                                           f"column {e.colno})") from None
+    rows, number = [], 0
+    try:
+        with open_text(path) as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise BenchmarkFormatError(f"{path} line {number}: not valid JSON ({e.msg}, "
+                                               f"column {e.colno})") from None
+    except RecursionError:
+        raise BenchmarkFormatError(f"{path} line {number + 1}: not valid JSON (nested too "
+                                   "deeply)") from None
+    except (UnicodeDecodeError, EOFError, lzma.LZMAError, gzip.BadGzipFile) as e:
+        raise BenchmarkFormatError(f"{path} line {number + 1}: not a UTF-8 text file "
+                                   f"({' '.join(str(e).split())[:120]}); a benchmark file is "
+                                   "JSON lines (optionally .gz / .xz)") from None
     if not rows:
         raise BenchmarkFormatError(f"{path}: the file is empty; the first line must be a header "
                                    f'{{"format": "{FORMAT}", "family": ..., "metric": ..., '
@@ -133,12 +143,25 @@ def load_own(path: Path, family: str, parse_config: ConfigParser,
         seen[arch_id] = number
         where = f"{path} line {number} (id {arch_id!r})"
         value = require_number(require(row, "score", where), "score", where)
+        check_metric_value(header["metric"], value, where)
         config = parse_config(require(row, "config", where), where)
         extra = {k: v for k, v in row.items() if k not in ("id", "config", "score")}
         extra["metric"] = value
         archs.append(Arch(arch_id=arch_id, config=config,
                           score=value if header["higher_is_better"] else -value, extra=extra))
     return archs, header
+
+
+# metrics whose values are positive by definition (a perplexity is exp of a mean NLL >= 0)
+_POSITIVE_METRICS = ("ppl", "perplexity")
+
+
+def check_metric_value(metric: str, value: float, where: str) -> None:
+    """BenchmarkFormatError when `value` is impossible for `metric`: a perplexity must be > 0."""
+    name = str(metric).lower()
+    if any(k in name for k in _POSITIVE_METRICS) and value <= 0:
+        raise BenchmarkFormatError(f"{where}: score {value!r} is not a {metric} (a perplexity is "
+                                   "positive); fix the score or the header's metric")
 
 
 def check_fields(raw: Any, required: Tuple[str, ...], optional: Tuple[str, ...], where: str) -> dict:

@@ -18,6 +18,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+from lpzero_jax.errors import UserError
 from lpzero_jax.expression.ops import BINARY_NAMES, UNARY_NAMES
 from lpzero_jax.inputs import INPUT_NAMES
 
@@ -36,7 +37,7 @@ ALIASES = {
 INPUT_ALIASES = {"act": "A", "jacobs": "J", "grad": "G", "head": "H", "weight": "W", "softmax": "S"}
 
 
-class GenomeSyntaxError(ValueError):
+class GenomeSyntaxError(UserError, ValueError):
     """A genome string that does not parse; the message points at the problem."""
 
 
@@ -106,24 +107,31 @@ def parse_genome(text: str) -> Genome:
         pos += 1
 
     def branch():
+        """One branch: unary ops applied to an input, read without recursion (a genome nested
+        1,000 deep is an error message or a genome, never a RecursionError)."""
         nonlocal pos
-        if pos >= len(tokens):
-            raise GenomeSyntaxError(f"unexpected end of {text!r}")
-        name = tokens[pos]
-        pos += 1
-        if pos < len(tokens) and tokens[pos] == "(":
-            op = ALIASES.get(name, name)
-            if op not in UNARY_NAMES:
-                raise GenomeSyntaxError(f"unknown unary op {name!r} in {text!r}; known: "
-                                        f"{', '.join(UNARY_NAMES)}")
-            expect("(")
-            x, ops = branch()
+        ops = []
+        while True:
+            if pos >= len(tokens):
+                raise GenomeSyntaxError(f"unexpected end of {text!r}")
+            name = tokens[pos]
+            pos += 1
+            if pos < len(tokens) and tokens[pos] == "(":
+                op = ALIASES.get(name, name)
+                if op not in UNARY_NAMES:
+                    raise GenomeSyntaxError(f"unknown unary op {name!r} in {text!r}; known: "
+                                            f"{', '.join(UNARY_NAMES)}")
+                ops.append(op)
+                pos += 1
+                continue
+            x = INPUT_ALIASES.get(name, name)
+            if x not in INPUT_NAMES:
+                raise GenomeSyntaxError(f"unknown input {name!r} in {text!r}; known: "
+                                        f"{', '.join(INPUT_NAMES)}")
+            break
+        for _ in ops:
             expect(")")
-            return x, ops + (op,)
-        x = INPUT_ALIASES.get(name, name)
-        if x not in INPUT_NAMES:
-            raise GenomeSyntaxError(f"unknown input {name!r} in {text!r}; known: {', '.join(INPUT_NAMES)}")
-        return x, ()
+        return x, tuple(reversed(ops))  # application order: innermost first
 
     if not tokens:
         raise GenomeSyntaxError("empty genome")

@@ -131,6 +131,13 @@ class Family:
         has no limit. Checked against `seq_len` for every architecture before a run starts."""
         return None
 
+    def benchmark_path(self, config: ConfigDict) -> Optional[Path]:
+        """The benchmark file or folder `load_benchmark` reads: the one place both the reader and
+        `data_files` (the resume check, the input-cache key) take it from. Default: the
+        `benchmark_file` / `benchmark_dir` set in the config, or None."""
+        bench = config.get("benchmark_file") or config.get("benchmark_dir")
+        return resolve_data_file("", None, bench) if bench else None
+
     def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
         """role -> files the run reads: 'benchmark', 'corpus', 'vocab'. Their contents (not their
         paths) enter the resume check and the key of the cached inputs. Default: the corpus
@@ -138,9 +145,9 @@ class Family:
         set in the config; a family adds what it finds by itself (default benchmark, tokenizer)."""
         out = {"corpus": (resolve_data_file(config.corpus, config.get("data_root"),
                                             config.get("corpus_file")),)}
-        bench = config.get("benchmark_file") or config.get("benchmark_dir")
-        if bench:
-            out["benchmark"] = (resolve_data_file("", None, bench),)
+        bench = self.benchmark_path(config)
+        if bench is not None:
+            out["benchmark"] = (bench,)
         if config.get("vocab_path"):
             out["vocab"] = (resolve_data_file("", None, config.vocab_path),)
         return out

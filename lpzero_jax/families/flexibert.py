@@ -74,9 +74,11 @@ class FlexiBertFamily(Family):
         own = self.load_own_benchmark(config)
         if own is not None:
             return own
-        path = resolve_data_file(DEFAULT_FILE, config.get("data_root"), config.get("benchmark_file"))
         num = config.get("num_archs")
-        return load_flexibert(path, num if num and num > 0 else None)
+        return load_flexibert(self.benchmark_path(config), num if num and num > 0 else None)
+
+    def benchmark_path(self, config: ConfigDict) -> Path:
+        return Path(resolve_data_file(DEFAULT_FILE, config.get("data_root"), config.get("benchmark_file")))
 
     def parse_benchmark_config(self, raw, where: str) -> dict:
         return parse_flexibert_config(raw, where)
@@ -109,8 +111,6 @@ class FlexiBertFamily(Family):
 
     def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
         return dict(super().data_files(config),
-                    benchmark=(resolve_data_file(DEFAULT_FILE, config.get("data_root"),
-                                                 config.get("benchmark_file")),),
                     vocab=(text.resolve_bert_vocab(config.get("vocab_path")),))
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:

@@ -116,10 +116,13 @@ class GPT2Family(Family):
         own = self.load_own_benchmark(config)
         if own is not None:
             return own
-        path = resolve_data_file(DEFAULT_DIR, config.get("data_root"),
-                                 config.get("benchmark_file") or config.get("benchmark_dir"))
         num = config.get("num_archs")
-        return load_lts_path(Path(path), num if num and num > 0 else None)
+        return load_lts_path(self.benchmark_path(config), num if num and num > 0 else None)
+
+    def benchmark_path(self, config: ConfigDict) -> Path:
+        """`benchmark_file` (own format or compact LTS), else `benchmark_dir`, else the default."""
+        return Path(resolve_data_file(DEFAULT_DIR, config.get("data_root"),
+                                      config.get("benchmark_file") or config.get("benchmark_dir")))
 
     def parse_benchmark_config(self, raw, where: str) -> dict:
         return parse_gpt2_config(raw, where)
@@ -152,10 +155,7 @@ class GPT2Family(Family):
         return model_config.n_positions  # the benchmark config's tgt_len
 
     def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
-        return dict(super().data_files(config),
-                    benchmark=(resolve_data_file(DEFAULT_DIR, config.get("data_root"),
-                                                 config.get("benchmark_dir")),),
-                    vocab=text.resolve_gpt2_vocab(config.get("vocab_path")))
+        return dict(super().data_files(config), vocab=text.resolve_gpt2_vocab(config.get("vocab_path")))
 
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return (path[-1] == "kernel" and any(p in _BLOCK_KERNELS for p in path)

@@ -101,7 +101,7 @@ class LlamaFamily(Family):
     name = "llama"
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
-        path = config.get("benchmark_file") or str(DEFAULT_LLAMA_FILE)
+        path = self.benchmark_path(config)
         archs = self.load_own_benchmark(config)
         if archs is None:
             num = config.get("num_archs")
@@ -147,9 +147,12 @@ class LlamaFamily(Family):
     def is_proxy_weight(self, path: Tuple[str, ...]) -> bool:
         return path[-1] == "kernel" and any(p.startswith("layer_") for p in path)
 
+    def benchmark_path(self, config: ConfigDict) -> Path:
+        return Path(config.get("benchmark_file") or DEFAULT_LLAMA_FILE).expanduser()
+
     def data_files(self, config: ConfigDict) -> Dict[str, Tuple[Path, ...]]:
         root = config.get("data_root")
-        out = {"benchmark": (Path(config.get("benchmark_file") or DEFAULT_LLAMA_FILE),),
+        out = {"benchmark": (self.benchmark_path(config),),
                "corpus": (resolve_data_file(config.corpus, root),)}
         if config.get("tokenizer_path"):
             out["vocab"] = (resolve_data_file("", None, config.tokenizer_path),)

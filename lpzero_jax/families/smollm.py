@@ -56,7 +56,7 @@ class SmolLMFamily(LlamaFamily):
     name = "smollm"
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
-        path = config.get("benchmark_file") or str(DEFAULT_SMOLLM_FILE)
+        path = str(self.benchmark_path(config))
         num = config.get("num_archs")
         archs, header = load_lonas_bench(path, num if num and num > 0 else None, family=self.name)
         gguf = gguf_file(config)
@@ -65,6 +65,9 @@ class SmolLMFamily(LlamaFamily):
             raise BenchmarkFormatError(f"{path}: its subnets were sliced from a GGUF with SHA-256 {want[:12]}..., "
                                        f"not {gguf} ({file_sha256(str(gguf))[:12]}...): set gguf_path to that file")
         return archs
+
+    def benchmark_path(self, config: ConfigDict) -> Path:
+        return Path(config.get("benchmark_file") or DEFAULT_SMOLLM_FILE).expanduser()
 
     def model_config(self, arch: Arch, config: ConfigDict) -> LlamaConfig:
         return llama_config_from_dict(arch.config)

@@ -133,6 +133,8 @@ def llama_config_from_dict(d: Mapping[str, Any]) -> LlamaConfig:
     if unknown:
         raise ValueError(f"unknown LlamaConfig fields {sorted(unknown)}")
     layers = tuple(LlamaLayerConfig(**l) for l in d.pop("layers"))
+    if not layers:  # nothing to score: no W, no A/H/S (GPT-2 and FlexiBERT refuse it too)
+        raise ValueError("layers is empty: a model needs at least one layer")
     return LlamaConfig(layers=layers, **d)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,6 +28,12 @@ class Mode:
     run: Callable[[Any, Path], Any]
     validate: Callable[[Any], None] = _nothing
     check_archs: Callable[[Any, Sequence], None] = _nothing
+
+    @property
+    def summary(self) -> str:
+        """One line on what the mode does: the first line of its module's docstring."""
+        doc = (sys.modules[self.run.__module__].__doc__ or "").strip().splitlines()
+        return doc[0].split(" mode: ", 1)[-1].strip() if doc else ""
 
     def __call__(self, config, workdir: Path):
         return self.run(config, workdir)

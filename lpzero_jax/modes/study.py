@@ -74,7 +74,7 @@ def _seed_record(pool, config, seed: int, aggregate: str, path: Path) -> dict:
         logging.info("seed %d (%s): done before, read from %s", seed, aggregate, path)
         return saved["record"]
     record = seeds_study.search_seed(pool, config, seed, aggregate, path.with_suffix(""))
-    files.write_json(path, {"settings": settings, "record": record})
+    files.write_json(path, {"settings": settings, "record": record}, exact=True)  # read back
     s = record["searches"]
     logging.info("seed %d (%s): held-out rho %s (%.0fs)", seed, aggregate,
                  ", ".join(f"{k} {v['held_out']['spearman_rho']:.4f}" for k, v in s.items()

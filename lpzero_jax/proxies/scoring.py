@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 
 from absl import logging
 
-from lpzero_jax import runtime
+from lpzero_jax import files, runtime
 from lpzero_jax.errors import (
     DataFileError,
     RepeatedFailureError,
@@ -26,6 +26,7 @@ from lpzero_jax.errors import (
     describe,
     is_environment_error,
 )
+from lpzero_jax.input_store import eta_text
 from lpzero_jax.proxies.base import ArchContext
 from lpzero_jax.results import numbered_records, open_log
 
@@ -105,6 +106,7 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
     names = list(proxies)
     started = time.perf_counter()
     watch = _FailureWatch()
+    took = []  # seconds per scored architecture (the ETA of the progress lines)
     with open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
         for i, arch in enumerate(archs):
             arch_key = str(arch.arch_id)
@@ -117,6 +119,7 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
             ctx = ArchContext(family, arch, config, batch, inputs_loader=inputs_loader,
                               fuse_hvp=fuse)
             parts, lines, outcomes, own = [], [], [], {}
+            arch_started = time.perf_counter()
             try:
                 for name in todo:
                     value, seconds, failure = _score(ctx, name, proxies[name])
@@ -136,10 +139,15 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
                     outcomes.append((name, failure))
             finally:  # what was computed is kept, even when an environment error stops the run
                 if lines:
-                    log.write("".join(lines))  # one write per arch: shards' lines never interleave
-                    log.flush()
-            logging.info("[%d/%d] arch %s: %s | elapsed %.0fs", i + 1, len(archs),
-                         arch.arch_id, ", ".join(parts), time.perf_counter() - started)
+                    try:  # one write per arch: shards' lines never interleave
+                        log.write("".join(lines))
+                        log.flush()
+                    except OSError as e:  # a full disk: say which file
+                        raise files.with_path(e, log.name) from e
+            took.append(time.perf_counter() - arch_started)
+            logging.info("[%d/%d] arch %s: %s | elapsed %.0fs%s", i + 1, len(archs),
+                         arch.arch_id, ", ".join(parts), time.perf_counter() - started,
+                         eta_text(took, len(archs) - i - 1))
             logging.info("arch %s passes: %s", arch.arch_id, pass_breakdown(ctx.pass_seconds, own))
             del ctx  # this architecture's tensors and shared passes
             runtime.release_host_memory()

@@ -67,7 +67,7 @@ def _run_evolution(evaluator, cfg, path: Path, every: int, label: str, fitness_k
             return
         if s.generation % every == 0 or s.generation == cfg.generations:
             write_json(path, {"config": dict(settings, generations=cfg.generations),
-                              "state": s.to_dict(), "evaluator": evaluator.state()})
+                              "state": s.to_dict(), "evaluator": evaluator.state()}, exact=True)
 
     state = evolve(evaluator, cfg, state, on_generation=checkpoint)
     checkpoint(state)

@@ -142,3 +142,17 @@ def test_the_example_benchmark_holds_20_plain_gpt2s():
     archs = get_family("gpt2").load_benchmark(gpt2_run_config(path))
     assert len(archs) == 20 and all(a.config["div_val"] == 1 for a in archs)
     assert {GPT2FlexConfig.from_lts(a.config).n_clusters for a in archs} == {0}
+
+
+def test_an_empty_llama_and_a_negative_perplexity_are_refused(tmp_path):
+    from tests.conftest import tiny_llama_config
+
+    header = dict(HEADER, family="llama")
+    config = {"vocab_size": 512, "hidden_size": 32, "layers": [], "tie_word_embeddings": False}
+    path = write(tmp_path / "l.jsonl", header, [{"id": "m0", "config": config, "score": 70.0}])
+    with pytest.raises(BenchmarkFormatError, match="layers is empty"):
+        get_family("llama").load_benchmark(tiny_llama_config(benchmark_file=str(path)))
+    rows = [{"id": "g", "config": {"d_model": 32, "n_head": [2], "d_inner": [64]}, "score": -3.0}]
+    gpt2 = write(tmp_path / "g.jsonl", dict(HEADER, metric="valid_ppl"), rows)
+    with pytest.raises(BenchmarkFormatError, match="not a valid_ppl"):
+        load_own(gpt2, "gpt2", parse_gpt2_config)

@@ -67,3 +67,41 @@ def test_crossover_takes_genes_from_parents():
         c = crossover(a, b, rng)
         assert set(c.inputs) <= {"A", "H"} and c.binary in {"add", "mul"}
         assert {op for ch in c.unary for op in ch} <= {"log", "exp"}
+
+
+# --- property tests (Hypothesis): any text parses or gives one GenomeSyntaxError ----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_WORDS = st.sampled_from(["add", "sub", "mul", "div", "log", "abs", "sqrt", "exp", "W", "A", "G",
+                          "H", "S", "J", "grad", "act", "(", ")", ",", " ", "x", "prune"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=80) | st.lists(_WORDS, max_size=40).map("".join))
+def test_any_text_parses_or_is_a_genome_syntax_error(text):
+    from lpzero_jax.errors import UserError
+    from lpzero_jax.expression.genome import GenomeSyntaxError, parse_genome
+
+    try:
+        genome = parse_genome(text)
+    except GenomeSyntaxError as e:
+        assert isinstance(e, UserError) and str(e)
+        return
+    assert parse_genome(str(genome)) == genome  # what parses prints back to itself
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 3000), st.integers(0, 3))
+def test_nesting_depth_is_no_recursion_limit(depth, cut):
+    from lpzero_jax.expression.genome import GenomeSyntaxError, parse_genome
+
+    text = "add(" + "log(" * depth + "W" + ")" * (depth - cut) + ",A)"
+    if cut:
+        try:
+            parse_genome(text)
+        except GenomeSyntaxError:
+            return
+        raise AssertionError("unbalanced genome parsed")
+    assert parse_genome(text).unary[0] == ("log",) * depth
