@@ -43,6 +43,7 @@ from lpzero_jax.engine.extract import extract_staged
 from lpzero_jax.engine.sampling import compact_numpy, compact_tensors, sample_indices  # noqa: F401  (public here too)
 from lpzero_jax.files import atomic_write
 from lpzero_jax.models.init import path_names
+from lpzero_jax.transfer import to_device, to_host
 
 INPUT_NAMES = ("A", "J", "G", "H", "W", "S")
 LAYERWISE = ("A", "G", "H", "W", "S")
@@ -265,18 +266,16 @@ def extract_proxy_inputs(family, model_config: Hashable, params, batch: Mapping[
     level = level_for(needed)
     if level == "weights":
         return compact_weights(params, family.is_proxy_weight, sample_size, sample_seed)
-    device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
     stages = family.stages(model_config) if staged else None
-    if stages is not None:
-        values, counts, loss = extract_staged(stages, params, device_batch, family.is_proxy_weight,
+    if stages is not None:  # the batch is copied to the device there, once
+        values, counts, loss = extract_staged(stages, params, batch, family.is_proxy_weight,
                                               sample_size, sample_seed,
                                               backward=level == "backward")
         result = CompactInputs(values, counts)
     else:
         fn = _compiled_extractor(family, model_config, sample_size, sample_seed, level)
-        out, loss = fn(params, device_batch)
-        result = CompactInputs({k: np.asarray(v[0]) for k, v in out.items()},
-                               {k: np.asarray(v[1]) for k, v in out.items()})
+        out, loss = to_host(fn(params, to_device(dict(batch))))
+        result = CompactInputs({k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()})
     if not np.isfinite(float(loss)):
         raise FloatingPointError(f"proxy loss is {float(loss)} for model {model_config}")
     for k, v in result.values.items():

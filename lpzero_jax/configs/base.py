@@ -58,6 +58,9 @@ def base_config() -> ConfigDict:
     c.bench.compiled_candidates = 30  # of which also compiled one program each
     c.bench.naive_candidates = 1  # candidates scored by re-extracting every arch's inputs
     c.bench.flops_archs = 50  # archs whose extraction FLOPs are counted (XLA cost analysis)
+    #                           and whose host share is measured (modes/bench_host.py)
+    c.bench.zoo_archs = 0  # archs on which the zoo's proxies are timed, host vs device passes
+    c.bench.zoo_proxies = "all"  # the proxies of that measurement (rank's `proxies` syntax)
 
     # scale-out (lpzero_jax/parallel.py)
     c.parallel = ConfigDict()

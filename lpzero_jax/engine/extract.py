@@ -20,7 +20,6 @@ from lpzero_jax.engine.sampling import compact_numpy, compact_tensors, gather_sa
 from lpzero_jax.engine.staging import (
     Stages,
     cached_jit,
-    head_batch,
     head_stage,
     layer_apply,
     module_key,
@@ -29,7 +28,9 @@ from lpzero_jax.engine.staging import (
     split_params,
     weight_kernels,
 )
+from lpzero_jax.engine.placement import host_steps_on_device
 from lpzero_jax.engine.timing import StageTimer, call_host, call_stage
+from lpzero_jax.transfer import to_device, to_host
 
 
 def _layer_forward(key: Hashable, module: nn.Module, is_proxy_weight):
@@ -87,6 +88,12 @@ def _build_head_grad(outer: nn.Module):
     return jax.jit(grad)
 
 
+def _head_params(key: Hashable, head_params):
+    """jit (outer params) -> the head stage's params (`Stages.head_params` with jax.numpy), one
+    program per outer stage `key` (the head params depend on the outer module only)."""
+    return cached_jit(("head_params", key), lambda: jax.jit(lambda p: head_params(p, jnp)))
+
+
 def _prelude_backward(sample_size: int, seed: int):
     """jit (prelude VJP, d loss / d first layer input) -> J's (rows [1, K], counts [1])."""
     def build():
@@ -100,15 +107,20 @@ def _prelude_backward(sample_size: int, seed: int):
     return cached_jit(("prelude_bwd", sample_size, seed), build)
 
 
-def _assemble(per_layer: List[Tuple[jax.Array, np.ndarray]], sample_size: int):
-    """Per-layer (rows [T_l, K], counts [T_l]) -> (values [L, T, K], counts [L, T]) as NumPy."""
+def _assemble(per_layer: List[Tuple[np.ndarray, np.ndarray]], sample_size: int):
+    """Per-layer (rows [T_l, K], counts [T_l]) on the host -> (values [L, T, K], counts [L, T])."""
     t_max = max([r.shape[0] for r, _ in per_layer] + [1])
     values = np.zeros((max(len(per_layer), 1), t_max, sample_size), np.float32)
     counts = np.zeros((max(len(per_layer), 1), t_max), np.int64)
     for l, (rows, c) in enumerate(per_layer):
-        values[l, :rows.shape[0]] = np.asarray(rows)
-        counts[l, :len(c)] = np.asarray(c)
+        values[l, :rows.shape[0]] = rows
+        counts[l, :len(c)] = c
     return values, counts
+
+
+def _j_host(g, sample_size: int, sample_seed: int):
+    """J's (rows [1, K], counts [1]) compacted with NumPy from d loss / d first layer input."""
+    return tuple(a[0] for a in compact_numpy([[to_host(g)]], sample_size, sample_seed))
 
 
 def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str, jax.Array],
@@ -123,14 +135,18 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
     module only, not on the real widths. backward=False stops after the forward pass (A, H, S, W
     only; the loss is still computed). timer: time each stage and count its FLOPs (bench)."""
     p, outer_params = split_params(stages, params)
+    host_batch = to_host(dict(batch))  # host copies of device leaves (counted), NumPy as it is
+    device_batch = to_device(dict(batch))
     okey = module_key(stages.outer)
-    if stages.host_prelude is not None:
-        x = call_host("outer", lambda: jnp.asarray(stages.host_prelude(outer_params, batch)),
-                  timer=timer)
+    on_device = host_steps_on_device()
+    needs_host = not on_device and (stages.host_prelude is not None or stages.head_params is not None)
+    host_outer = to_host(outer_params) if needs_host else None  # zero-copy on the CPU
+    if stages.host_prelude is not None and not on_device:
+        x = to_device(call_host("outer", stages.host_prelude, host_outer, host_batch, timer=timer))
         prelude_vjp = None
     else:
         x, prelude_vjp = call_stage("outer", _outer_forward(okey, stages.outer, stages.prelude_args),
-                               outer_params, batch, timer=timer)
+                                    outer_params, device_batch, timer=timer)
     fwd_out, saved = [], []
     for module, pkey in stages.layers:
         run = run_module(stages, module)
@@ -138,35 +154,46 @@ def extract_staged(stages: Stages, params: Mapping[str, Any], batch: Mapping[str
         layout = sample_layout(module, run, tuple(x.shape), is_proxy_weight, sample_size,
                                sample_seed, strides)
         extra = stages.bucket_params(module, run) if stages.bucket_params else None
-        layer_params = pad_params(p[pkey], layout.run_params, extra) if layout.padded else p[pkey]
+        layer_params = to_device(pad_params(p[pkey], layout.run_params, extra)
+                                 if layout.padded else p[pkey])
         fwd = _layer_forward(module_key(run), run, is_proxy_weight)
-        x, rows, vjp_fn = call_stage("layer_fwd", fwd, layer_params, x, layout.positions, layout.valid,
-                                timer=timer)
-        fwd_out.append({name: (rows[name], layout.counts[name]) for name in rows})
+        x, rows, vjp_fn = call_stage("layer_fwd", fwd, layer_params, x, layout.device_positions,
+                                     layout.device_valid, timer=timer)
+        fwd_out.append(rows)
         saved.append((vjp_fn, layout))
     head = head_stage(stages)
     head_params = outer_params
-    if stages.head_params is not None:
-        head_params = call_host("head", stages.head_params, outer_params, timer=timer)
+    if stages.head_params is not None and on_device:
+        head_params = call_stage("head", _head_params(okey, stages.head_params), outer_params,
+                                 timer=timer)
+    elif stages.head_params is not None:
+        head_params = to_device(call_host("head", stages.head_params, host_outer, np, timer=timer))
+    extra_batch = {} if stages.head_inputs is None else to_device(stages.head_inputs(host_batch))
     loss, g = call_stage("head", _head_grad(module_key(head), head), head_params, x,
-                    head_batch(stages, batch), timer=timer)
+                         dict(device_batch, **extra_batch), timer=timer)
+    grads, j = [], None
+    if backward:
+        layer_backward = _layer_backward(is_proxy_weight)
+        for vjp_fn, layout in reversed(saved):
+            g, rows_g = call_stage("layer_bwd", layer_backward, vjp_fn, g,
+                                   layout.device_positions["W"], layout.device_valid["W"],
+                                   timer=timer)
+            grads.append(rows_g)
+        grads.reverse()
+        if prelude_vjp is not None:
+            j = call_stage("prelude_bwd", _prelude_backward(sample_size, sample_seed), prelude_vjp,
+                           g, timer=timer)
+    # one copy of everything the host keeps, started together (one round trip per architecture)
+    fwd_out, grads, j, loss, g_host = to_host(
+        (fwd_out, grads, j, loss, g if backward and prelude_vjp is None else None))
     out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
-        name: _assemble([c[name] for c in fwd_out], sample_size) for name in ("A", "H", "S", "W")}
+        name: _assemble([(rows[name], layout.counts[name]) for rows, (_, layout)
+                         in zip(fwd_out, saved)], sample_size) for name in ("A", "H", "S", "W")}
     if not backward:
         return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}, float(loss)
-    layer_backward = _layer_backward(is_proxy_weight)
-    grads = []
-    for vjp_fn, layout in reversed(saved):
-        g, rows_g = call_stage("layer_bwd", layer_backward, vjp_fn, g, layout.positions["W"],
-                          layout.valid["W"], timer=timer)
-        grads.append((rows_g, layout.counts["W"]))
-    grads.reverse()
     if prelude_vjp is None:  # d loss / d word embeddings = d loss / d first layer input
-        j = call_host("prelude_bwd", lambda: tuple(a[0] for a in compact_numpy(
-            [[np.asarray(g)]], sample_size, sample_seed)), timer=timer)
-    else:
-        j = call_stage("prelude_bwd", _prelude_backward(sample_size, sample_seed), prelude_vjp, g,
-                  timer=timer)
-    out["G"] = _assemble(grads, sample_size)
+        j = call_host("prelude_bwd", _j_host, g_host, sample_size, sample_seed, timer=timer)
+    out["G"] = _assemble([(rows, layout.counts["W"]) for rows, (_, layout) in zip(grads, saved)],
+                         sample_size)
     out["J"] = _assemble([j], sample_size)
     return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}, float(loss)

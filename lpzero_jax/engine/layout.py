@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.traverse_util import flatten_dict, unflatten_dict
 
+from lpzero_jax.engine.placement import host_steps_on_device
 from lpzero_jax.engine.sampling import slot_positions
+from lpzero_jax.transfer import to_device, to_host
 from lpzero_jax.engine.staging import (
     bounded,
     layer_apply,
@@ -30,13 +34,17 @@ class SampleLayout:
     its REAL element count, `sampling.slot_positions`, mapped into the padded layout); valid[name]
     [T, K] bool: False past the end of a tensor with <= K elements (stored in order, zero-filled);
     counts[name] [T] int64: real element counts (0: empty slot); run_params: the run module's
-    parameter shapes (the real parameters are zero-padded to them)."""
+    parameter shapes (the real parameters are zero-padded to them); device_positions /
+    device_valid: the same arrays on the device, copied once when the layout is made (the layout
+    is cached, so architectures sharing a layer reuse them without a copy)."""
 
     positions: Dict[str, np.ndarray]
     valid: Dict[str, np.ndarray]
     counts: Dict[str, np.ndarray]
     run_params: Any
     padded: bool
+    device_positions: Dict[str, jax.Array]
+    device_valid: Dict[str, jax.Array]
 
 
 def stage_shapes(module: nn.Module, x_shape: Tuple[int, ...]):
@@ -90,31 +98,39 @@ def _sample_layout(module, run_module, x_shape, is_proxy_weight, sample_size, se
     padded = jax.tree_util.tree_structure(real_p) != jax.tree_util.tree_structure(run_p) or any(
         a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(real_p),
                                            jax.tree_util.tree_leaves(run_p)))
-    return SampleLayout(pos, valid, counts, run_p, padded)
+    return SampleLayout(pos, valid, counts, run_p, padded, to_device(pos), to_device(valid))
 
 
 def pad_params(params, run_shapes, extra: Optional[Mapping[str, Any]] = None):
-    """A layer's real parameters zero-padded at the end of each axis to the run module's shapes
-    (NumPy on the host: no per-shape compilation); a run parameter the real layer lacks is taken
-    from `extra` (`Stages.bucket_params`)."""
-    def pad(x, shape):
-        if tuple(x.shape) == tuple(shape.shape):
-            return x
-        x = np.asarray(x)
-        return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape.shape)])
-
-    def walk(real, shape, more, where):
-        if isinstance(shape, Mapping):
-            return {k: walk(None if real is None else real.get(k), shape[k],
-                            None if more is None else more.get(k), where + (k,)) for k in shape}
-        if real is not None:
-            return pad(real, shape)
-        if more is None:
-            raise ValueError(f"bucketed layer parameter {'/'.join(where)} is neither in the real "
+    """A layer's real parameters zero-padded at the end of each axis to the run module's shapes; a
+    run parameter the real layer lacks is taken from `extra` (`Stages.bucket_params`). The tensors
+    that need padding are padded with NumPy on host copies (one copy for the layer: no per-shape
+    compilation) on the CPU, by device programs (one per shape pair) on an accelerator
+    (`placement.host_steps_on_device`); the others are returned as they are."""
+    real, shapes = flatten_dict(params), flatten_dict(run_shapes)
+    more = flatten_dict(extra) if extra else {}
+    out = {}
+    for k, shape in shapes.items():
+        if k in real:
+            continue
+        if k not in more:
+            raise ValueError(f"bucketed layer parameter {'/'.join(k)} is neither in the real "
                              "layer nor in Stages.bucket_params")
-        if tuple(np.shape(more)) != tuple(shape.shape):
-            raise ValueError(f"Stages.bucket_params gives {'/'.join(where)} the shape "
-                             f"{np.shape(more)}, the run layer needs {tuple(shape.shape)}")
-        return np.asarray(more, shape.dtype)
+        if tuple(np.shape(more[k])) != tuple(shape.shape):
+            raise ValueError(f"Stages.bucket_params gives {'/'.join(k)} the shape "
+                             f"{np.shape(more[k])}, the run layer needs {tuple(shape.shape)}")
+        out[k] = np.asarray(more[k], shape.dtype)
+    widths = {k: tuple((0, q - r) for r, q in zip(real[k].shape, shape.shape))
+              for k, shape in shapes.items() if k in real and tuple(real[k].shape) != tuple(shape.shape)}
+    if host_steps_on_device():
+        out.update({k: _pad_on_device(real[k], w) for k, w in widths.items()})
+    else:
+        host = to_host({k: real[k] for k in widths})
+        out.update({k: np.pad(host[k], w) for k, w in widths.items()})
+    out.update({k: real[k] for k in shapes if k not in out})
+    return unflatten_dict(out)
 
-    return walk(params, run_shapes, extra, ())
+
+@functools.partial(jax.jit, static_argnums=1)
+def _pad_on_device(x: jax.Array, widths) -> jax.Array:
+    return jnp.pad(x, widths)

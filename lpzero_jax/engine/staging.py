@@ -47,14 +47,17 @@ class Stages:
     bucket_strides: None, or (layer module, run module) -> {input name: per-axis factor}: along such
     an axis real index i lies at run index i * factor instead of i (GPT-2: real head g of h at fine
     head g * run_heads / h); default 1 on every axis.
-    host_prelude: None, or (outer params, batch) -> the first layer's input computed with NumPy on
-    the host, when it is the word embeddings plus terms that do not depend on them (GPT-2: + the
-    position table). J is then d loss / d that input, compacted on the host, and the compact
-    extraction compiles no embedding or prelude program (the full-tensor sweeps, which need the
-    outer parameters' gradients, run the outer's embed and prelude instead).
+    host_prelude: None, or (host outer params, host batch) -> the first layer's input computed
+    with NumPy on the host, when it is the word embeddings plus terms that do not depend on them
+    (GPT-2: + the position table). On the CPU (`placement.host_steps_on_device()` False) J is then
+    d loss / d that input, compacted on the host, and the compact extraction compiles no embedding
+    or prelude program; on an accelerator the outer's embed and prelude run as device programs
+    instead (as for the full-tensor sweeps, which need the outer parameters' gradients).
     head_module / head_params: None, or the module whose `head_loss` the compact extraction's head
-    stage runs and outer params -> its params (host), when a form shared by more architectures
-    gives the same loss and hidden-state gradient (GPT-2: tail clusters padded); default: outer.
+    stage runs and (outer params, array namespace) -> its params, when a form shared by more
+    architectures gives the same loss and hidden-state gradient (GPT-2: tail clusters padded);
+    default: outer. It runs with NumPy on host copies on the CPU, with jax.numpy as a device
+    program (one per outer stage) on an accelerator.
     The full-tensor sweeps run the outer itself (its parameters' gradients are read)."""
 
     outer: nn.Module
@@ -66,7 +69,7 @@ class Stages:
     bucket_strides: Optional[Callable[[nn.Module, nn.Module], Dict[str, Tuple[int, ...]]]] = None
     host_prelude: Optional[Callable[[Any, Mapping[str, Any]], np.ndarray]] = None
     head_module: Optional[nn.Module] = None
-    head_params: Optional[Callable[[Any], Any]] = None
+    head_params: Optional[Callable[..., Any]] = None
 
 
 def head_stage(stages: Stages) -> nn.Module:

@@ -19,16 +19,24 @@ class StageTimer:
     def __init__(self):
         self.seconds: Dict[str, float] = collections.defaultdict(float)
         self.flops: Dict[str, float] = collections.defaultdict(float)
+        self.host_seconds: Dict[str, float] = collections.defaultdict(float)  # of `seconds`
         self._cost: Dict[Hashable, float] = {}
 
     def host(self, kind: str, fn, *args):
-        """Times a host (NumPy) step: seconds only, no compiled program, no FLOPs counted."""
+        """Times a host (NumPy) step: seconds only (also in `host_seconds`), no compiled program,
+        no FLOPs counted."""
         import time
 
         t = time.perf_counter()
         out = fn(*args)
-        self.seconds[kind] += time.perf_counter() - t
+        dt = time.perf_counter() - t
+        self.seconds[kind] += dt
+        self.host_seconds[kind] += dt
         return out
+
+    def device_seconds(self) -> float:
+        """Seconds waited for device programs (dispatch included), all kinds."""
+        return float(sum(self.seconds.values()) - sum(self.host_seconds.values()))
 
     def __call__(self, kind: str, fn, *args):
         import time

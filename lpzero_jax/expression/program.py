@@ -26,6 +26,7 @@ from lpzero_jax.expression import ops
 from lpzero_jax.expression.compile import as_tensor
 from lpzero_jax.expression.genome import Genome
 from lpzero_jax.inputs import INPUT_NAMES, StackedInputs
+from lpzero_jax.transfer import to_device, to_host
 
 UNARY_ID = {name: i for i, name in enumerate(ops.UNARY_NAMES)}
 _PRUNE = UNARY_ID["prune"]
@@ -125,7 +126,7 @@ class GenomeProgram:
         self.num_archs, self.num_layers = stacked.layer_mask.shape
         self.layer_mask = np.asarray(stacked.layer_mask)
         groups = mesh.devices.size if mesh is not None else 1
-        put = jnp.asarray
+        put = to_device
         if groups > 1:
             put = lambda x: jax.device_put(x, NamedSharding(  # noqa: E731
                 mesh, PartitionSpec("archs", *([None] * (np.ndim(x) - 1)))))
@@ -176,10 +177,10 @@ class GenomeProgram:
             v, c, seg, num_segments, layers = self._data[name]
             program = _branch_program(num_segments, self.aggregate)
             for key in keys:  # one chain per call: a single compiled batch shape
-                code = jnp.asarray(encode_chain(key[1], self.n_unary)[None])
-                per_layer, valid = program(code, v, c, seg)
-                self.branch_cache[key] = self._aligned(np.asarray(per_layer[0]), np.asarray(valid[0]),
-                                                       layers) + ("prune" in key[1],)
+                code = to_device(encode_chain(key[1], self.n_unary)[None])
+                per_layer, valid = to_host(program(code, v, c, seg))
+                self.branch_cache[key] = self._aligned(per_layer[0], valid[0], layers) + (
+                    "prune" in key[1],)
 
     def scores(self, genomes: Sequence[Genome]) -> np.ndarray:
         """[len(genomes), N] proxy scores (NaN for an architecture without a valid layer)."""

@@ -49,49 +49,50 @@ def head_module(config: GPT2FlexConfig) -> "GPT2Flex":
                                         cluster_width=config.d_embed))
 
 
-def head_params(config: GPT2FlexConfig, outer_params) -> dict:
+def head_params(config: GPT2FlexConfig, outer_params, xp=np) -> dict:
     """Params with which `head_module(config)` computes the head (`head_loss`: ln_f + adaptive
     softmax) of `config` in a form shared by every architecture with the same d_model and d_embed: one table and one
     projection per cluster, every cluster d_embed wide (`cluster_width`). The real tables and
     projections are zero-padded to that width (zero columns of a table meet zero rows of its
     projection: exact); div_val 1 splits its one table (and bias) by cluster and gives each tail its
     tied projection; without projections (div_val 1, d_embed = d_model) each is the identity. Same
-    loss and hidden-state gradient as the real head within float rounding (NumPy on the host)."""
+    loss and hidden-state gradient as the real head within float rounding. xp: the array namespace,
+    NumPy on the host (default) or jax.numpy inside a device program (`Stages.head_params`)."""
     c, p = config, outer_params.get("params", outer_params)
     bounds, e = c.cluster_bounds(), c.d_embed
     wte, head = p["wte"], p["lm_head"]
 
     def pad(x, shape):
-        x = np.asarray(x, np.float32)
+        x = xp.asarray(x, xp.float32)
         if x.shape == tuple(shape):
             return x  # a view where it can be (div_val 1 slices its table): no copy
-        return np.pad(x, [(0, q - r) for r, q in zip(x.shape, shape)])
+        return xp.pad(x, [(0, q - r) for r, q in zip(x.shape, shape)])
 
     def cluster(tree, name, i):  # cluster i's slice of a div_val-1 tensor, or its own tensor
-        return np.asarray(tree[name])[bounds[i][0]:bounds[i][1]] if c.div_val == 1 else tree[f"{name}_{i}"]
+        return xp.asarray(tree[name])[bounds[i][0]:bounds[i][1]] if c.div_val == 1 else tree[f"{name}_{i}"]
 
     in_projs = []
     for i in range(len(bounds)):
         if not c.has_input_projections():
-            in_projs.append(np.eye(e, c.d_model, dtype=np.float32))
+            in_projs.append(xp.eye(e, c.d_model, dtype=xp.float32))
         else:
             in_projs.append(pad(wte["proj_0" if c.div_val == 1 else f"proj_{i}"], (e, c.d_model)))
     run_wte, run_head = {}, {}
     for i, (l, r) in enumerate(bounds):
         run_wte[f"emb_{i}"] = pad(cluster(wte, "emb", i) if c.div_val > 1 else
-                                  np.asarray(wte["emb_0"])[l:r], (r - l, e))
+                                  xp.asarray(wte["emb_0"])[l:r], (r - l, e))
         run_wte[f"proj_{i}"] = in_projs[i]
-        run_head[f"bias_{i}"] = np.asarray(cluster(head, "bias", i) if c.div_val > 1 else
-                                           np.asarray(head["bias"])[l:r])
+        run_head[f"bias_{i}"] = xp.asarray(cluster(head, "bias", i) if c.div_val > 1 else
+                                           xp.asarray(head["bias"])[l:r])
         if not c.tie_weight:
             run_head[f"weight_{i}"] = pad(cluster(head, "weight", i) if c.div_val > 1 else
-                                          np.asarray(head["weight"])[l:r], (r - l, e))
+                                          xp.asarray(head["weight"])[l:r], (r - l, e))
         if not c.tie_projs[i]:
             run_head[f"proj_{i}"] = (pad(head[f"proj_{i}"], (e, c.d_model))
                                      if c.has_input_projections() else in_projs[i])
     for k in ("cluster_weight", "cluster_bias"):
         if k in head:
-            run_head[k] = np.asarray(head[k])
+            run_head[k] = xp.asarray(head[k])
     return {"params": {"wte": run_wte, "lm_head": run_head, "ln_f": p["ln_f"]}}
 
 

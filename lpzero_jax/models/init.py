@@ -15,6 +15,8 @@ from typing import Callable, Optional, Tuple
 import jax
 import numpy as np
 
+from lpzero_jax.transfer import to_device
+
 Path = Tuple[str, ...]
 # A rule returns the initial value of one leaf, or None to fall through to the default rule.
 InitRule = Callable[[Path, Tuple[int, ...], np.random.Generator], Optional[np.ndarray]]
@@ -61,9 +63,9 @@ def init_from_shapes(shapes, seed: int, rule: InitRule, fallback: Optional[InitR
             raise ValueError(f"no init rule for parameter {'/'.join(names)}")
         if value.shape != tuple(leaf.shape):
             raise ValueError(f"init rule gave {value.shape} for {'/'.join(names)} {leaf.shape}")
-        return jax.numpy.asarray(value, dtype=leaf.dtype)
+        return np.asarray(value, dtype=leaf.dtype)
 
-    return jax.tree_util.tree_map_with_path(fill, shapes)
+    return to_device(jax.tree_util.tree_map_with_path(fill, shapes))  # one explicit copy
 
 
 def count_params(shapes) -> int:

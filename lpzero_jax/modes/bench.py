@@ -9,7 +9,9 @@
 (c) the naive path of the original code: re-extract every architecture's inputs for every candidate
     (here with already-compiled extraction, which favours the naive path), and the speedup of (b)
     over it;
-(d) peak resident memory.
+(d) peak resident memory;
+(e) the host share of the extraction (and, with bench.zoo_archs, of the zoo's passes) and the
+    explicit host<->device copies per architecture (modes/bench_host.py).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, parallel, runtime
+from lpzero_jax import evaluation, parallel, runtime, transfer
 from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.engine import extract, staging, timing
 from lpzero_jax.expression.compile import compile_genome
 from lpzero_jax.expression.genome import random_genome
 from lpzero_jax.expression.program import GenomeProgram
 from lpzero_jax.families import get_family
+from lpzero_jax.modes import bench_host
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies.base import ArchContext
 from lpzero_jax.results import write_json
@@ -108,15 +111,19 @@ def measure_extraction(config, family, sample, batch, peak: float, result: dict)
             cold = time.perf_counter() - t
             new_programs = compiles.programs - before[0]
             compile_s = compiles.seconds - before[1]
-            t = time.perf_counter()
-            proxy_inputs.extract_proxy_inputs(family, ctx.model_config, params, batch, k)
-            warm = time.perf_counter() - t
+            with transfer.counting() as copies:
+                t = time.perf_counter()
+                proxy_inputs.extract_proxy_inputs(family, ctx.model_config, params, batch, k)
+                warm = time.perf_counter() - t
             cost = (extraction_cost(family, ctx.model_config, params, batch, k)
                     if i < b.flops_archs else {"flops": float("nan")})
+            share = (bench_host.extraction_host_share(family, ctx.model_config, params, batch, k)
+                     if i < b.flops_archs else {})
             flops = cost["flops"]
             rows.append(dict(cost, arch_id=arch.arch_id, cold_s=cold, warm_s=warm,
                              new_programs=new_programs, compile_s=compile_s,
-                             flops_per_s=flops / warm, lower_bound_s=flops / peak))
+                             flops_per_s=flops / warm, lower_bound_s=flops / peak,
+                             transfers=copies.as_dict(), host_share=share))
             stored.append(x)
             del ctx, params
             runtime.release_host_memory()
@@ -142,6 +149,8 @@ def measure_extraction(config, family, sample, batch, peak: float, result: dict)
         "achieved_flops_per_s": float(np.sum([r["flops"] for r in measured]) /
                                       np.sum([r["warm_s"] for r in measured])) if measured else None,
     }
+    result["extraction"]["host_share"] = bench_host.summarize_extraction(
+        [r["host_share"] for r in rows])
     if measured:
         e = result["extraction"]
         e["fraction_of_matmul"] = e["achieved_flops_per_s"] / peak
@@ -247,6 +256,9 @@ def run(config, workdir: Path) -> dict:
     result["matmul_flops_per_s"] = peak
     logging.info("bench: %s, matmul %.1f GFLOP/s", result["device"], peak / 1e9)
     stored = measure_extraction(config, family, sample, batch, peak, result)
+    if config.bench.get("zoo_archs", 0):
+        result["zoo"] = bench_host.zoo_host_share(config, family, sample[:config.bench.zoo_archs],
+                                                  batch, config.bench.get("zoo_proxies", "all"))
     result["distinct_stages"] = count_distinct_stages(config, family, sample)
     stacked = proxy_inputs.stack_inputs(stored)
     truth = np.array([a.score for a in sample])
@@ -298,7 +310,7 @@ def format_table(r: dict) -> str:
         f"naive (re-extract per cand.)    {n['seconds_per_candidate']:10.1f} s/candidate",
         f"speedup over naive              {n['speedup_of_program']:10.0f}x",
         f"peak RSS                        {r['peak_rss_mb']:10.0f} MB",
-    ]
+    ] + bench_host.format_lines(r)
     return "\n".join(lines)
 
 

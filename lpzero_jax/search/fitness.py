@@ -21,6 +21,7 @@ from lpzero_jax.expression.compile import genome_function
 from lpzero_jax.expression.genome import Genome, parse_genome
 from lpzero_jax.expression.program import GenomeProgram
 from lpzero_jax.inputs import StackedInputs
+from lpzero_jax.transfer import to_device, to_host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +93,7 @@ class FitnessEvaluator:
             self.compile_seconds += time.perf_counter() - t
             self._compiled[key] = compiled
         t = time.perf_counter()
-        out = np.asarray(compiled(*args))
+        out = to_host(compiled(*to_device(args)))
         self.eval_seconds += time.perf_counter() - t
         if len(self._compiled) > 256:  # bounded: executables are only reused for re-scoring
             self._compiled.pop(next(iter(self._compiled)))

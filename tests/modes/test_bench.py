@@ -11,7 +11,8 @@ from tests.conftest import tiny_config
 def test_bench_measures_extraction_candidates_and_the_naive_path(tmp_path, capsys):
     c = tiny_config(num_archs=6)
     c.search.sample_archs = 4
-    c.bench.update(dict(candidates=40, compiled_candidates=2, naive_candidates=1, flops_archs=2))
+    c.bench.update(dict(candidates=40, compiled_candidates=2, naive_candidates=1, flops_archs=2,
+                        zoo_archs=1, zoo_proxies="params,snip,synflow"))
     result = bench.run(c, tmp_path)
     saved = json.load(open(tmp_path / "bench.json"))
     assert saved["sample_archs"] == 4 and saved["matmul_flops_per_s"] > 1e8
@@ -35,4 +36,14 @@ def test_bench_measures_extraction_candidates_and_the_naive_path(tmp_path, capsy
     # re-extracting 4 archs per candidate must cost more than one program evaluation
     assert saved["naive"]["speedup_of_program"] > 1
     assert saved["peak_rss_mb"] > 0 and result["naive"] == saved["naive"]
-    assert "speedup over naive" in capsys.readouterr().out
+    # host share of the measured archs: device seconds and host seconds split the wall time
+    h = e["host_share"]
+    assert h["archs"] == 2 and 0 < h["host_share"] < 1 and h["device_s"] > 0
+    assert abs(h["device_s"] + h["host_s"] - h["wall_s"]) < 1e-6
+    assert h["transfers_per_arch"]["to_host_calls"] >= 1  # the results, in one copy
+    assert all(r["transfers"]["to_device_bytes"] > 0 for r in e["per_arch"])
+    z = saved["zoo"]
+    assert z["proxies"] == 3 and len(z["per_arch"]) == 1 and 0 < z["host_share"] < 1
+    assert z["per_arch"][0]["failed_proxies"] == 0 and z["per_arch"][0]["device_passes_s"] > 0
+    out = capsys.readouterr().out
+    assert "speedup over naive" in out and "extraction host share" in out and "zoo (3 proxies)" in out

@@ -1,0 +1,103 @@
+"""What holds memory across architectures in a `rank` run: RSS, live device arrays and the sizes
+of the process-wide caches after each architecture of the zoo.
+
+    PYTHONPATH=. python scripts/rank_memory.py --family=gpt2 --archs=5 --stride=20 \
+        --proxies=all --out=/tmp/rank_memory.json [--cache_dir=/path/to/input/cache]
+
+Scores the proxies on every `stride`-th benchmark architecture (rank's scoring loop, one
+ArchContext per architecture, the values written to a throw-away log) and records after each one:
+RSS and its peak, the live jax arrays (count, bytes), and the entries of the engine's bounded
+caches and of the whole-model program caches (functools.lru_cache). Growth of RSS with flat live
+arrays points at compiled programs or allocator fragmentation; growing live arrays at a leak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def lru_caches() -> dict:
+    """Current sizes of every functools.lru_cache in the package's loaded modules."""
+    out = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("lpzero_jax") or module is None:
+            continue
+        for attr, obj in vars(module).items():
+            info = getattr(obj, "cache_info", None)
+            if callable(info) and isinstance(obj, functools._lru_cache_wrapper):
+                size = info().currsize
+                if size:
+                    out[f"{name}.{attr}"] = size
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--family", default="gpt2")
+    p.add_argument("--archs", type=int, default=5)
+    p.add_argument("--stride", type=int, default=20)
+    p.add_argument("--proxies", default="all")
+    p.add_argument("--cache_dir", default=None, help="proxy-input cache (rank's inputs.cache_dir)")
+    p.add_argument("--out", default="rank_memory.json")
+    args = p.parse_args(argv)
+
+    import jax
+
+    from lpzero_jax import runtime
+    from lpzero_jax.configs import shipped_config
+    from lpzero_jax.engine import layout, staging, sweep
+    from lpzero_jax.families import get_family
+    from lpzero_jax.input_store import InputStore
+    from lpzero_jax.proxies.resolve import resolve_proxies
+    from lpzero_jax.proxies.scoring import score_into_log
+
+    config = shipped_config(args.family)
+    config.proxies = args.proxies
+    work = Path(tempfile.mkdtemp(prefix="rank_memory_"))
+    config.workdir = str(work)
+    if args.cache_dir:
+        config.inputs.cache_dir = args.cache_dir
+    runtime.setup(config)
+    family = get_family(args.family)
+    archs = family.load_benchmark(config)[::args.stride][:args.archs]
+    batch = family.make_batch(config)
+    proxies = resolve_proxies(args.proxies)
+    store = InputStore(config, work)
+    rows = []
+    t = time.perf_counter()
+    for arch in archs:
+        score_into_log(family, [arch], config, batch, proxies, store, work / "values.jsonl", {}, {})
+        gc.collect()
+        runtime.release_host_memory()
+        live = jax.live_arrays()
+        rows.append({"arch_id": arch.arch_id, "seconds": round(time.perf_counter() - t, 1),
+                     "rss_mb": round(rss_mb()),
+                     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                     "live_arrays": len(live),
+                     "live_mb": round(sum(x.nbytes for x in live) / 2 ** 20, 1),
+                     "stage_functions": len(staging._COMPILED),
+                     "compiled_programs": staging.compiled_programs(),
+                     "layouts": len(layout._LAYOUTS), "paddings": len(sweep._PADDINGS),
+                     "lru_caches": lru_caches()})
+        print(json.dumps(rows[-1]), flush=True)
+    Path(args.out).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
