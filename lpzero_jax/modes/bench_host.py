@@ -92,7 +92,7 @@ def zoo_host_share(config, family, archs: Iterable, batch, proxies: str = "all")
                 except Exception:  # noqa: BLE001  (a proxy failing here is rank's business)
                     failures += 1
             wall = time.perf_counter() - t
-            stages = dict(ctx.stage_seconds)
+            stages = dict(ctx.pass_seconds)
             del ctx
             runtime.release_host_memory()
         device = sum(stages.get(k, 0.0) for k in DEVICE_PASSES)

@@ -213,7 +213,7 @@ def test_reference_jacobian_cosine_needs_a_position_table(ctx, monkeypatch):
     assert math.isnan(PROXIES.get("jacobian_cosine_reference")(ctx))
 
 
-def test_stage_seconds_exclude_the_stages_built_inside(ctx):
+def test_pass_seconds_exclude_the_passes_built_inside(ctx):
     """A shared stage's seconds are its own: a stage built inside another is not counted twice,
     and a proxy's own seconds leave out the stages it built."""
     import time
