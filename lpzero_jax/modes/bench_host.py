@@ -97,7 +97,7 @@ def zoo_host_share(config, family, archs: Iterable, batch, proxies: str = "all")
             runtime.release_host_memory()
         device = sum(stages.get(k, 0.0) for k in DEVICE_PASSES)
         rows.append({"arch_id": arch.arch_id, "wall_s": wall, "device_passes_s": device,
-                     "host_s": max(wall - device, 0.0), "stage_seconds": stages,
+                     "host_s": max(wall - device, 0.0), "pass_seconds": stages,
                      "failed_proxies": failures})
     wall = sum(r["wall_s"] for r in rows)
     host = sum(r["host_s"] for r in rows)
