@@ -1,0 +1,135 @@
+"""The decoder family: the LTS GPT-2 and LoNAS LLaMA families are settings of it (same parameters,
+same initial values, same six inputs), its stages equal the whole model, its groups add up."""
+
+import jax
+import numpy as np
+import pytest
+
+from lpzero_jax.benchmarks.base import Arch
+from lpzero_jax.benchmarks.decoder_configs import decoder_config, decoder_fields
+from lpzero_jax.benchmarks.own import parse_gpt2_config
+from lpzero_jax.families import get_family
+from lpzero_jax.inputs import extract_proxy_inputs
+from lpzero_jax.models.decoder import count_params
+from lpzero_jax.models.llama import LlamaConfig, LlamaLayerConfig, count_llama_params
+
+DECODER = get_family("decoder")
+SEQ = 16
+
+
+def gpt2_as_decoder(d_model, n_head, d_inner, n_positions, n_token=50257):
+    """The LitGPT-style fields of an own-format plain GPT-2 of the gpt2 family (LTS's model):
+    tied table scaled by sqrt(d_model), learned positions, LTS's per-token output bias, tanh GELU."""
+    return decoder_fields({
+        "n_embd": d_model, "n_head": n_head, "intermediate_size": d_inner, "vocab_size": n_token,
+        "padded_vocab_size": n_token, "block_size": n_positions, "bias": True, "lm_head_bias": True,
+        "rotary_percentage": 0.0, "learned_positions": True, "scale_embeddings": True,
+        "norm_class_name": "LayerNorm", "norm_eps": 1e-5, "mlp_class_name": "GptNeoxMLP",
+        "gelu_approximate": "tanh", "parallel_residual": False, "tie_embeddings": True}, "gpt2-as-decoder")
+
+
+def llama_as_decoder(mc: LlamaConfig, block_size=4096):
+    return decoder_fields({
+        "n_embd": mc.hidden_size, "n_head": [layer.num_heads for layer in mc.layers],
+        "n_query_groups": [layer.num_kv_heads for layer in mc.layers],
+        "intermediate_size": [layer.intermediate_size for layer in mc.layers], "head_size": mc.head_dim,
+        "vocab_size": mc.vocab_size, "padded_vocab_size": mc.vocab_size, "block_size": block_size,
+        "bias": False, "rotary_percentage": 1.0, "rope_base": mc.rope_theta,
+        "norm_class_name": "RMSNorm", "norm_eps": mc.rms_norm_eps, "mlp_class_name": "LLaMAMLP",
+        "parallel_residual": False, "tie_embeddings": mc.tie_word_embeddings}, "llama-as-decoder")
+
+
+def random_batch(vocab, seed=0):
+    return {"input_ids": np.random.default_rng(seed).integers(0, vocab, (2, SEQ)).astype(np.int32)}
+
+
+def assert_same_trees(a, b, exact=True):
+    la, lb = jax.tree_util.tree_flatten_with_path(a)[0], jax.tree_util.tree_flatten_with_path(b)[0]
+    assert [p for p, _ in la] == [p for p, _ in lb]
+    for (path, x), (_, y) in zip(la, lb):
+        if exact:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=str(path))
+
+
+def assert_same_inputs(fam_a, mc_a, params_a, fam_b, mc_b, params_b, batch):
+    a = extract_proxy_inputs(fam_a, mc_a, params_a, batch, 64, 0)
+    b = extract_proxy_inputs(fam_b, mc_b, params_b, batch, 64, 0)
+    assert sorted(a.values) == sorted(b.values) == sorted("AJGHWS")
+    for name in a.values:
+        np.testing.assert_array_equal(a.counts[name], b.counts[name], err_msg=name)
+        np.testing.assert_allclose(a.values[name], b.values[name], rtol=2e-4, atol=1e-6, err_msg=name)
+
+
+def test_a_plain_lts_gpt2_is_a_decoder_setting():
+    gpt2 = get_family("gpt2")
+    own = parse_gpt2_config({"d_model": 32, "n_head": [2, 4], "d_inner": [64, 96],
+                             "n_positions": SEQ}, "gpt2")
+    mc_g = gpt2.model_config(Arch("a", own, 0.0), None)
+    mc_d = decoder_config(gpt2_as_decoder(32, [2, 4], [64, 96], SEQ))
+    counts_g, counts_d = gpt2.param_group_counts(mc_g), DECODER.param_group_counts(mc_d)
+    assert counts_d["total"] == counts_g["total"] == gpt2.count_params(mc_g) == DECODER.count_params(mc_d)
+    assert (counts_d["Attn"], counts_d["FFN"]) == (counts_g["Attn"], counts_g["FFN"])
+    assert counts_d["Softmax"] == counts_g["Softmax"] == 50257  # LTS's per-token output bias
+    params_g, params_d = gpt2.init_params(mc_g, 3), DECODER.init_params(mc_d, 3)
+    assert_same_trees(params_g, params_d)  # same names, same initial values
+    assert_same_inputs(gpt2, mc_g, params_g, DECODER, mc_d, params_d, random_batch(50257))
+
+
+def test_a_lonas_llama_subnet_is_a_decoder_setting():
+    llama = get_family("llama")
+    mc_l = LlamaConfig(vocab_size=512, hidden_size=16, layers=(
+        LlamaLayerConfig(24, 4, 2), LlamaLayerConfig(16, 4, 2), LlamaLayerConfig(32, 4, 4)))
+    mc_d = decoder_config(llama_as_decoder(mc_l))
+    assert DECODER.count_params(mc_d) == llama.count_params(mc_l) == count_llama_params(mc_l)
+    counts_l, counts_d = llama.param_group_counts(mc_l), DECODER.param_group_counts(mc_d)
+    assert {k: counts_d[k] for k in ("Attn", "FFN", "LayerNorm", "Softmax", "total")} == \
+        {k: counts_l[k] for k in ("Attn", "FFN", "LayerNorm", "Softmax", "total")}
+    params_l, params_d = llama.init_params(mc_l, 5), DECODER.init_params(mc_d, 5)
+    assert_same_trees(params_l, params_d)
+    assert_same_inputs(llama, mc_l, params_l, DECODER, mc_d, params_d, random_batch(512))
+
+
+def test_lora_adapters_are_the_only_lonas_difference():
+    """A LoNAS subnet with adapters: the decoder has no LoRA factors, so its count is the
+    llama family's minus the 'Adapters' group."""
+    llama = get_family("llama")
+    mc_l = LlamaConfig.uniform(vocab_size=128, hidden_size=16, intermediate_size=24,
+                               num_hidden_layers=2, num_attention_heads=4, attn_lora_rank=4,
+                               ffn_lora_rank=2)
+    mc_d = decoder_config(llama_as_decoder(mc_l))
+    assert DECODER.count_params(mc_d) == llama.count_params(mc_l) - llama.param_group_counts(mc_l)["Adapters"]
+
+
+@pytest.mark.parametrize("fields", [
+    {"n_embd": 64, "n_head": [2, 4], "head_size": 16, "n_query_groups": [1, 2],
+     "intermediate_size": [100, 200], "rotary_percentage": 0.5, "bias": False, "vocab_size": 300,
+     "block_size": 64, "gelu_approximate": "tanh"},
+    {"n_embd": 48, "n_layer": 2, "n_head": 4, "mlp_class_name": "LLaMAMLP", "intermediate_size": 72,
+     "norm_class_name": "RMSNorm", "parallel_residual": True, "shared_attention_norm": True,
+     "attn_bias": True, "bias": False, "vocab_size": 300, "tie_embeddings": True, "lm_head_bias": True,
+     "scale_embeddings": True, "block_size": 64, "rotary_percentage": 0.5},
+])
+def test_staged_extraction_equals_the_whole_model(fields):
+    mc = decoder_config(decoder_fields(fields, "x"))
+    params = DECODER.init_params(mc, 0)
+    assert DECODER.count_params(mc) == count_params(mc)["total"]
+    batch = random_batch(300)
+    staged = extract_proxy_inputs(DECODER, mc, params, batch, 64, 0, staged=True)
+    whole = extract_proxy_inputs(DECODER, mc, params, batch, 64, 0, staged=False)
+    for name in whole.values:
+        np.testing.assert_array_equal(staged.counts[name], whole.counts[name])
+        np.testing.assert_allclose(staged.values[name], whole.values[name], rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_heads_change_the_attention_shape_at_a_fixed_head_size():
+    """GPT-S style (head_size 64): the number of heads sets the qkv width, so params_attn differs
+    where the heads differ (the gpt2 family's head dim d_model / n_head could not say this)."""
+    def attn(heads):
+        return DECODER.param_group_counts(decoder_config(decoder_fields(
+            {"n_embd": 128, "n_head": heads, "head_size": 64, "vocab_size": 300, "block_size": 64},
+            "x")))["Attn"]
+
+    e = 128
+    assert attn([2, 2]) == 2 * (e * 3 * 128 + 3 * 128 + 128 * e + e)
+    assert attn([4, 2]) - attn([2, 2]) == e * 3 * 128 + 3 * 128 + 128 * e
