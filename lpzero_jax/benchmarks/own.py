@@ -68,6 +68,12 @@ def is_own_format(path: Path) -> bool:
     return False
 
 
+def is_own_benchmark(path) -> bool:
+    """Whether a run's `benchmark_file` is an own-format benchmark: named *.jsonl(.gz), or a file
+    whose first line declares FORMAT."""
+    return str(path).endswith((".jsonl", ".jsonl.gz")) or is_own_format(Path(path).expanduser())
+
+
 def read_header(path: Path) -> Dict[str, Any]:
     """The validated header of an own-format file (the file's first non-blank line)."""
     return _read(path)[0]
