@@ -4,8 +4,9 @@ Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy), DIR/ranking
 ({proxy: {kendall_tau, spearman_rho, n, n_nonfinite, seconds_per_arch}}), and through
 `lpzero_jax.report` DIR/table.csv, DIR/table.md (ours beside the published figures) and
 DIR/scatter.png (proxy vs ground truth; no published figures beside an own benchmark file), and
-DIR/zc_<benchmark>.json, the scores in NASLib's zero-cost layout (`lpzero_jax.naslib_zc`). Every computed value is
-appended to DIR/rank_values.jsonl as it is produced, so an interrupted run resumes where it stopped.
+DIR/zc_<benchmark>.json, the scores in NASLib's zero-cost layout (`lpzero_jax.naslib_zc`).
+Every computed value is appended to DIR/rank_values.jsonl as it is produced, so an interrupted run
+resumes where it stopped.
 
 Timing: a record's `seconds` is the proxy as if computed alone (the shared passes it used
 included); its `own_seconds` is what the proxy added beyond the shared passes. After each
