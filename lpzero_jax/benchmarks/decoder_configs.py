@@ -211,6 +211,7 @@ HF_IGNORED = frozenset((
     "summary_activation", "summary_proj_to_labels", "summary_first_dropout",
     "task_specific_params", "n_ctx", "reorder_and_upcast_attn", "pretraining_tp",
     "original_max_position_embeddings", "max_window_layers", "use_sliding_window", "layer_types",
+    "is_llama_config",
 ))
 
 
@@ -337,6 +338,7 @@ def _hf_llama_like(f: _Fields, bias: bool, attn_bias: bool, eps: float,
 def _hf_llama(f: _Fields) -> Dict[str, Any]:
     # HF LLaMA's attention_bias puts biases on q, k, v AND o; mlp_bias on the three MLP matrices:
     # LitGPT's bias covers both, so they must agree
+    f.only("rope_interleaved", (False,), False)  # SmolLM2's flag: HF's rotate-half layout
     attention, mlp = f.get("attention_bias", False), f.get("mlp_bias", False)
     if attention != mlp:
         f.fail(f"attention_bias={attention} with mlp_bias={mlp} is not a LitGPT layout (its "
