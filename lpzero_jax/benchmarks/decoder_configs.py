@@ -139,6 +139,47 @@ def _litgpt(raw: Mapping[str, Any], where: str) -> Dict[str, Any]:
     return {k: out[k] for k in CANONICAL}
 
 
+def lts_gpt2_fields(gpt2: Mapping[str, Any], where: str = "gpt2") -> Dict[str, Any]:
+    """The decoder fields of a plain-embedding GPT-2 of the gpt2 family (an own-format gpt2 line's
+    config as `benchmarks.own.parse_gpt2_config` returns it: div_val 1, d_embed = d_model): LTS's
+    model is a decoder with a tied table scaled by sqrt(d_model) (scale_embeddings), learned
+    positions, a per-token output bias (lm_head_bias), tanh GELU and GPT-2's block order."""
+    if gpt2["div_val"] != 1 or gpt2["d_embed"] != gpt2["d_model"] or len(gpt2["cutoffs"]) != 1 \
+            or not gpt2["tie_weight"]:
+        raise BenchmarkFormatError(f"{where}: an adaptive embedding / softmax (div_val, d_embed, "
+                                   "cutoffs) or an untied output table (LTS names it lm_head/weight) "
+                                   "is not a decoder setting; only plain tied GPT-2s are")
+    return decoder_fields({
+        "n_embd": gpt2["d_model"], "n_head": list(gpt2["n_head"]),
+        "intermediate_size": list(gpt2["d_inner"]), "vocab_size": gpt2["n_token"],
+        "padded_vocab_size": gpt2["n_token"], "block_size": gpt2["tgt_len"], "bias": True,
+        "lm_head_bias": True, "rotary_percentage": 0.0, "learned_positions": True,
+        "scale_embeddings": True, "norm_class_name": "LayerNorm", "norm_eps": 1e-5,
+        "mlp_class_name": "GptNeoxMLP", "gelu_approximate": "tanh", "parallel_residual": False,
+        "tie_embeddings": True}, where)
+
+
+def llama_fields(llama: Mapping[str, Any], where: str = "llama",
+                 block_size: int = 4096) -> Dict[str, Any]:
+    """The decoder fields of a llama-family architecture (a `LlamaConfig.to_dict()`, e.g. a LoNAS
+    subnet with per-layer widths and heads) without LoRA adapters (the decoder has none); the llama
+    family has no position limit, so block_size is set here."""
+    layers = llama["layers"]
+    if any(layer.get("attn_lora_rank", 0) or layer.get("ffn_lora_rank", 0) for layer in layers):
+        raise BenchmarkFormatError(f"{where}: LoRA adapters (attn/ffn_lora_rank > 0) are not decoder "
+                                   "fields; the decoder's count is the llama family's minus 'Adapters'")
+    return decoder_fields({
+        "n_embd": llama["hidden_size"], "n_head": [layer["num_heads"] for layer in layers],
+        "n_query_groups": [layer["num_kv_heads"] for layer in layers],
+        "intermediate_size": [layer["intermediate_size"] for layer in layers],
+        "head_size": llama.get("head_dim"), "vocab_size": llama["vocab_size"],
+        "padded_vocab_size": llama["vocab_size"], "block_size": block_size, "bias": False,
+        "rotary_percentage": 1.0, "rope_base": llama.get("rope_theta", 10000.0),
+        "norm_class_name": "RMSNorm", "norm_eps": llama.get("rms_norm_eps", 1e-6),
+        "mlp_class_name": "LLaMAMLP", "parallel_residual": False,
+        "tie_embeddings": bool(llama.get("tie_word_embeddings", False))}, where)
+
+
 def decoder_config(fields: Mapping[str, Any], init_std: float = 0.02) -> DecoderConfig:
     """The model config of canonical fields (`decoder_fields`)."""
     style = BlockStyle(

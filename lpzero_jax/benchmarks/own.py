@@ -23,6 +23,9 @@ see `FAMILY_FIELDS` below and docs/own_benchmarks.md):
   flexibert: hidden_size, encoder_layers [{operation_type, operation_parameter,
              num_operation_heads, feed_forward_dimension, num_feed_forward}, ...]
              (the `model_hparam_overrides.nas_config` fields of NAS-Bench-BERT).
+  decoder:   a LitGPT-style config (LitGPT `Config` names, per-layer n_head / n_query_groups /
+             intermediate_size lists) or a Hugging Face config.json dict (gpt2, gpt_neox, llama,
+             mistral, qwen2, phi3); see `benchmarks/decoder_configs.py` and docs/decoder.md.
   llama:     a `LlamaConfig.to_dict()` (hidden_size, vocab_size, layers [{num_heads, num_kv_heads,
              intermediate_size, ...}], ...), vocab_size equal to the run's.
 

@@ -145,8 +145,10 @@ def test_transformers_default_configs_are_read():
     ({"n_embd": 64, "n_head": [4, 4, 4], "n_layer": 2}, "n_head has 3 entries for 2 layers"),
     ({"n_embd": 64, "n_head": 3, "n_layer": 2}, "n_embd 64 is not a multiple of n_head 3"),
     ({"n_embd": 64, "n_head": 4, "n_query_groups": 3, "n_layer": 1}, "not a multiple of n_query_groups"),
-    ({"n_embd": 64, "n_head": 4, "n_layer": 1, "mlp_class_name": "LLaMAMLP"}, "must give intermediate_size"),
-    ({"n_embd": 64, "n_head": 4, "n_layer": 1, "norm_class_name": "BatchNorm"}, "norm_class_name 'BatchNorm'"),
+    ({"n_embd": 64, "n_head": 4, "n_layer": 1, "mlp_class_name": "LLaMAMLP"},
+     "must give intermediate_size"),
+    ({"n_embd": 64, "n_head": 4, "n_layer": 1, "norm_class_name": "BatchNorm"},
+     "norm_class_name 'BatchNorm'"),
     ({"n_embd": 64, "n_head": 4, "n_layer": 1, "bias": 1}, "bias must be true or false"),
 ])
 def test_refusals_name_the_field(raw, message):

@@ -5,8 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from lpzero_jax.benchmarks.base import Arch
-from lpzero_jax.benchmarks.decoder_configs import decoder_config, decoder_fields
+from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
+from lpzero_jax.benchmarks.decoder_configs import (decoder_config, decoder_fields, llama_fields,
+                                                   lts_gpt2_fields)
 from lpzero_jax.benchmarks.own import parse_gpt2_config
 from lpzero_jax.families import get_family
 from lpzero_jax.inputs import extract_proxy_inputs
@@ -15,28 +16,6 @@ from lpzero_jax.models.llama import LlamaConfig, LlamaLayerConfig, count_llama_p
 
 DECODER = get_family("decoder")
 SEQ = 16
-
-
-def gpt2_as_decoder(d_model, n_head, d_inner, n_positions, n_token=50257):
-    """The LitGPT-style fields of an own-format plain GPT-2 of the gpt2 family (LTS's model):
-    tied table scaled by sqrt(d_model), learned positions, LTS's per-token output bias, tanh GELU."""
-    return decoder_fields({
-        "n_embd": d_model, "n_head": n_head, "intermediate_size": d_inner, "vocab_size": n_token,
-        "padded_vocab_size": n_token, "block_size": n_positions, "bias": True, "lm_head_bias": True,
-        "rotary_percentage": 0.0, "learned_positions": True, "scale_embeddings": True,
-        "norm_class_name": "LayerNorm", "norm_eps": 1e-5, "mlp_class_name": "GptNeoxMLP",
-        "gelu_approximate": "tanh", "parallel_residual": False, "tie_embeddings": True}, "gpt2-as-decoder")
-
-
-def llama_as_decoder(mc: LlamaConfig, block_size=4096):
-    return decoder_fields({
-        "n_embd": mc.hidden_size, "n_head": [layer.num_heads for layer in mc.layers],
-        "n_query_groups": [layer.num_kv_heads for layer in mc.layers],
-        "intermediate_size": [layer.intermediate_size for layer in mc.layers], "head_size": mc.head_dim,
-        "vocab_size": mc.vocab_size, "padded_vocab_size": mc.vocab_size, "block_size": block_size,
-        "bias": False, "rotary_percentage": 1.0, "rope_base": mc.rope_theta,
-        "norm_class_name": "RMSNorm", "norm_eps": mc.rms_norm_eps, "mlp_class_name": "LLaMAMLP",
-        "parallel_residual": False, "tie_embeddings": mc.tie_word_embeddings}, "llama-as-decoder")
 
 
 def random_batch(vocab, seed=0):
@@ -65,7 +44,7 @@ def test_a_plain_lts_gpt2_is_a_decoder_setting():
     own = parse_gpt2_config({"d_model": 32, "n_head": [2, 4], "d_inner": [64, 96],
                              "n_positions": SEQ}, "gpt2")
     mc_g = gpt2.model_config(Arch("a", own, 0.0), None)
-    mc_d = decoder_config(gpt2_as_decoder(32, [2, 4], [64, 96], SEQ))
+    mc_d = decoder_config(lts_gpt2_fields(own))
     counts_g, counts_d = gpt2.param_group_counts(mc_g), DECODER.param_group_counts(mc_d)
     assert counts_d["total"] == counts_g["total"] == gpt2.count_params(mc_g) == DECODER.count_params(mc_d)
     assert (counts_d["Attn"], counts_d["FFN"]) == (counts_g["Attn"], counts_g["FFN"])
@@ -75,11 +54,18 @@ def test_a_plain_lts_gpt2_is_a_decoder_setting():
     assert_same_inputs(gpt2, mc_g, params_g, DECODER, mc_d, params_d, random_batch(50257))
 
 
+def test_an_adaptive_embedding_is_no_decoder_setting():
+    own = parse_gpt2_config({"d_model": 32, "n_head": 2, "d_inner": 64, "n_layer": 1, "div_val": 2,
+                             "d_embed": 32, "cutoffs": [20000, 40000]}, "gpt2")
+    with pytest.raises(BenchmarkFormatError, match="only plain tied GPT-2s"):
+        lts_gpt2_fields(own)
+
+
 def test_a_lonas_llama_subnet_is_a_decoder_setting():
     llama = get_family("llama")
     mc_l = LlamaConfig(vocab_size=512, hidden_size=16, layers=(
         LlamaLayerConfig(24, 4, 2), LlamaLayerConfig(16, 4, 2), LlamaLayerConfig(32, 4, 4)))
-    mc_d = decoder_config(llama_as_decoder(mc_l))
+    mc_d = decoder_config(llama_fields(mc_l.to_dict()))
     assert DECODER.count_params(mc_d) == llama.count_params(mc_l) == count_llama_params(mc_l)
     counts_l, counts_d = llama.param_group_counts(mc_l), DECODER.param_group_counts(mc_d)
     assert {k: counts_d[k] for k in ("Attn", "FFN", "LayerNorm", "Softmax", "total")} == \
@@ -96,7 +82,11 @@ def test_lora_adapters_are_the_only_lonas_difference():
     mc_l = LlamaConfig.uniform(vocab_size=128, hidden_size=16, intermediate_size=24,
                                num_hidden_layers=2, num_attention_heads=4, attn_lora_rank=4,
                                ffn_lora_rank=2)
-    mc_d = decoder_config(llama_as_decoder(mc_l))
+    with pytest.raises(BenchmarkFormatError, match="LoRA adapters"):
+        llama_fields(mc_l.to_dict())
+    plain = mc_l.to_dict()
+    plain["layers"] = [dict(layer, attn_lora_rank=0, ffn_lora_rank=0) for layer in plain["layers"]]
+    mc_d = decoder_config(llama_fields(plain))
     assert DECODER.count_params(mc_d) == llama.count_params(mc_l) - llama.param_group_counts(mc_l)["Adapters"]
 
 
@@ -133,3 +123,27 @@ def test_heads_change_the_attention_shape_at_a_fixed_head_size():
     e = 128
     assert attn([2, 2]) == 2 * (e * 3 * 128 + 3 * 128 + 128 * e + e)
     assert attn([4, 2]) - attn([2, 2]) == e * 3 * 128 + 3 * 128 + 128 * e
+
+
+def test_the_gpt_s_example_counts_attention_by_heads():
+    """examples/decoder_gpt_s.jsonl (scripts/gpt_s_benchmark.py; synthetic scores): at head_size
+    64, params_attn = sum_l heads_l * (256 E + 192 bias) + L * E * bias, so it takes 16 values over
+    the 24 architectures, where a 3 d_model qkv (the gpt2 family) gives one per (d_model, n_layer): 8."""
+    import json
+    from pathlib import Path
+
+    from ml_collections import ConfigDict
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "decoder_gpt_s.jsonl"
+    archs = DECODER.load_benchmark(ConfigDict(dict(family="decoder", benchmark_file=str(path),
+                                                   num_archs=0, data_root=None, vocab_size=None)))
+    assert len(archs) == 24 and json.loads(path.read_text().splitlines()[0])["metric"] == \
+        "synthetic_random_score"
+    attn = set()
+    for a in archs:
+        c = a.config
+        e, b = c["n_embd"], int(c["bias"])
+        got = DECODER.param_group_counts(DECODER.model_config(a, None))["Attn"]
+        assert got == sum(c["n_head"]) * (256 * e + 192 * b) + c["n_layer"] * e * b
+        attn.add(got)
+    assert len(attn) == 16 and len({(a.config["n_embd"], a.config["n_layer"]) for a in archs}) == 8
