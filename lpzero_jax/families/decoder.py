@@ -16,8 +16,10 @@
 - Compiled per layer shape: one program per distinct (style, head_size, n_head, n_query_groups,
   MLP width rounded up to `ffn_bucket`), shared by every architecture of the benchmark.
 Proxy facts follow LPZero's GPT-2 reference (a decoder LM): EZNAS and Activation Distance read every
-linear layer, Synflow sums the outputs, Jacobian Cosine's reference variant reads `wpe` (NaN for a
-decoder without learned positions).
+linear layer, Synflow's R is the sum of the logits (not of the final normed hidden states, whose
+sum at unit norm scales does not depend on the layers: zero gradient; with rotary positions and
+LayerNorm the all-ones input normalises to zero and Synflow is 0), Jacobian Cosine's reference
+variant reads `wpe` (NaN for a decoder without learned positions).
 """
 
 from __future__ import annotations
@@ -112,6 +114,10 @@ class DecoderFamily(Family):
             std = model_config.init_std / math.sqrt(2 * max(model_config.n_layer, 1))
             return (std * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
         return None
+
+    def synflow_value(self, model: Decoder, params, word_embeds, batch):
+        """R = the sum of the logits (`Decoder.output_sum`, what the staged pass differentiates)."""
+        return model.apply(params, word_embeds, batch, method=model.logit_sum)
 
     def param_group_counts(self, model_config: DecoderConfig) -> Dict[str, int]:
         """{Embedding, Attn, FFN, LayerNorm, Softmax, nonembedding, total} (count_params)."""

@@ -314,8 +314,9 @@ class Decoder(nn.Module):
     embed(input_ids) -> token embeddings [B, S, E] (x sqrt(E) when scale_embeddings): J's input;
     prelude(word_embeds) -> input of layer 0 (+ the learned positions when there are);
     __call__(word_embeds) -> final hidden states after the final norm [B, S, E];
+    logits(word_embeds) -> [B, S, V] (for checks; the passes never form them);
     head_loss(hidden, batch) -> mean next-token NLL of the last layer's output;
-    output_sum(hidden, batch) -> sum of the final norm's outputs (the Synflow objective);
+    output_sum(hidden, batch) -> sum of the logits of the last layer's output (Synflow's R);
     proxy_loss(word_embeds, batch) -> head_loss after every layer.
     A config without layers is the outer stage of `stages`.
     """
@@ -364,6 +365,12 @@ class Decoder(nn.Module):
     def __call__(self, word_embeds: jax.Array) -> jax.Array:
         return self.final_norm(self._layers(word_embeds))
 
+    def logits(self, word_embeds: jax.Array) -> jax.Array:
+        c = self.config
+        kernel, bias = self.lm_head() if c.lm_head_bias or not c.tie_embeddings else (None, None)
+        out = self(word_embeds) @ (self._table().T if kernel is None else kernel)
+        return out if bias is None else out + bias
+
     def nll(self, hidden: jax.Array, targets: jax.Array) -> jax.Array:
         """Normed hidden states [..., E], targets [...] -> per-token NLL (natural log)."""
         c = self.config
@@ -376,10 +383,23 @@ class Decoder(nn.Module):
         return jnp.mean(self.nll(self.final_norm(hidden[:, :-1]), batch["input_ids"][:, 1:]))
 
     def output_sum(self, hidden: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
-        return jnp.sum(self.final_norm(hidden))
+        """Sum of the logits (Synflow's R, as LPZero takes it for GPT-2), without forming them:
+        sum_t norm(h_t) . (sum_v table_v) + tokens * sum(bias). Not the sum of the normed hidden
+        states: with unit norm scales (|params| of a fresh model) that sum does not depend on the
+        layers at all (sum_i xhat_i = 0 after a LayerNorm), so their gradient would be zero."""
+        c = self.config
+        kernel, bias = self.lm_head() if c.lm_head_bias or not c.tie_embeddings else (None, None)
+        column_sum = jnp.sum(self._table(), axis=0) if kernel is None else jnp.sum(kernel, axis=1)
+        normed = self.final_norm(hidden)
+        out = jnp.sum(normed @ column_sum)
+        return out if bias is None else out + normed.shape[0] * normed.shape[1] * jnp.sum(bias)
 
     def proxy_loss(self, word_embeds: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
         return self.head_loss(self._layers(word_embeds), batch)
+
+    def logit_sum(self, word_embeds: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
+        """output_sum after every layer: the whole-model form of Synflow's R."""
+        return self.output_sum(self._layers(word_embeds), batch)
 
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`)."""

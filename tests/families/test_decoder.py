@@ -147,3 +147,34 @@ def test_the_gpt_s_example_counts_attention_by_heads():
         assert got == sum(c["n_head"]) * (256 * e + 192 * b) + c["n_layer"] * e * b
         attn.add(got)
     assert len(attn) == 16 and len({(a.config["n_embd"], a.config["n_layer"]) for a in archs}) == 8
+
+
+@pytest.mark.parametrize("extra", [
+    {"tie_embeddings": True, "learned_positions": True, "rotary_percentage": 0.0},
+    {"tie_embeddings": False, "norm_class_name": "RMSNorm", "rotary_percentage": 0.5}])
+def test_synflow_differentiates_the_logit_sum(extra):
+    """R = sum of the logits, staged and whole-model alike, and the layers get a real gradient
+    (the sum of LayerNorm outputs at unit scale is flat in the layers: its 'gradient' is rounding
+    noise). Both cases need features that differ at all-ones word embeddings: learned positions,
+    or RMSNorm (a LayerNorm of a constant vector is 0: rotary + LayerNorm gives Synflow 0)."""
+    from ml_collections import ConfigDict
+
+    from lpzero_jax.proxies.base import ArchContext
+    from lpzero_jax.proxies.resolve import resolve_proxies
+
+    fields = decoder_fields(dict({"n_embd": 32, "n_head": [2, 4], "intermediate_size": [64, 96],
+                                  "vocab_size": 300, "block_size": 32, "lm_head_bias": True},
+                                 **extra), "x")
+    mc = decoder_config(fields)
+    params = DECODER.init_params(mc, 0)
+    model = DECODER.build_model(mc)
+    word = np.ones((2, SEQ, 32), np.float32)
+    np.testing.assert_allclose(DECODER.synflow_value(model, params, word, {}),
+                               np.sum(model.apply(params, word, method=model.logits)), rtol=1e-4)
+    config = ConfigDict(dict(seed=0, train_mode=False, inputs=dict(sample_size=64, sample_seed=0),
+                             rank=dict()))
+    synflow = resolve_proxies("synflow")["synflow"]
+    values = [synflow(ArchContext(DECODER, Arch("a", fields, 0.0), config, random_batch(300),
+                                  layer_by_layer=staged)) for staged in (True, False)]
+    assert values[0] > 1e-3
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-3)
