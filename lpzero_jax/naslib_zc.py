@@ -31,9 +31,8 @@ from lpzero_jax.files import write_text
 
 def benchmark_name(config: Optional[Mapping[str, Any]]) -> str:
     """The run's benchmark name: an own file's stem, else the family name."""
-    path = (config or {}).get("benchmark_file")
-    if path and own.is_own_benchmark(path):
-        name = Path(path).name
+    if own.uses_own_benchmark(config):
+        name = Path(config.get("benchmark_file")).name
         for suffix in (".gz", ".jsonl", ".json"):
             name = name[:-len(suffix)] if name.endswith(suffix) else name
         return name
@@ -42,9 +41,8 @@ def benchmark_name(config: Optional[Mapping[str, Any]]) -> str:
 
 def dataset_name(config: Optional[Mapping[str, Any]]) -> str:
     """An own benchmark header's "dataset", else the benchmark name."""
-    path = (config or {}).get("benchmark_file")
-    if path and own.is_own_benchmark(path):
-        dataset = own.read_header(Path(path)).get("dataset")
+    if own.uses_own_benchmark(config):
+        dataset = own.read_header(Path(config.get("benchmark_file"))).get("dataset")
         if isinstance(dataset, str) and dataset:
             return dataset
     return benchmark_name(config)

@@ -37,15 +37,10 @@ def load_published(family: str) -> Dict[str, List[dict]]:
     return json.loads(text).get(family, {})
 
 
-def published_for(config) -> Dict[str, List[dict]]:
+def published_for(family: str, own_benchmark: bool) -> Dict[str, List[dict]]:
     """The published figures that belong beside a rank run's table: none for a user's own
     benchmark file (LPZero's tables measured other architectures), else `load_published(family)`."""
-    from lpzero_jax.benchmarks.own import is_own_benchmark
-
-    path = config.get("benchmark_file") if config is not None else None
-    if path and is_own_benchmark(path):
-        return {}
-    return load_published(config.family if config is not None else "")
+    return {} if own_benchmark else load_published(family)
 
 
 def _fmt(value, digits: int = 3) -> str:

@@ -87,8 +87,8 @@ def test_an_own_benchmark_table_carries_no_published_figures(tmp_path):
                    + json.dumps({"id": "0", "config": {}, "score": 1.0}) + "\n")
     built_in = ConfigDict(dict(family="gpt2", benchmark_file=None))
     mine = ConfigDict(dict(family="gpt2", benchmark_file=str(own)))
-    assert report.published_for(built_in)["head_importance"][0]["tau"] == 0.861
-    assert report.published_for(mine) == {}
+    assert report.published_for("gpt2", False)["head_importance"][0]["tau"] == 0.861
+    assert report.published_for("gpt2", True) == {}
     archs = [Arch(str(i), {}, float(-i), {}) for i in range(6)]
     done = {(a.arch_id, "head_importance"): (float(i % 4), 0.1) for i, a in enumerate(archs)}
     for config, out in ((mine, tmp_path / "mine"), (built_in, tmp_path / "lts")):

@@ -77,6 +77,12 @@ def is_own_benchmark(path) -> bool:
     return str(path).endswith((".jsonl", ".jsonl.gz")) or is_own_format(Path(path).expanduser())
 
 
+def uses_own_benchmark(config) -> bool:
+    """Whether a run config reads an own-format benchmark (`benchmark_file`, `is_own_benchmark`)."""
+    path = config.get("benchmark_file") if config is not None else None
+    return bool(path) and is_own_benchmark(path)
+
+
 def read_header(path: Path) -> Dict[str, Any]:
     """The validated header of an own-format file (the file's first non-blank line)."""
     return _read(path)[0]

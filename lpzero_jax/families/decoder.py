@@ -24,6 +24,7 @@ variant reads `wpe` (NaN for a decoder without learned positions).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -34,9 +35,11 @@ from ml_collections import ConfigDict
 from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.benchmarks.decoder_configs import decoder_config, decoder_fields
+from lpzero_jax.engine.staging import Stages
 from lpzero_jax.families.base import FAMILIES, Family
+from lpzero_jax.families.gpt2_stages import bucket_width
 from lpzero_jax.models import decoder as decoder_model
-from lpzero_jax.models.decoder import Decoder, DecoderConfig
+from lpzero_jax.models.decoder import Block, Decoder, DecoderConfig
 from lpzero_jax.paths import resolve_data_file
 
 GPT2_VOCAB = text.EXPECTED_VOCAB["gpt2"]
@@ -79,7 +82,7 @@ class DecoderFamily(Family):
         return Decoder(model_config)
 
     def stages(self, model_config: DecoderConfig):
-        return decoder_model.stages(model_config, self.ffn_bucket)
+        return decoder_stages(model_config, self.ffn_bucket)
 
     def max_seq_len(self, model_config: DecoderConfig) -> int:
         return min(model_config.block_size, model_config.sliding_window_size or model_config.block_size)
@@ -122,6 +125,23 @@ class DecoderFamily(Family):
     def param_group_counts(self, model_config: DecoderConfig) -> Dict[str, int]:
         """{Embedding, Attn, FFN, LayerNorm, Softmax, nonembedding, total} (count_params)."""
         return decoder_model.count_params(model_config)
+
+
+def decoder_stages(config: DecoderConfig, ffn_multiple: int = 1) -> Stages:
+    """The decoder cut into compile-once stages (engine/staging.py): the layer-less Decoder
+    (embedding, positions, final norm and head; shared by every architecture with the same outer
+    fields) and one `Block` per layer, keyed by (style, head_size, n_head, n_query_groups,
+    intermediate_size). ffn_multiple > 1: a layer runs as the Block whose MLP width is rounded up to
+    that multiple (`Stages.bucket`); the extra units have zero weights in and out (and zero bias),
+    so they are exact zeros in every output, activation and gradient (gelu(0) = 0; silu(0) * 0 = 0)."""
+    outer = Decoder(dataclasses.replace(config, layers=()))  # embeddings, positions, norm, head
+    layers = [(Block(config.style, config.layer_head_size(layer), layer.n_head, layer.n_query_groups,
+                     layer.intermediate_size), f"layer_{i}") for i, layer in enumerate(config.layers)]
+
+    def bucket(block: Block) -> Block:
+        return block.clone(intermediate_size=bucket_width(block.intermediate_size, ffn_multiple))
+
+    return Stages(outer=outer, layers=layers, bucket=bucket if ffn_multiple > 1 else None)
 
 
 def run_vocab(config: ConfigDict) -> int:

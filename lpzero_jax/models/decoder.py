@@ -404,27 +404,3 @@ class Decoder(nn.Module):
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`)."""
         return self.proxy_loss(self.embed(input_ids), {"input_ids": input_ids})
-
-
-def bucket_width(width: int, multiple: int) -> int:
-    """width rounded up to a multiple of `multiple`."""
-    return -(-width // multiple) * multiple
-
-
-def stages(config: DecoderConfig, ffn_multiple: int = 1):
-    """The decoder cut into compile-once stages (engine/sweep.py): the layer-less Decoder
-    (embedding, positions, final norm and head; shared by every architecture with the same outer
-    fields) and one `Block` per layer, keyed by (style, head_size, n_head, n_query_groups,
-    intermediate_size). ffn_multiple > 1: a layer runs as the Block whose MLP width is rounded up to
-    that multiple (`Stages.bucket`); the extra units have zero weights in and out (and zero bias),
-    so they are exact zeros in every output, activation and gradient (gelu(0) = 0; silu(0) * 0 = 0)."""
-    from lpzero_jax.engine.sweep import Stages
-
-    outer = Decoder(dataclasses.replace(config, layers=()))
-    layers = [(Block(config.style, config.layer_head_size(layer), layer.n_head, layer.n_query_groups,
-                     layer.intermediate_size), f"layer_{i}") for i, layer in enumerate(config.layers)]
-
-    def bucket(block: Block) -> Block:
-        return block.clone(intermediate_size=bucket_width(block.intermediate_size, ffn_multiple))
-
-    return Stages(outer=outer, layers=layers, bucket=bucket if ffn_multiple > 1 else None)

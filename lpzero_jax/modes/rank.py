@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 
 from lpzero_jax import evaluation, naslib_zc, parallel, report
+from lpzero_jax.benchmarks import own
 from lpzero_jax.checks import load_archs, require_fraction, require_int
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.families import get_family
@@ -165,7 +166,7 @@ def write_outputs(archs, names: List[str], done, workdir: Path, config=None,
     write_json(workdir / "ranking.json", ranking, indent=2)
     family = config.family if config is not None else "unknown"
     report.write_report(workdir, family, ranking, columns, truth,
-                        published=report.published_for(config) if config is not None else None)
+                        published=report.published_for(family, own.uses_own_benchmark(config)))
     naslib_zc.write_zc_json(workdir, config, archs, columns, done)
     return RankTable(arch_ids=[a.arch_id for a in archs], ground_truth=truth.tolist(),
                      scores={n: np.asarray(v, np.float64).tolist() for n, v in columns.items()},
