@@ -1,8 +1,8 @@
 """Decoder family: your own benchmark of decoders described by LitGPT Config fields or Hugging Face
 config.json dicts (docs/decoder.md), ranked (mode rank).
 
-python -m lpzero_jax.main --config=lpzero_jax/configs/decoder.py --config.benchmark_file=examples/decoder_gpt_s.jsonl \
-    --config.proxies=params,params_attn,lpzero_gpt2 --config.workdir=runs/gpt_s_rank
+python -m lpzero_jax.main --config=lpzero_jax/configs/decoder.py \
+    --config.benchmark_file=examples/decoder_gpt_s.jsonl --config.proxies=params,params_attn,lpzero_gpt2 --config.workdir=runs/gpt_s_rank
 """
 
 from ml_collections import ConfigDict, config_dict
