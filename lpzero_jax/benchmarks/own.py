@@ -19,7 +19,10 @@ see `FAMILY_FIELDS` below and docs/own_benchmarks.md):
              n_layer (needed when n_head and d_inner are both ints); optional: n_token (50257),
              n_positions (1024), d_embed (d_model), div_val (1), cutoffs ([]: one plain softmax),
              tie_projs, tie_weight (true), weight_init_std (0.02), proj_init_std (0.01).
-             The defaults are a GPT-2 with plain tied embeddings.
+             The defaults are a GPT-2 with plain tied embeddings, as LTS builds it: the table
+             scaled by sqrt(d_model) and a per-token output bias (n_token more parameters than
+             HF GPT-2), head dim d_model / n_head. For HF's GPT-2 or a fixed head_size, use the
+             decoder family.
   flexibert: hidden_size, encoder_layers [{operation_type, operation_parameter,
              num_operation_heads, feed_forward_dimension, num_feed_forward}, ...]
              (the `model_hparam_overrides.nas_config` fields of NAS-Bench-BERT).
