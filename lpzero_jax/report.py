@@ -37,6 +37,12 @@ def load_published(family: str) -> Dict[str, List[dict]]:
     return json.loads(text).get(family, {})
 
 
+def published_for(family: str, own_benchmark: bool) -> Dict[str, List[dict]]:
+    """The published figures that belong beside a rank run's table: none for a user's own
+    benchmark file (LPZero's tables measured other architectures), else `load_published(family)`."""
+    return {} if own_benchmark else load_published(family)
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -144,10 +150,12 @@ def write_scatter_grid(columns: Mapping[str, np.ndarray], truth: np.ndarray,
 
 def write_report(workdir: Path, family: str, ranking: Mapping[str, dict],
                  columns: Mapping[str, np.ndarray], truth: np.ndarray,
-                 title: Optional[str] = None) -> Dict[str, Path]:
-    """table.csv, table.md and scatter.png in `workdir`; returns their paths."""
+                 title: Optional[str] = None,
+                 published: Optional[Mapping[str, List[dict]]] = None) -> Dict[str, Path]:
+    """table.csv, table.md and scatter.png in `workdir`; returns their paths. published: the
+    figures printed beside ours (default: the family's, `load_published`)."""
     workdir = Path(workdir)
-    rows = table_rows(ranking, load_published(family))
+    rows = table_rows(ranking, load_published(family) if published is None else published)
     paths = {"csv": workdir / "table.csv", "md": workdir / "table.md",
              "png": workdir / "scatter.png"}
     write_table_csv(rows, paths["csv"])

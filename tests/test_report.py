@@ -69,3 +69,32 @@ def test_rank_outputs_include_tables_and_derived_rows(tmp_path):
         assert (tmp_path / f).stat().st_size > 0
     with open(tmp_path / "table.csv") as f:
         assert len(list(csv.DictReader(f))) == 5
+
+
+def test_an_own_benchmark_table_carries_no_published_figures(tmp_path):
+    """LPZero's LTS Table 3 belongs beside the LTS benchmark only, not beside a user's own GPT-2
+    benchmark; a built-in benchmark keeps it."""
+    import json
+
+    from lpzero_jax import report
+    from lpzero_jax.benchmarks.base import Arch
+    from lpzero_jax.benchmarks.own import FORMAT
+    from lpzero_jax.modes.rank import write_outputs
+
+    own = tmp_path / "mine.jsonl"
+    own.write_text(json.dumps({"format": FORMAT, "family": "gpt2", "metric": "valid_ppl",
+                               "higher_is_better": False}) + "\n"
+                   + json.dumps({"id": "0", "config": {}, "score": 1.0}) + "\n")
+    built_in = ConfigDict(dict(family="gpt2", benchmark_file=None))
+    mine = ConfigDict(dict(family="gpt2", benchmark_file=str(own)))
+    assert report.published_for("gpt2", False)["head_importance"][0]["tau"] == 0.861
+    assert report.published_for("gpt2", True) == {}
+    archs = [Arch(str(i), {}, float(-i), {}) for i in range(6)]
+    done = {(a.arch_id, "head_importance"): (float(i % 4), 0.1) for i, a in enumerate(archs)}
+    for config, out in ((mine, tmp_path / "mine"), (built_in, tmp_path / "lts")):
+        out.mkdir()
+        write_outputs(archs, ["head_importance"], done, out, config)
+    row = [r for r in (tmp_path / "mine" / "table.md").read_text().splitlines()
+           if r.startswith("| head_importance")][0]
+    assert row.endswith("|  |  |  |") and "0.861" not in row
+    assert "0.861" in (tmp_path / "lts" / "table.md").read_text()

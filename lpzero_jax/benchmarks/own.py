@@ -19,10 +19,16 @@ see `FAMILY_FIELDS` below and docs/own_benchmarks.md):
              n_layer (needed when n_head and d_inner are both ints); optional: n_token (50257),
              n_positions (1024), d_embed (d_model), div_val (1), cutoffs ([]: one plain softmax),
              tie_projs, tie_weight (true), weight_init_std (0.02), proj_init_std (0.01).
-             The defaults are a GPT-2 with plain tied embeddings.
+             The defaults are a GPT-2 with plain tied embeddings, as LTS builds it: the table
+             scaled by sqrt(d_model) and a per-token output bias (n_token more parameters than
+             HF GPT-2), head dim d_model / n_head. For HF's GPT-2 or a fixed head_size, use the
+             decoder family.
   flexibert: hidden_size, encoder_layers [{operation_type, operation_parameter,
              num_operation_heads, feed_forward_dimension, num_feed_forward}, ...]
              (the `model_hparam_overrides.nas_config` fields of NAS-Bench-BERT).
+  decoder:   a LitGPT-style config (LitGPT `Config` names, per-layer n_head / n_query_groups /
+             intermediate_size lists) or a Hugging Face config.json dict (gpt2, gpt_neox, llama,
+             mistral, qwen2, phi3); see `benchmarks/decoder_configs.py` and docs/decoder.md.
   llama:     a `LlamaConfig.to_dict()` (hidden_size, vocab_size, layers [{num_heads, num_kv_heads,
              intermediate_size, ...}], ...), vocab_size equal to the run's.
 
@@ -68,6 +74,18 @@ def is_own_format(path: Path) -> bool:
     except (ValueError, OSError, EOFError, RecursionError, lzma.LZMAError):
         return False
     return False
+
+
+def is_own_benchmark(path) -> bool:
+    """Whether a run's `benchmark_file` is an own-format benchmark: named *.jsonl(.gz), or a file
+    whose first line declares FORMAT."""
+    return str(path).endswith((".jsonl", ".jsonl.gz")) or is_own_format(Path(path).expanduser())
+
+
+def uses_own_benchmark(config) -> bool:
+    """Whether a run config reads an own-format benchmark (`benchmark_file`, `is_own_benchmark`)."""
+    path = config.get("benchmark_file") if config is not None else None
+    return bool(path) and is_own_benchmark(path)
 
 
 def read_header(path: Path) -> Dict[str, Any]:

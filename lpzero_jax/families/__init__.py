@@ -1,6 +1,6 @@
 """Model families; importing this package registers the built-in ones in FAMILIES."""
 
 from lpzero_jax.families.base import FAMILIES, Family, get_family
-from lpzero_jax.families import flexibert, gpt2, llama, smollm  # noqa: F401
+from lpzero_jax.families import decoder, flexibert, gpt2, llama, smollm  # noqa: F401
 
 __all__ = ["FAMILIES", "Family", "get_family"]

@@ -96,7 +96,7 @@ class Family:
         if not path:
             return None
         path = Path(path).expanduser()
-        if not (path.name.endswith((".jsonl", ".jsonl.gz")) or own.is_own_format(path)):
+        if not own.is_own_benchmark(path):
             return None
         num = config.get("num_archs")
         archs, _ = own.load_own(path, self.name, self.parse_benchmark_config,

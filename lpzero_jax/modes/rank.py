@@ -3,8 +3,10 @@
 Writes DIR/scores.csv (arch_id, ground_truth, one column per proxy), DIR/ranking.json
 ({proxy: {kendall_tau, spearman_rho, n, n_nonfinite, seconds_per_arch}}), and through
 `lpzero_jax.report` DIR/table.csv, DIR/table.md (ours beside the published figures) and
-DIR/scatter.png (proxy vs ground truth). Every computed value is
-appended to DIR/rank_values.jsonl as it is produced, so an interrupted run resumes where it stopped.
+DIR/scatter.png (proxy vs ground truth; no published figures beside an own benchmark file), and
+DIR/zc_<benchmark>.json, the scores in NASLib's zero-cost layout (`lpzero_jax.naslib_zc`).
+Every computed value is appended to DIR/rank_values.jsonl as it is produced, so an interrupted run
+resumes where it stopped.
 
 Timing: a record's `seconds` is the proxy as if computed alone (the shared passes it used
 included); its `own_seconds` is what the proxy added beyond the shared passes. After each
@@ -26,7 +28,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, parallel, report
+from lpzero_jax import evaluation, naslib_zc, parallel, report
+from lpzero_jax.benchmarks import own
 from lpzero_jax.checks import load_archs, require_fraction, require_int
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.families import get_family
@@ -162,7 +165,9 @@ def write_outputs(archs, names: List[str], done, workdir: Path, config=None,
                      ranking[n]["spearman_rho"], ranking[n]["n"], ranking[n]["seconds_per_arch"])
     write_json(workdir / "ranking.json", ranking, indent=2)
     family = config.family if config is not None else "unknown"
-    report.write_report(workdir, family, ranking, columns, truth)
+    report.write_report(workdir, family, ranking, columns, truth,
+                        published=report.published_for(family, own.uses_own_benchmark(config)))
+    naslib_zc.write_zc_json(workdir, config, archs, columns, done)
     return RankTable(arch_ids=[a.arch_id for a in archs], ground_truth=truth.tolist(),
                      scores={n: np.asarray(v, np.float64).tolist() for n, v in columns.items()},
                      ranking=ranking)

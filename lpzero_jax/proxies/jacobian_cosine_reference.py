@@ -18,7 +18,7 @@ from lpzero_jax.proxies.jacobian_cosine import jacobian_cosine_score
 @register_proxy("jacobian_cosine_reference")
 def jacobian_cosine_reference(ctx: ArchContext) -> float:
     path = ctx.family.position_table_path
-    if path is None:
-        return float("nan")  # not applicable: no learned position table
+    if path is None or path not in flat_params(ctx.params):
+        return float("nan")  # not applicable: no learned position table (e.g. rotary positions)
     table_grad = flat_params(ctx.grads())[path]
     return jacobian_cosine_score(jnp.transpose(table_grad))
