@@ -117,7 +117,8 @@ def _ranker_entries(x: np.ndarray, names: Sequence[str], table: FeatureTable, sa
     """variant name -> {scores, choice} of rankers chosen among the model kinds of each variant,
     all from one cross-validation of every kind inside the sample."""
     y = table.truth[sample]
-    cv = ranker_lib.cross_validate(x[sample], y, ranker_lib.MODEL_KINDS, seed)
+    kinds = [k for k in ranker_lib.MODEL_KINDS if any(k in v for v in variants.values())]
+    cv = ranker_lib.cross_validate(x[sample], y, kinds, seed)
     out = {}
     for name, kinds in variants.items():
         model = ranker_lib.fit_ranker(x[sample], y, names, kinds=kinds, seed=seed, table=cv)
