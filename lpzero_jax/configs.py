@@ -2,7 +2,7 @@
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.study.config import study_config
+from lpzero_jax.study.config import few_shot_config, study_config
 
 
 def base_config() -> ConfigDict:
@@ -53,6 +53,7 @@ def base_config() -> ConfigDict:
     c.search.checkpoint_every = 25
     c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
     c.study = study_config()  # study / transfer / joint_search modes (lpzero_jax/modes/study.py)
+    c.few_shot = few_shot_config()  # few_shot / fit_ranker / predict (lpzero_jax/modes/few_shot.py)
 
     # bench mode (lpzero_jax/modes/bench.py): measured on the S sampled architectures
     c.bench = ConfigDict()

@@ -16,7 +16,8 @@ INSIDE the training set (mean Spearman rho of each fold's predictions on its own
 then refits the winner on the whole training set. Nothing but the rows it is given is read.
 
 Rank normalisation maps a value to its mid-rank ECDF among the TRAINING values (stored in the
-ranker), interpolated linearly between training values and squashed monotonically beyond them, so a
+ranker), interpolated linearly between training values and squashed monotonically beyond them (towards
+0 or 1 as d / (1 + d) of the distance d in training ranges, which keeps far values ordered), so a
 single new architecture is scored exactly as it would be among many; a missing (NaN) value is the
 median rank 0.5.
 
@@ -66,8 +67,9 @@ def _column_transform(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     r = np.interp(xf, u, mid)
     scale = float(u[-1] - u[0]) or max(abs(float(u[0])), 1.0)
     low, high = xf < u[0], xf > u[-1]
-    r[low] = mid[0] * (1.0 - np.tanh((u[0] - xf[low]) / scale))
-    r[high] = mid[-1] + (1.0 - mid[-1]) * np.tanh((xf[high] - u[-1]) / scale)
+    d_low, d_high = (u[0] - xf[low]) / scale, (xf[high] - u[-1]) / scale
+    r[low] = mid[0] / (1.0 + d_low)  # d / (1 + d): no saturation far out
+    r[high] = mid[-1] + (1.0 - mid[-1]) * d_high / (1.0 + d_high)
     out[finite] = r
     return out
 

@@ -31,3 +31,21 @@ def study_config() -> ConfigDict:
     # seed). study: references scored on every seed's held-out archs, computed once at config.seed
     s.proxies = ""
     return s
+
+
+def few_shot_config() -> ConfigDict:
+    """config.few_shot: the few-shot protocol (`few_shot` mode) and the fitted ranker's modes
+    (`fit_ranker`, `predict`); see lpzero_jax/modes/few_shot.py."""
+    f = ConfigDict()
+    # a feature table: CSV of arch_id, score (or ground_truth), one column per proxy, e.g. the
+    # rank mode's scores.csv; predict: the candidates' features (score column may be empty), or
+    # "" to compute the ranker's features of the benchmark_file's architectures
+    f.features = ""
+    f.seconds = ""  # optional JSON {proxy: extraction seconds per architecture} (cost report)
+    f.sizes = "20,50,100"  # the S values of the protocol
+    f.seeds = "42,43,44,45,46,47,48,49,50,51"  # the draws of S (10: Wilcoxon p can reach 0.002)
+    f.searches = False  # also the genome searches on S (over the study.pool inputs; slow)
+    f.variants = "bootstrap:q0.25,pars:0.01,top:5"  # FitnessOptions runs (search/few_shot.py)
+    f.kinds = "single,ridge,lambdarank"  # the ranker models the CV chooses among
+    f.ranker = ""  # predict: the ranker JSON written by fit_ranker
+    return f

@@ -73,10 +73,11 @@ def cheap_features(names: Sequence[str]) -> List[str]:
     return [n for n in names if n not in PROXIES or not PROXIES.get(n).needs_hvp]
 
 
-def read_feature_table(path: Path, benchmark: str = "", seconds: Optional[Dict[str, float]] = None
-                       ) -> FeatureTable:
+def read_feature_table(path: Path, benchmark: str = "", seconds: Optional[Dict[str, float]] = None,
+                       require_score: bool = True) -> FeatureTable:
     """A CSV of arch_id, score (or ground_truth), one column per proxy; empty or 'nan' cells are
-    missing values. Every architecture needs a finite score (DataFileError naming the line)."""
+    missing values. Every architecture needs a finite score (DataFileError naming the line),
+    unless `require_score` is False (features of candidates to rank: their score is NaN)."""
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such feature table; compute one with the rank mode "
@@ -92,11 +93,11 @@ def read_feature_table(path: Path, benchmark: str = "", seconds: Optional[Dict[s
         if len(row) != len(rows[0]):
             raise DataFileError(f"{path} line {number}: {len(row)} cells, the header has {len(rows[0])}")
         try:
-            score = float(row[1])
+            score = float(row[1]) if row[1].strip() or require_score else float("nan")
             cells = [float(c) if c.strip() else float("nan") for c in row[2:]]
         except ValueError as e:
             raise DataFileError(f"{path} line {number}: not a number ({e})") from None
-        if not math.isfinite(score):
+        if require_score and not math.isfinite(score):
             raise DataFileError(f"{path} line {number}: architecture {row[0]!r} has no finite score")
         ids.append(row[0])
         truth.append(score)
