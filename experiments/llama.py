@@ -1,6 +1,6 @@
-"""The llama experiment config: the one shipped with the package (lpzero_jax/experiments/llama.py, where
+"""The llama experiment config: the one shipped with the package (lpzero_jax/configs/llama.py, where
 its fields are documented). `python -m lpzero_jax.main --config=experiments/llama.py` from the
 repository and `lpzero --config=llama` from any directory run the same job.
 """
 
-from lpzero_jax.experiments.llama import get_config  # noqa: F401
+from lpzero_jax.configs.llama import get_config  # noqa: F401

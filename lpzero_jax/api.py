@@ -29,7 +29,6 @@ Model protocol of `score_model` (the contract every built-in family's model foll
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -38,24 +37,23 @@ from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Seque
 import numpy as np
 from ml_collections import ConfigDict
 
+from lpzero_jax import workdir as runner
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
+from lpzero_jax.configs import NAMES, base_config, shipped_config
+from lpzero_jax.families import get_family
 from lpzero_jax.families.base import Family
 
 PathLike = Union[str, Path]
-BUILT_IN = ("flexibert", "gpt2", "llama")
+BUILT_IN = NAMES  # benchmarks known by name: the shipped configs' families
 
 
 # --- configs and benchmarks -------------------------------------------------------------------------
 
 def experiment_config(family: str) -> ConfigDict:
-    """The shipped experiment config of a family (what `lpzero --config=<family>` runs)."""
-    import importlib
-
-    from lpzero_jax.experiments import NAMES
-
+    """The shipped run config of a family (what `lpzero --config=<family>` runs)."""
     if family not in NAMES:
         raise KeyError(f"unknown family {family!r}; known: {', '.join(NAMES)}")
-    return importlib.import_module(f"lpzero_jax.experiments.{family}").get_config()
+    return shipped_config(family)
 
 
 def family_of(path: PathLike) -> str:
@@ -121,8 +119,6 @@ def load_benchmark(benchmark: PathLike, family: Optional[str] = None,
                    num_archs: Optional[int] = None) -> List[Arch]:
     """The architectures of a benchmark (name or path), as `Arch(arch_id, config, score)` with the
     score higher-is-better."""
-    from lpzero_jax.families import get_family
-
     config = benchmark_config(benchmark, family, {"num_archs": num_archs or 0})
     return get_family(config.family).load_benchmark(config)
 
@@ -163,11 +159,9 @@ class SearchResult:
 
 
 def _run(config: ConfigDict, mode: str, workdir: Optional[PathLike]):
-    from lpzero_jax.main import run
-
     config.mode = mode
     config.workdir = str(workdir) if workdir else tempfile.mkdtemp(prefix=f"lpzero_{mode}_")
-    return run(config), config
+    return runner.run(config), config
 
 
 def rank(benchmark: PathLike, proxies: Union[str, Sequence[str]] = "params", *,
@@ -177,23 +171,17 @@ def rank(benchmark: PathLike, proxies: Union[str, Sequence[str]] = "params", *,
     """Scores every architecture of a benchmark (name or path) with the proxies (registered names
     and/or genome strings; a list or a comma-separated string) and correlates them with the
     ground truth. `overrides`: any config fields, dotted ({"batch_size": 4, "seed": 1})."""
-    from lpzero_jax.families import get_family
-
     fields = dict(overrides or {})
     fields["proxies"] = proxies if isinstance(proxies, str) else ",".join(proxies)
     fields["num_archs"] = num_archs or 0
     config = benchmark_config(benchmark, family, fields)
-    ranking, config = _run(config, "rank", workdir)
-    archs = get_family(config.family).load_benchmark(config)
-    with open(Path(config.workdir) / "scores.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = [c for c in rows[0] if c not in ("arch_id", "ground_truth")]
+    table, config = _run(config, "rank", workdir)
     return RankResult(
-        family=config.family, arch_ids=[a.arch_id for a in archs],
-        ground_truth=[float(a.score) for a in archs],
-        scores={c: [float(r[c]) for r in rows] for c in columns},
-        kendall_tau={c: float(ranking[c]["kendall_tau"]) for c in columns},
-        spearman_rho={c: float(ranking[c]["spearman_rho"]) for c in columns},
+        family=config.family, arch_ids=list(table.arch_ids),
+        ground_truth=[float(v) for v in table.ground_truth],
+        scores={c: [float(v) for v in s] for c, s in table.scores.items()},
+        kendall_tau={c: float(r["kendall_tau"]) for c, r in table.ranking.items()},
+        spearman_rho={c: float(r["spearman_rho"]) for c, r in table.ranking.items()},
         workdir=config.workdir)
 
 
@@ -283,8 +271,6 @@ class ModelFamily(Family):
 
 
 def _score_config(seed: int, sample_size: int, aggregate: str) -> ConfigDict:
-    from lpzero_jax.configs import base_config
-
     c = base_config()
     c.family = ModelFamily.name
     c.seed = seed

@@ -1,9 +1,11 @@
 """Every setting of a run checked before any work, and the benchmark checked against them.
 
-`validate_config` checks the settings alone (types and ranges, names of proxies, baselines, shard);
-`load_archs` loads the benchmark and checks it against the settings: canonical unique ids,
-`num_archs` within the benchmark, `seq_len` within every architecture's positions, `sample_archs`
-within the architectures. Each failure is a ConfigError naming the setting and the fix.
+`validate_common` checks the settings every mode reads (types and ranges); the `require_*` helpers
+serve each mode's own checks (`modes.base.Mode.validate`). `load_archs` loads the benchmark and
+checks it against the settings: canonical unique ids, `num_archs` within the benchmark, `seq_len`
+within every architecture's positions. Each failure is a ConfigError naming the setting and the fix.
+The whole sequence for a mode (`workdir.validate_config`, `workdir.load_checked_archs`) is in
+`lpzero_jax.workdir`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import math
 from typing import List
 
+from lpzero_jax.benchmarks.base import BenchmarkFormatError
 from lpzero_jax.errors import ConfigError
-
-SEARCH_MODES = ("search", "bench", "study", "joint_search")  # modes that read config.search
+from lpzero_jax.families import get_family
 
 
 def _flag(setting: str) -> str:
@@ -51,14 +53,10 @@ def require_fraction(config, setting: str, low_open: bool = False) -> float:
     return float(value)
 
 
-def validate_config(config, mode: str = None) -> None:
-    """Checks every setting that `mode` (default config.mode) reads; ConfigError (or
-    UnknownNameError) naming the first bad one. Cheap: reads no data file."""
-    from lpzero_jax.families import get_family
-    from lpzero_jax.modes import MODES
-
-    mode = mode or config.mode
-    MODES.get(mode)
+def validate_common(config) -> None:
+    """Checks the settings every mode reads (family, batch, sequence, seeds, input sampling);
+    ConfigError (or UnknownNameError) naming the first bad one. Cheap: reads no data file. Each
+    mode checks its own settings (`modes.base.Mode.validate`)."""
     family = get_family(config.family)
     require_int(config, "batch_size", 1)
     require_int(config, "seq_len", family.min_seq_len)
@@ -67,57 +65,11 @@ def validate_config(config, mode: str = None) -> None:
     require_int(config, "inputs.sample_size", 1)
     require_int(config, "inputs.sample_seed", 0)
     family.train_dropout_for(config)  # refuses train_mode where the family has no dropout
-    if mode == "rank":
-        from lpzero_jax.modes.rank import parse_shard
-        from lpzero_jax.proxies.resolve import resolve_proxies
-
-        parse_shard(config.get("rank_shard", ""))
-        if _value(config, "zerolm") is not None:
-            require_fraction(config, "zerolm.alpha")
-            require_int(config, "zerolm.sample_size", 3)
-        try:
-            resolve_proxies(config.proxies)
-        except KeyError:
-            raise
-        except ValueError as e:  # a genome that does not parse
-            raise ConfigError(f"proxies: {e}; fix --config.proxies") from None
-    if mode in SEARCH_MODES:
-        _validate_search(config)
-    if mode == "sensitivity":
-        from lpzero_jax.study import sensitivity
-
-        sensitivity.settings(config)  # the seed lists
-        sensitivity.zoo_proxies(config)  # the zoo proxy names
 
 
-def _validate_search(config) -> None:
-    from lpzero_jax.modes.search import BASELINES
-
-    s = config.search
-    require_int(config, "search.population", 2)
-    require_int(config, "search.generations", 0)
-    require_int(config, "search.checkpoint_every", 1)
-    require_int(config, "search.sample_archs", 2)
-    require_int(config, "search.n_unary", 1)
-    require_fraction(config, "search.pool_ratio", low_open=True)
-    require_fraction(config, "search.crossover_rate")
-    require_fraction(config, "search.mutation_rate")
-    unknown = [b for b in (x.strip() for x in str(s.baselines).split(",")) if b and b not in BASELINES]
-    if unknown:
-        raise ConfigError(f"search.baselines: unknown {', '.join(map(repr, unknown))}; known: "
-                          f"{', '.join(BASELINES)} (comma list, or '' for none)")
-    if s.aggregate not in ("sum", "mean"):
-        raise ConfigError(f"search.aggregate must be 'sum' or 'mean', got {s.aggregate!r}")
-    if s.evaluator not in ("program", "compiled"):
-        raise ConfigError(f"search.evaluator must be 'program' or 'compiled', got {s.evaluator!r}")
-
-
-def check_archs(family, config, archs, mode: str = None) -> None:
+def check_archs(family, config, archs) -> None:
     """The benchmark against the settings: canonical ids unique (0 and "0" are one id),
-    num_archs within the benchmark, seq_len within every architecture's positions, sample_archs
-    within the architectures."""
-    from lpzero_jax.benchmarks.base import BenchmarkFormatError
-
+    num_archs within the benchmark, seq_len within every architecture's positions."""
     seen = {}
     for a in archs:
         key = str(a.arch_id)
@@ -141,21 +93,11 @@ def check_archs(family, config, archs, mode: str = None) -> None:
             f"seq_len {seq_len} exceeds the {n} positions of architecture {first}"
             f"{f' (and {len(short) - 1} more)' if len(short) > 1 else ''}: the benchmark's models "
             f"were built for sequences of {n}; set --config.seq_len={n} (or less)")
-    mode = mode or config.mode
-    if mode in SEARCH_MODES:
-        s = config.search
-        most = len(archs) - (1 if mode == "search" and s.evaluate_all else 0)
-        if s.sample_archs > most:
-            raise ConfigError(
-                f"search.sample_archs {s.sample_archs} leaves no architecture of the {len(archs)} "
-                f"{'to hold out' if most < len(archs) else 'to draw'}; set "
-                f"--config.search.sample_archs={most} or less"
-                + (" (or search.evaluate_all=False)" if most < len(archs) else ""))
 
 
-def load_archs(family, config, mode: str = None) -> List:
-    """The benchmark's architectures after `validate_config` and `check_archs` for `mode`."""
-    validate_config(config, mode)
+def load_archs(family, config) -> List:
+    """The benchmark's architectures after `validate_common` and `check_archs`."""
+    validate_common(config)
     archs = family.load_benchmark(config)
-    check_archs(family, config, archs, mode)
+    check_archs(family, config, archs)
     return archs

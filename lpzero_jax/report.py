@@ -43,6 +43,11 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def plus_minus(mean: float, sd: float) -> str:
+    """"0.861 ± 0.049" (3 decimals), the mean alone where sd is not finite, "-" where mean is not."""
+    return "-" if not np.isfinite(mean) else f"{mean:.3f} ± {sd:.3f}" if np.isfinite(sd) else f"{mean:.3f}"
+
+
 def table_rows(ranking: Mapping[str, dict], published: Mapping[str, List[dict]]) -> List[dict]:
     """One row per proxy: our tau/rho/n/seconds, the primary published tau/rho and the others.
 

@@ -29,10 +29,10 @@ def bert_ids(data_root):
 
 
 def experiment_config(name: str):
-    """get_config() of the shipped experiment config `name` (lpzero_jax/experiments/<name>.py)."""
+    """get_config() of the shipped experiment config `name` (lpzero_jax/configs/<name>.py)."""
     import importlib.util
 
-    from lpzero_jax.experiments import config_path
+    from lpzero_jax.configs import config_path
 
     path = config_path(name)
     spec = importlib.util.spec_from_file_location(f"{name}_experiment", path)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lpzero_jax import checks
+from lpzero_jax import checks, workdir
 from lpzero_jax.benchmarks.base import BenchmarkFormatError
 from lpzero_jax.errors import ConfigError, UserError
 from lpzero_jax.families import get_family
@@ -30,14 +30,14 @@ def test_bad_setting_names_itself(data_root, setting, value):
         node = config.inputs
     node[leaf] = value
     with pytest.raises(ConfigError, match=setting.replace(".", r"\.") + r" must be .*--config\."):
-        checks.validate_config(config)
+        workdir.validate_config(config)
 
 
 def test_unknown_baseline_is_refused_before_the_search(data_root):
     config = search_config(mode="search")
     config.search.baselines = "random,bogus"
     with pytest.raises(ConfigError, match="search.baselines: unknown 'bogus'; known: random, no_rps"):
-        checks.validate_config(config)
+        workdir.validate_config(config)
 
 
 def test_rank_settings_are_checked_in_rank_mode_only(data_root):
@@ -45,25 +45,24 @@ def test_rank_settings_are_checked_in_rank_mode_only(data_root):
     config.search.population = 0  # not read by rank mode
     config.rank_shard = "3/2"
     with pytest.raises(ConfigError, match="rank_shard"):
-        checks.validate_config(config, "rank")
+        workdir.validate_config(config, "rank")
     config.rank_shard = ""
-    checks.validate_config(config, "rank")
+    workdir.validate_config(config, "rank")
     config.proxies = "add(abs(G)"
     with pytest.raises(ConfigError, match="proxies"):
-        checks.validate_config(config, "rank")
+        workdir.validate_config(config, "rank")
 
 
 def test_num_archs_above_the_benchmark_and_sample_above_the_archs(data_root):
-    family = get_family("flexibert")
     config = tiny_config(num_archs=501)
     with pytest.raises(ConfigError, match="num_archs 501 exceeds the 500 architectures"):
-        checks.load_archs(family, config, "rank")
+        workdir.load_checked_archs(config, "rank")
     config = search_config()
     config.search.sample_archs = 8  # evaluate_all needs a held-out architecture
     with pytest.raises(ConfigError, match="search.sample_archs=7 or less"):
-        checks.load_archs(family, config, "search")
+        workdir.load_checked_archs(config, "search")
     config.search.evaluate_all = False
-    assert len(checks.load_archs(family, config, "search")) == 8
+    assert len(workdir.load_checked_archs(config, "search")) == 8
 
 
 def test_ids_0_and_text_0_are_one_id(tmp_path, data_root):
@@ -72,7 +71,7 @@ def test_ids_0_and_text_0_are_one_id(tmp_path, data_root):
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(entries))
     with pytest.raises(BenchmarkFormatError, match="ids 0 and '0' are the same id"):
-        checks.load_archs(get_family("flexibert"), tiny_config(benchmark_file=str(path)), "rank")
+        workdir.load_checked_archs(tiny_config(benchmark_file=str(path)), "rank")
 
 
 def short_context_benchmark(tmp_path, data_root, n=3, tgt_len=32):
@@ -121,4 +120,4 @@ def test_rank_component_settings_name_themselves(data_root, setting, value, mess
     with config.unlocked():
         config[group][leaf] = value
     with pytest.raises(ConfigError, match=message + r".*--config\." + setting.replace(".", r"\.")):
-        checks.validate_config(config, "rank")
+        workdir.validate_config(config, "rank")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from lpzero_jax.cli import resolve_config_argv
-from lpzero_jax.experiments import config_path
+from lpzero_jax.configs import config_path
 
 TINY = Path(__file__).resolve().parent / "benchmarks" / "data" / "gpt2_tiny.jsonl"
 

@@ -63,7 +63,7 @@ def test_rank_outputs_include_tables_and_derived_rows(tmp_path):
     names = ["params", "zerolm_attention", "zerolm_ffn"]
     done = {(a.arch_id, n): (float(rng.standard_normal()), 0.5) for a in archs for n in names}
     config = ConfigDict(dict(family="flexibert", seed=0, zerolm=dict(sample_size=10)))
-    ranking = write_outputs(archs, names, done, tmp_path, config)
+    ranking = write_outputs(archs, names, done, tmp_path, config).ranking
     assert {"zerolm_sampled_alpha", "zerolm_heuristic_alpha"} <= set(ranking)
     for f in ("scores.csv", "ranking.json", "table.csv", "table.md", "scatter.png"):
         assert (tmp_path / f).stat().st_size > 0

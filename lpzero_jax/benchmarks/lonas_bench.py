@@ -1,6 +1,6 @@
 """Reader of a LoNAS subnet benchmark: subnets sliced out of one pretrained LLaMA, with perplexity.
 
-`experiments/smollm_lonas_bench.py` writes it (SmolLM2-135M's GGUF as the supernet). Subnets differ
+`scripts/smollm_lonas_bench.py` writes it (SmolLM2-135M's GGUF as the supernet). Subnets differ
 only in their layers' FFN widths (LoNAS's elastic width, the leading channels kept), so an entry
 stores its width per layer and the supernet config lives once in the header.
 

@@ -1,4 +1,4 @@
-"""Reader of our own trained mini-benchmarks (`experiments/llama_minibench.py` writes them).
+"""Reader of our own trained mini-benchmarks (`scripts/llama_minibench.py` writes them).
 
 File layout (JSON object):
   format      "lpzero_jax.minibench/1"

@@ -1,7 +1,7 @@
 """SmolLM family: LoNAS subnets of a pretrained LLaMA (SmolLM2-135M's GGUF), proxies on inherited weights.
 
 The architectures are the entries of a LoNAS subnet benchmark (`benchmarks/lonas_bench.py`, made by
-`experiments/smollm_lonas_bench.py`); the model is the Flax `Llama` (as the `llama` family), but the
+`scripts/smollm_lonas_bench.py`); the model is the Flax `Llama` (as the `llama` family), but the
 parameters a proxy sees are the subnet's weights SLICED from the pretrained supernet (`arch_params`),
 never a random initialisation. Text is the GGUF file's own tokenizer (49,152 tokens) of consecutive
 windows of `config.corpus` (keep it apart from the benchmark's evaluation text).

@@ -22,7 +22,7 @@ import functools
 import importlib.util
 import re
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 

@@ -25,7 +25,7 @@ from typing import Dict, List, Sequence, Tuple
 import jax
 import numpy as np
 
-from lpzero_jax.models.llama import LlamaConfig, LlamaLayerConfig, count_llama_params
+from lpzero_jax.models.llama import LlamaConfig, count_llama_params
 
 Choice = Tuple[Tuple[int, ...], ...]
 

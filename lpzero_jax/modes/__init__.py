@@ -1,6 +1,7 @@
-"""Modes of `lpzero_jax.main`: thin functions of (config, workdir), registered in MODES."""
+"""Modes of `lpzero_jax.main`, one file each, named as the mode: `Mode`s registered in MODES."""
 
-from lpzero_jax.modes.base import MODES, register_mode
-from lpzero_jax.modes import bench, few_shot, multi, rank, search, study, subnet_search  # noqa: F401
+from lpzero_jax.modes.base import MODES, Mode, register_mode
+from lpzero_jax.modes import (bench, few_shot, fit_ranker, joint_search, predict, rank,  # noqa: F401
+                              search, sensitivity, study, subnet_search, transfer)
 
-__all__ = ["MODES", "register_mode"]
+__all__ = ["MODES", "Mode", "register_mode"]

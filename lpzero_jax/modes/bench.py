@@ -32,6 +32,7 @@ from lpzero_jax.families import get_family
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.proxies.base import ArchContext
 from lpzero_jax.results import write_json
+from lpzero_jax.search.settings import check_drawn_sample, validate_search
 
 
 def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -300,4 +301,4 @@ def format_table(r: dict) -> str:
     return "\n".join(lines)
 
 
-register_mode("bench")(run)
+register_mode("bench", validate=validate_search, check_archs=check_drawn_sample)(run)

@@ -1,4 +1,5 @@
-"""Modes of the few-shot ranking (issue 28): `few_shot`, `fit_ranker`, `predict`.
+"""`few_shot` mode: the few-shot ranking protocol (issue 28); the settings helpers of the
+`fit_ranker` and `predict` modes (modes/fit_ranker.py, modes/predict.py).
 
 few_shot:    the protocol of lpzero_jax/study/few_shot.py over a feature table
              (few_shot.features), S in few_shot.sizes, seeds few_shot.seeds; with
@@ -9,23 +10,16 @@ few_shot:    the protocol of lpzero_jax/study/few_shot.py over a feature table
     python -m lpzero_jax.main --config=lpzero_jax/experiments/flexibert.py --config.mode=few_shot \
         --config.few_shot.features=/path/flexibert.csv --config.workdir=runs/few_shot_flexibert
 
-fit_ranker:  the ranker (search/ranker.py) fitted on every row of few_shot.features (a user's S
-             labelled architectures), model and hyperparameters by CV inside them -> DIR/ranker.json.
-predict:     ranks the architectures of benchmark_file (an own-format file whose lines may leave
-             the score out) with the ranker few_shot.ranker; their features are read from
-             few_shot.features when given, else computed as the rank mode computes proxies
-             (DIR/predict_values.jsonl, resumable). Writes DIR/predictions.{csv,json}.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, files
+from lpzero_jax import files
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.results import load_json
@@ -33,7 +27,7 @@ from lpzero_jax.search import ranker as ranker_lib
 from lpzero_jax.study import few_shot as fs
 
 
-def _ints(text: str, setting: str):
+def ints(text: str, setting: str):
     try:
         out = [int(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
@@ -43,7 +37,7 @@ def _ints(text: str, setting: str):
     return out
 
 
-def _kinds(config):
+def kinds(config):
     kinds = [k.strip() for k in str(config.few_shot.kinds).split(",") if k.strip()]
     bad = [k for k in kinds if k not in ranker_lib.MODEL_KINDS]
     if bad or not kinds:
@@ -52,7 +46,7 @@ def _kinds(config):
     return kinds
 
 
-def _seconds(config) -> dict:
+def seconds(config) -> dict:
     path = str(config.few_shot.seconds).strip()
     if not path:
         return {}
@@ -62,19 +56,19 @@ def _seconds(config) -> dict:
     return {str(k): float(v) for k, v in saved.items()}
 
 
-def _table(config, require_score: bool = True) -> fs.FeatureTable:
+def feature_table(config, require_score: bool = True) -> fs.FeatureTable:
     path = str(config.few_shot.features).strip()
     if not path:
         raise ConfigError("few_shot.features is empty; give a feature table (CSV of arch_id, score, "
                           "one column per proxy, e.g. the rank mode's scores.csv)")
-    return fs.read_feature_table(Path(path).expanduser(), config.family, _seconds(config),
+    return fs.read_feature_table(Path(path).expanduser(), config.family, seconds(config),
                                  require_score)
 
 
 def _search_provider(config, table: fs.FeatureTable, workdir: Path):
     """(seed, size, sample) -> the genome searches on that sample (search/few_shot.py), over the
     study.pool inputs aligned to the table's rows; each checkpointed in DIR/searches/."""
-    from lpzero_jax.modes.search import evolution_config
+    from lpzero_jax.search.driver import evolution_config
     from lpzero_jax.search.few_shot import SampleSearchSettings, parse_variants, search_on_sample
     from lpzero_jax.study.pool import load_pool
 
@@ -112,9 +106,9 @@ def _search_provider(config, table: fs.FeatureTable, workdir: Path):
 
 def run(config, workdir: Path) -> dict:
     workdir = Path(workdir)
-    table = _table(config)
-    sizes = _ints(config.few_shot.sizes, "few_shot.sizes")
-    seeds = _ints(config.few_shot.seeds, "few_shot.seeds")
+    table = feature_table(config)
+    sizes = ints(config.few_shot.sizes, "few_shot.sizes")
+    seeds = ints(config.few_shot.seeds, "few_shot.seeds")
     if max(sizes) > len(table.arch_ids) - 3:
         raise ConfigError(f"few_shot.sizes {sizes}: S must leave at least 3 of the "
                           f"{len(table.arch_ids)} architectures held out")
@@ -130,82 +124,20 @@ def run(config, workdir: Path) -> dict:
     return result
 
 
-def run_fit_ranker(config, workdir: Path) -> dict:
-    workdir = Path(workdir)
-    table = _table(config)
-    model = ranker_lib.fit_ranker(table.values, table.truth, table.names, kinds=_kinds(config),
-                                  seed=int(config.seed))
-    model.save(workdir / "ranker.json")
-    best = max(model.cv, key=lambda r: r["cv_rho"])["cv_rho"] if model.cv else float("nan")
-    logging.info("ranker: %s %s on %d architectures (CV rho %.3f) -> %s", model.kind, model.params,
-                 model.n_train, best, workdir / "ranker.json")
-    return model.to_dict()
+def validate(config) -> None:
+    """few_shot.sizes / seeds / kinds / variants well formed (the feature table is read by run)."""
+    from lpzero_jax.search.few_shot import parse_variants
 
-
-def candidate_features(config, ranker: ranker_lib.Ranker, archs, workdir: Path) -> np.ndarray:
-    """[N, F] values of the ranker's features for `archs`, computed as the rank mode does (read
-    from and appended to DIR/predict_values.jsonl)."""
-    from lpzero_jax.families import get_family
-    from lpzero_jax.input_store import InputStore
-    from lpzero_jax.modes import rank
-    from lpzero_jax.proxies.resolve import resolve_proxies
-
+    ints(config.few_shot.sizes, "few_shot.sizes")
+    ints(config.few_shot.seeds, "few_shot.seeds")
+    kinds(config)
     try:
-        proxies = resolve_proxies(",".join(ranker.features))
-    except (KeyError, ValueError) as e:
-        raise ConfigError(f"the ranker's features cannot be computed here ({e}); give their values "
-                          "with --config.few_shot.features") from None
-    family = get_family(config.family)
-    path = workdir / "predict_values.jsonl"
-    done, failed = rank.load_log(path)
-    todo = [a for a in archs if any((str(a.arch_id), n) not in done for n in proxies)]
-    if todo:
-        rank.score_into_log(family, todo, config, family.make_batch(config), proxies,
-                            InputStore(config, workdir), path, done, failed)
-    nan = (float("nan"), 0.0)
-    return np.asarray([[done.get((str(a.arch_id), n), nan)[0] for n in ranker.features]
-                       for a in archs], np.float64)
+        parse_variants(config.few_shot.variants)
+    except ValueError as e:
+        raise ConfigError(f"few_shot.variants: {e}") from None
+    if not str(config.few_shot.features).strip():
+        raise ConfigError("few_shot.features is empty; give a feature table (CSV of arch_id, score, "
+                          "one column per proxy, e.g. the rank mode's scores.csv)")
 
 
-def run_predict(config, workdir: Path) -> dict:
-    from lpzero_jax.benchmarks import own
-    from lpzero_jax.families import get_family
-
-    workdir = Path(workdir)
-    if not str(config.few_shot.ranker).strip():
-        raise ConfigError("few_shot.ranker is empty; give the ranker.json a fit_ranker run wrote")
-    model = ranker_lib.Ranker.load(Path(config.few_shot.ranker).expanduser())
-    if str(config.few_shot.features).strip():
-        table = _table(config, require_score=False)
-        missing = [f for f in model.features if f not in table.names]
-        if missing:
-            raise ConfigError(f"few_shot.features lacks the ranker's features {missing}")
-        ids, x, truth = table.arch_ids, table.columns(model.features), table.truth
-    else:
-        path = config.get("benchmark_file")
-        if not path:
-            raise ConfigError("predict: set --config.benchmark_file to an own-format file of the "
-                              "candidates (their score may be left out) or give few_shot.features")
-        family = get_family(config.family)
-        archs, _ = own.load_own(Path(path).expanduser(), family.name,
-                                family.parse_benchmark_config, allow_missing_score=True)
-        ids, truth = [str(a.arch_id) for a in archs], np.asarray([a.score for a in archs])
-        x = candidate_features(config, model, archs, workdir)
-    rows = ranker_lib.predict_ranking(model, ids, x)
-    with files.atomic_write(workdir / "predictions.csv") as f:
-        w = csv.DictWriter(f, fieldnames=["rank", "arch_id", "predicted"])
-        w.writeheader()
-        w.writerows(rows)
-    out = {"ranker": str(config.few_shot.ranker), "kind": model.kind, "features": model.features,
-           "predictions": rows}
-    if np.isfinite(truth).sum() >= 3:  # scores known for some: how the ranking did on them
-        out["check"] = evaluation.rank_correlations(model.predict(x), truth)
-    files.write_json(workdir / "predictions.json", out, indent=1)
-    logging.info("predict: %d architectures ranked -> %s; best %s", len(rows),
-                 workdir / "predictions.csv", rows[0]["arch_id"] if rows else "-")
-    return out
-
-
-register_mode("few_shot")(run)
-register_mode("fit_ranker")(run_fit_ranker)
-register_mode("predict")(run_predict)
+register_mode("few_shot", validate=validate)(run)

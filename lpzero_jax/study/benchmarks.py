@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
+from lpzero_jax.configs import NAMES, shipped_config
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.results import load_json
+from lpzero_jax.study.pool import load_pool
 
 
 def benchmark_names(config) -> List[str]:
     """study.benchmarks as a list (distinct, shipped config names)."""
-    from lpzero_jax.experiments import NAMES
-
     names = [x.strip() for x in str(config.study.benchmarks).split(",") if x.strip()]
     unknown = [n for n in names if n not in NAMES]
     if unknown or len(set(names)) != len(names) or not names:
@@ -40,14 +40,12 @@ def assignments(text: str, setting: str, names: List[str]) -> Dict[str, str]:
 
 def benchmark_config(config, name: str):
     """The config of benchmark `name` in this study (see the module docstring)."""
-    from lpzero_jax.api import experiment_config
-
     names = benchmark_names(config)
     caches = assignments(config.study.cache_dirs, "study.cache_dirs", names)
     if name == config.family:
         c = config.copy_and_resolve_references()
     else:
-        c = experiment_config(name)
+        c = shipped_config(name)
         c.data_root = config.get("data_root")
         c.compilation_cache_dir = config.compilation_cache_dir
         c.seed = config.seed
@@ -86,3 +84,14 @@ def pool_spec(config, name: str) -> str:
     if "=" not in text:
         return text
     return assignments(text, "study.pool", benchmark_names(config)).get(name, "all")
+
+
+def benchmark_pools(config, workdir: Path, min_size: int = 3) -> Dict[str, tuple]:
+    """name -> (its config, its pool) for every benchmark of the study; joint_search needs S + 3
+    architectures in each pool."""
+    out = {}
+    for name in benchmark_names(config):
+        c = benchmark_config(config, name)
+        size = int(c.search.sample_archs) + 3 if config.mode == "joint_search" else min_size
+        out[name] = (c, load_pool(c, workdir, pool_spec(config, name), min_size=size))
+    return out

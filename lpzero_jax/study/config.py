@@ -48,4 +48,5 @@ def few_shot_config() -> ConfigDict:
     f.variants = "bootstrap:q0.25,pars:0.01,top:5"  # FitnessOptions runs (search/few_shot.py)
     f.kinds = "single,ridge,lambdarank"  # the ranker models the CV chooses among
     f.ranker = ""  # predict: the ranker JSON written by fit_ranker
+    f.candidates = ""  # predict: own-format file of the candidates (lines may leave the score out)
     return f

@@ -109,7 +109,7 @@ def load_pool(config, workdir: Path, spec: str, min_size: int = 3) -> Pool:
     """The pool `spec` of config's benchmark with every architecture's inputs (extracted if
     missing from the store, which only happens with 'all' or an id file)."""
     family = get_family(config.family)
-    archs = load_archs(family, config, "study")
+    archs = load_archs(family, config)
     store = InputStore(config, workdir)
     chosen = choose_archs(archs, store, spec)
     if len(chosen) < min_size:

@@ -22,10 +22,14 @@ import numpy as np
 from scipy import stats
 
 from lpzero_jax import evaluation
+from lpzero_jax.checks import load_archs
 from lpzero_jax.expression.genome import parse_genome
 from lpzero_jax.expression.published import PUBLISHED
+from lpzero_jax.families import get_family
 from lpzero_jax.inputs import stack_inputs
+from lpzero_jax.search.driver import BASELINES, best_of, evolution_config, run_searches, score_archs
 from lpzero_jax.search.fitness import FitnessEvaluator
+from lpzero_jax.study import sensitivity
 from lpzero_jax.study.pool import Pool
 
 SEARCHES = ("evolution", "random", "no_rps")  # searched proxies, in this order
@@ -33,7 +37,6 @@ SEARCHES = ("evolution", "random", "no_rps")  # searched proxies, in this order
 
 def seed_settings(config, pool: Pool, aggregate: str) -> dict:
     """What one seed's results depend on besides the seed (a saved seed with others is stale)."""
-    from lpzero_jax.modes.search import evolution_config  # lazily: lpzero_jax.modes imports us
     s = config.search
     evo = {k: v for k, v in vars(evolution_config(config)).items() if k != "seed"}
     return dict(evo, rps=bool(s.rps), aggregate=aggregate, sample_archs=int(s.sample_archs),
@@ -43,7 +46,6 @@ def seed_settings(config, pool: Pool, aggregate: str) -> dict:
 def held_out_scores(evaluator: FitnessEvaluator, genome_text: str, pool: Pool,
                     held_idx: np.ndarray) -> Dict[str, float]:
     """rho/tau of a genome over the held-out architectures of the pool."""
-    from lpzero_jax.modes.search import score_archs  # lazily: lpzero_jax.modes imports this module
 
     return score_archs(evaluator, parse_genome(genome_text), [pool.inputs[i] for i in held_idx],
                        pool.truth[held_idx])
@@ -57,7 +59,6 @@ def search_seed(pool: Pool, config, seed: int, aggregate: str, workdir: Path) ->
     Returns {seed, aggregate, sample_arch_ids, searches: {name: {genome, fitness_on_sample,
     evaluated, held_out}}, references: {name: {genome?, held_out}}, seconds}.
     """
-    from lpzero_jax.modes.search import BASELINES, best_of, run_searches  # lazily: modes import us
 
     started = time.perf_counter()
     s = config.search
@@ -101,12 +102,8 @@ def pool_zoo_values(config, pool: Pool, proxies: Dict[str, object], workdir: Pat
     """name -> {values [N] over the pool (NaN where the proxy failed), seconds (mean per arch),
     failures {arch id: reason}} of the zoo `proxies` at config.seed: the `sensitivity` mode's
     `zoo_values` at its base setting, so both modes read and extend the same DIR/zoo/ logs."""
-    from lpzero_jax.checks import load_archs
-    from lpzero_jax.families import get_family
-    from lpzero_jax.study import sensitivity
-
     family = get_family(config.family)
-    by_id = {str(a.arch_id): a for a in load_archs(family, config, "study")}
+    by_id = {str(a.arch_id): a for a in load_archs(family, config)}
     archs = [by_id[i] for i in pool.arch_ids]
     seed = int(config.seed)
     base = {"factor": "base", "init_seed": seed, "batch_seed": seed}

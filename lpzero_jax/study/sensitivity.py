@@ -7,7 +7,7 @@ fingerprint that names both seeds (the setting of config.seed for both is the or
 fixed genomes are scored over the same architectures in every setting.
 
 Hand-crafted proxies of the zoo (study.proxies) are scored per setting with the `rank` machinery
-(`modes.rank.score_into_log`: params from the init seed, passes on the batch of the batch seed,
+(`proxies.scoring.score_into_log`: params from the init seed, passes on the batch of the batch seed,
 compact inputs from the setting's store), each value appended to DIR/zoo/<setting>.jsonl as it is
 produced (a killed run keeps them; the file name carries a digest of what the values depend on,
 so a changed setting never reads stale ones). A proxy is computed only at the values of the
@@ -27,7 +27,7 @@ from lpzero_jax import evaluation
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.input_store import InputStore, collect_inputs, fingerprint_fields
 from lpzero_jax.inputs import inputs_fingerprint
-from lpzero_jax.study.transfer import genome_correlations
+from lpzero_jax.proxies import scoring
 
 FACTOR_NAMES = ("init", "batch")  # the factors varied, in the order of the tables
 
@@ -146,7 +146,6 @@ def zoo_values(config, family, archs, proxies: Mapping[str, object], setting_lis
     """(init seed, batch seed) -> proxy -> {values [N] (NaN where it failed), seconds (mean per
     arch), failures}: each proxy at each distinct `proxy_setting` of `setting_list`, every value
     read from or appended to that setting's `zoo_values_path` (scored by `modes.rank`)."""
-    from lpzero_jax.modes import rank  # lazily: lpzero_jax.modes imports the study modes
 
     base = int(config.seed)
     wanted: Dict[Tuple[int, int], List[str]] = {}
@@ -159,13 +158,13 @@ def zoo_values(config, family, archs, proxies: Mapping[str, object], setting_lis
     nan = (float("nan"), float("nan"))
     for (init_seed, batch_seed), names in wanted.items():
         path = zoo_values_path(config, init_seed, batch_seed, workdir)
-        done, failed = rank.load_log(path)
+        done, failed = scoring.load_log(path)
         todo = [a for a in archs if any((str(a.arch_id), n) not in done for n in names)]
         logging.info("zoo at init seed %d, batch seed %d: %s; %d of %d architectures to score -> %s",
                      init_seed, batch_seed, ", ".join(names), len(todo), len(archs), path)
         if todo:
             path.parent.mkdir(parents=True, exist_ok=True)
-            rank.score_into_log(family, todo, at_seed(config, init_seed),
+            scoring.score_into_log(family, todo, at_seed(config, init_seed),
                                 family.make_batch(at_seed(config, batch_seed)),
                                 {n: proxies[n] for n in names},
                                 setting_store(config, init_seed, batch_seed, workdir), path, done,

@@ -14,6 +14,7 @@ import numpy as np
 from lpzero_jax import evaluation, files, report
 from lpzero_jax.expression.genome import parse_genome
 from lpzero_jax.inputs import CompactInputs, stack_inputs
+from lpzero_jax.search.driver import score_archs
 from lpzero_jax.search.fitness import FitnessEvaluator
 from lpzero_jax.study.pool import Pool
 
@@ -21,7 +22,6 @@ from lpzero_jax.study.pool import Pool
 def genome_correlations(inputs: Sequence[CompactInputs], truth: np.ndarray, genome: str,
                         aggregate: str) -> Dict[str, float]:
     """rho/tau of a genome's scores over the architectures' inputs against their ground truth."""
-    from lpzero_jax.modes.search import score_archs  # lazily: lpzero_jax.modes imports this module
 
     evaluator = FitnessEvaluator(stack_inputs(inputs[:2]), truth[:2], backend="compiled",
                                  aggregate=aggregate)

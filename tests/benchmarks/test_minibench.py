@@ -12,7 +12,7 @@ from lpzero_jax.models.llama import LlamaConfig, llama_config_from_dict
 
 CONFIG = LlamaConfig.uniform(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                              num_attention_heads=2).to_dict()
-GOOD = {"format": FORMAT, "family": "llama", "command": "python experiments/llama_minibench.py",
+GOOD = {"format": FORMAT, "family": "llama", "command": "python scripts/llama_minibench.py",
         "vocab": {"tokenizer": "gpt2", "size": 64, "counted_on": "wikitext-2/test.txt", "fingerprint": "ab"},
         "training": {"tokens": 1000},
         "archs": [{"id": "mb000", "config": CONFIG, "metrics": {"valid_ppl": 30.0, "valid_loss": 3.4},
@@ -73,7 +73,7 @@ def test_missing_file(tmp_path):
 def test_committed_llama_minibench():
     archs, header = load_minibench(DEFAULT_LLAMA_FILE, parse_config=llama_config_from_dict, family="llama")
     assert len(archs) >= 40 and header["vocab"]["size"] == 4096
-    assert "experiments/llama_minibench.py" in header["command"]
+    assert "llama_minibench.py" in header["command"]  # recorded when the script was experiments/
     s = summary(archs)
     assert 1.0 < s["min_ppl"] < s["max_ppl"] < 4096
     for a in archs:  # every model is the base's hidden size and vocabulary, as the header says

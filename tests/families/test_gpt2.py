@@ -154,7 +154,6 @@ def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
     """Layer stages with FFN widths padded to the bucket give the unpadded whole-model inputs: same
     counts (real elements), same values (samples at the real entries' positions)."""
     from lpzero_jax.engine import sweep as staged
-    from lpzero_jax.models import gpt2_flex
 
     config = gpt2_config(batch_size=4, seq_len=32)  # 4 x 32: some targets in the tail clusters
     mc = family.model_config(archs[arch_id], config)

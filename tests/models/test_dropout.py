@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -84,7 +83,7 @@ def test_train_mode_option_sets_the_reference_dropout(name):
 
 
 def test_train_mode_is_refused_where_the_family_has_no_dropout():
-    from lpzero_jax.checks import validate_config
+    from lpzero_jax.workdir import validate_config
 
     config = experiment_config("llama")
     config.mode = "rank"

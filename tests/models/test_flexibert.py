@@ -11,7 +11,7 @@ from ml_collections import ConfigDict
 
 from lpzero_jax.families import get_family
 from lpzero_jax.families.flexibert import flexibert_config
-from lpzero_jax.models.flexibert import FlexiBert, FlexiBertConfig, LayerConfig, dct2_unnormalised
+from lpzero_jax.models.flexibert import FlexiBertConfig, LayerConfig, dct2_unnormalised
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "flexibert_reference_outputs.json").read_text())
 

@@ -10,7 +10,7 @@ from lpzero_jax.benchmarks.base import BenchmarkFormatError
 from lpzero_jax.benchmarks.own import FORMAT, load_own
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.families import get_family
-from lpzero_jax.modes import few_shot
+from lpzero_jax.modes import few_shot, fit_ranker, predict
 from tests.conftest import tiny_config
 
 LAYER = {"operation_type": "SA", "operation_parameter": "SDP", "num_operation_heads": 2,
@@ -49,11 +49,11 @@ def test_fit_ranker_then_predict_from_a_feature_table_without_scores(tmp_path):
     config = tiny_config(mode="fit_ranker")
     config.few_shot.features = str(feature_csv(tmp_path / "labelled.csv"))
     config.few_shot.kinds = "single,ridge"
-    fitted = few_shot.run_fit_ranker(config, tmp_path / "fit")
+    fitted = fit_ranker.run(config, tmp_path / "fit")
     assert fitted["features"] == ["params", "noise"]
     config.few_shot.ranker = str(tmp_path / "fit" / "ranker.json")
     config.few_shot.features = str(feature_csv(tmp_path / "new.csv", n=12, seed=1, scored=False))
-    out = few_shot.run_predict(config, tmp_path / "predict")
+    out = predict.run(config, tmp_path / "predict")
     rows = list(csv.DictReader(open(tmp_path / "predict" / "predictions.csv")))
     assert [int(r["rank"]) for r in rows] == list(range(1, 13))
     table = {r[0]: float(r[2]) for r in list(csv.reader(open(config.few_shot.features)))[1:]}
@@ -66,17 +66,17 @@ def test_predict_ranks_an_unscored_own_benchmark_file_computing_the_features(tmp
     config = tiny_config(mode="predict")
     config.few_shot.features = str(feature_csv(tmp_path / "labelled.csv"))
     config.few_shot.kinds = "single"
-    few_shot.run_fit_ranker(config, tmp_path / "fit")
+    fit_ranker.run(config, tmp_path / "fit")
     config.few_shot.features = ""
     config.few_shot.ranker = str(tmp_path / "fit" / "ranker.json")
-    config.benchmark_file = str(unscored_benchmark(tmp_path / "new.jsonl", [32, 128, 64]))
+    config.few_shot.candidates = str(unscored_benchmark(tmp_path / "new.jsonl", [32, 128, 64]))
     config.proxies = "params,noise"
     with pytest.raises(ConfigError, match="cannot be computed here"):
-        few_shot.run_predict(config, tmp_path / "predict")  # 'noise' is no proxy of the zoo
+        predict.run(config, tmp_path / "predict")  # 'noise' is no proxy of the zoo
     ranker = json.load(open(config.few_shot.ranker))
     ranker["features"], ranker["state"]["train_values"] = ["params"], ranker["state"]["train_values"][:1]
     json.dump(ranker, open(config.few_shot.ranker, "w"))
-    out = few_shot.run_predict(config, tmp_path / "predict")
+    out = predict.run(config, tmp_path / "predict")
     assert [r["arch_id"] for r in out["predictions"]] == ["new128", "new64", "new32"]
     assert (tmp_path / "predict" / "predict_values.jsonl").exists()
 

@@ -215,7 +215,7 @@ def test_the_pools_zoo_values_are_the_rank_modes_and_resume(tmp_path):
     config = tiny_config(num_archs=3)
     config.search.sample_archs = 2
     family = get_family(config.family)
-    archs = load_archs(family, config, "study")
+    archs = load_archs(family, config)
     pool = fake_pool(n=3)
     pool.arch_ids = [str(a.arch_id) for a in archs]
     zoo = seeds_study.pool_zoo_values(config, pool, resolve_proxies("params"), tmp_path)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from lpzero_jax.families import get_family
-from lpzero_jax.models.llama import LlamaConfig
-from lpzero_jax.models.lonas import LonasSpace, extract_subnet_params
+from lpzero_jax.models.lonas import extract_subnet_params
 from lpzero_jax.modes import MODES
 from lpzero_jax.search.subnets import SubnetWorld, make_fitness
 from tests.conftest import tiny_llama_config

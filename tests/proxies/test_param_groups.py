@@ -58,7 +58,7 @@ def test_rank_mode_on_gpt2(data_root, tmp_path):
     from lpzero_jax.modes.rank import run
 
     config = gpt2_config(data_root=str(data_root), num_archs=3)
-    ranking = run(config, tmp_path)
+    ranking = run(config, tmp_path).ranking
     assert set(ranking) == set(GROUP_PROXIES)
     saved = json.loads((tmp_path / "ranking.json").read_text())
     assert saved["params_attn"]["n"] == 3 and saved["params_attn"]["n_nonfinite"] == 0

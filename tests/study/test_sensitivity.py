@@ -8,6 +8,7 @@ import pytest
 from lpzero_jax import evaluation
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.input_store import InputStore
+from lpzero_jax.proxies import scoring
 from lpzero_jax.study import sensitivity
 from tests.conftest import tiny_config
 
@@ -50,13 +51,13 @@ def test_summary_is_mean_and_sd_over_base_and_factor():
 
 @pytest.mark.slow
 def test_sensitivity_mode_on_tiny_flexibert(tmp_path):
-    from lpzero_jax.modes import study
+    from lpzero_jax.modes import sensitivity as sensitivity_mode
 
     c = tiny_config(num_archs=5)
     c.inputs.cache_dir = str(tmp_path / "cache")
     c.study.init_seeds, c.study.batch_seeds = "1", "2"
     c.study.genomes = "mul(std(relu(A)),abslog(l1(G)))"
-    out = study.run_sensitivity(c, tmp_path / "run")
+    out = sensitivity_mode.run_sensitivity(c, tmp_path / "run")
     assert [r["factor"] for r in out["settings"]] == ["base", "init", "batch"]
     from lpzero_jax.checks import load_archs
     from lpzero_jax.families import get_family
@@ -104,15 +105,15 @@ def rank_values(config, init_seed, batch_seed, workdir, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(family, "make_batch", lambda _: batch)
         rank.run(c, workdir)
-    done, _ = rank.load_log(workdir / "rank_values.jsonl")
+    done, _ = scoring.load_log(workdir / "rank_values.jsonl")
     return {n: [done[(f"t{i}", n)][0] for i in range(1, 5)] for n in ZOO}
 
 
 def test_zoo_proxies_per_setting_are_the_rank_mode_at_those_seeds(tmp_path, monkeypatch):
-    from lpzero_jax.modes import rank, study
+    from lpzero_jax.modes import sensitivity as sensitivity_mode
 
     config = tiny_gpt2_config(tmp_path / "cache")
-    out = study.run_sensitivity(config, tmp_path / "run")
+    out = sensitivity_mode.run_sensitivity(config, tmp_path / "run")
     rows = {(r["init_seed"], r["batch_seed"]): r["proxies"] for r in out["settings"]}
     assert list(rows) == [(0, 0), (1, 0), (0, 2)] and out["proxies"] == {}
     for (i, b), row in rows.items():
@@ -137,34 +138,34 @@ def test_zoo_proxies_per_setting_are_the_rank_mode_at_those_seeds(tmp_path, monk
     assert "| zerolm (reads: init) |" in md and "reads no batch: constant" in md
     # a finished run computes nothing again; a value lost (a killed run) is all that is recomputed
     calls = []
-    real = rank._score
-    monkeypatch.setattr(rank, "_score", lambda ctx, name, fn: calls.append(name) or real(ctx, name, fn))
-    again = study.run_sensitivity(config, tmp_path / "run")
+    real = scoring._score
+    monkeypatch.setattr(scoring, "_score", lambda ctx, name, fn: calls.append(name) or real(ctx, name, fn))
+    again = sensitivity_mode.run_sensitivity(config, tmp_path / "run")
     assert calls == [] and again["summary"] == out["summary"]
     path = next((tmp_path / "run" / "zoo").glob("init0_batch2_*.jsonl"))
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]))
-    study.run_sensitivity(config, tmp_path / "run")
+    sensitivity_mode.run_sensitivity(config, tmp_path / "run")
     assert calls == ["attention_confidence"]
     # another zerolm alpha is another file: no value of the old one is read
     config.zerolm.alpha = 0.3
     calls.clear()
-    study.run_sensitivity(config, tmp_path / "run")
+    sensitivity_mode.run_sensitivity(config, tmp_path / "run")
     assert len(calls) == 4 * (1 + 2 + 3)  # params_attn once, zerolm per init, the last per setting
 
 
 def test_unknown_zoo_proxy_is_refused_before_any_work(tmp_path):
-    from lpzero_jax import checks
-    from lpzero_jax.modes import study
+    from lpzero_jax import workdir
+    from lpzero_jax.modes import sensitivity as sensitivity_mode
 
     config = tiny_gpt2_config(tmp_path / "cache")
     config.study.proxies = "params,zerolmm"
     with pytest.raises(ConfigError, match="study.proxies: unknown proxy 'zerolmm'"):
-        study.run_sensitivity(config, tmp_path / "run")
+        sensitivity_mode.run_sensitivity(config, tmp_path / "run")
     config.mode = "sensitivity"
     with pytest.raises(ConfigError, match="study.proxies"):
-        checks.validate_config(config)
+        workdir.validate_config(config)
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
     config.study.proxies, config.study.genomes = "", ""
     with pytest.raises(ConfigError, match="nothing to score"):
-        study.run_sensitivity(config, tmp_path / "run")
+        sensitivity_mode.run_sensitivity(config, tmp_path / "run")

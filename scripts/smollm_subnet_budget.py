@@ -8,7 +8,7 @@ seq_len). `random` draws --random_draws feasible subnets with --seed (the same s
 sampling as the search's first population) and reports their median and range.
 Writes <workdir>/budget_results.jsonl (one line per (budget, fitness), resumable) and table.md.
 
-    PYTHONPATH=. nice -n 10 python experiments/smollm_subnet_budget.py --budgets=0.85,0.75 \
+    PYTHONPATH=. nice -n 10 python scripts/smollm_subnet_budget.py --budgets=0.85,0.75 \
         --fitness='params;random;proxy:softmax_confidence;published:lpzero_llama;genome:div(neg(square(H)),neg(log(J)))'
 """
 

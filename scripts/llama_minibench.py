@@ -16,7 +16,7 @@ same settings skips them (different settings are refused). The benchmark file (-
 from results.jsonl after every model. --rerun=ID,ID retrains given models into rerun.jsonl and
 compares their perplexity with the stored one (determinism check).
 
-    PYTHONPATH=. python experiments/llama_minibench.py            # defaults = the committed benchmark
+    PYTHONPATH=. python scripts/llama_minibench.py            # defaults = the committed benchmark
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def settings_fingerprint() -> str:
 
 def command() -> str:
     """The canonical command that reproduces the benchmark (every setting explicit)."""
-    parts = ["PYTHONPATH=. python experiments/llama_minibench.py", f"--num_archs={F.num_archs}",
+    parts = ["PYTHONPATH=. python scripts/llama_minibench.py", f"--num_archs={F.num_archs}",
              f"--out={F.out}"]
     for k in SETTING_FLAGS:
         v = getattr(F, k)

@@ -12,7 +12,7 @@ python -m lpzero_jax.main --config=experiments/llama.py --config.mode=subnet_sea
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.configs import base_config, subnet_search_config
+from lpzero_jax.configs.base import base_config, subnet_search_config
 
 
 def get_config() -> ConfigDict:

@@ -1,20 +1,11 @@
-"""`transfer` and `joint_search` modes: several benchmarks at once (lpzero_jax/study/).
+"""`joint_search` mode: one proxy for several benchmarks at once (lpzero_jax/study/).
 
-    python -m lpzero_jax.main --config=experiments/gpt2.py --config.mode=transfer \
-        --config.study.benchmarks=flexibert,gpt2,llama --config.study.pool=cached \
-        --config.study.cache_dirs=flexibert=DIR,llama=DIR \
-        --config.study.search_dirs=flexibert=RUN,gpt2=RUN,llama=RUN --config.workdir=runs/transfer
-
-transfer: the best genome of each benchmark's `search` run (study.search_dirs), the paper's
-Appendix B genomes and #Params, scored on every benchmark over its pool less the S sample its search
-drew (config.seed), so that no cell scores a genome on the architectures it was searched on:
-DIR/transfer.{json,csv,md,png}.
-
-joint_search: Algorithm 1 with fitness = min over the benchmarks of rho on each benchmark's S sample
-(the sample that benchmark's own `search` run draws with config.seed, S = its search.sample_archs);
-the best genome's held-out rho/tau per benchmark beside those of each single-benchmark best genome
-(when study.search_dirs names its run) on the same held-out architectures: DIR/joint.{json,csv,md}
-and DIR/joint_history.csv. Not checkpointed (minutes over cached inputs): a killed run starts over.
+Algorithm 1 with fitness = min over the benchmarks of rho on each benchmark's S sample (the sample
+that benchmark's own `search` run draws with config.seed, S = its search.sample_archs); the best
+genome's held-out rho/tau per benchmark beside those of each single-benchmark best genome (when
+study.search_dirs names its run) on the same held-out architectures: DIR/joint.{json,csv,md} and
+DIR/joint_history.csv. Not checkpointed (minutes over cached inputs): a killed run starts over.
+Settings as for `transfer` (study.benchmarks, study.cache_dirs, study.search_dirs).
 """
 
 from __future__ import annotations
@@ -27,55 +18,20 @@ from absl import logging
 
 from lpzero_jax import evaluation, files
 from lpzero_jax.expression.genome import parse_genome
-from lpzero_jax.expression.published import PUBLISHED
 from lpzero_jax.inputs import stack_inputs
 from lpzero_jax.modes.base import register_mode
-from lpzero_jax.modes.search import write_history
-from lpzero_jax.modes.search import evolution_config, score_archs
+from lpzero_jax.search.driver import evolution_config, score_archs, write_history
 from lpzero_jax.search.evolution import evolve
 from lpzero_jax.search.fitness import FitnessEvaluator
+from lpzero_jax.search.settings import check_drawn_sample, validate_search
 from lpzero_jax.study import benchmarks as bm
 from lpzero_jax.study.joint import JointEvaluator
-from lpzero_jax.study.pool import load_pool
-from lpzero_jax.study.transfer import transfer_table, write_transfer
-
-
-def _pools(config, workdir: Path, min_size: int = 3):
-    """name -> (its config, its pool) for every benchmark of the study."""
-    out = {}
-    for name in bm.benchmark_names(config):
-        c = bm.benchmark_config(config, name)
-        size = int(c.search.sample_archs) + 3 if config.mode == "joint_search" else min_size
-        out[name] = (c, load_pool(c, workdir, bm.pool_spec(config, name), min_size=size))
-    return out
-
-
-def run_transfer(config, workdir: Path) -> dict:
-    workdir = Path(workdir)
-    names = bm.benchmark_names(config)
-    proxies = {f"searched on {n}": bm.searched_genome(config, n) for n in names}
-    proxies.update({k: PUBLISHED[k] for k in (f"lpzero_{n}" for n in names) if k in PUBLISHED})
-    proxies["params"] = ""
-    pools = _pools(config, workdir)
-    held = {n: p.search_split(int(c.search.sample_archs), int(config.seed))[1]
-            for n, (c, p) in pools.items()}
-    rows = transfer_table({n: p for n, (_, p) in pools.items()},
-                          {n: c.search.aggregate for n, (c, _) in pools.items()}, proxies, held)
-    sizes = {n: len(held[n]) for n in names}
-    write_transfer(rows, names, sizes, workdir)
-    files.write_json(workdir / "transfer_pools.json",
-                     {n: {"size": p.size, "digest": p.digest(),
-                          "held_out_arch_ids": [p.arch_ids[i] for i in held[n]]}
-                      for n, (_, p) in pools.items()}, indent=1)
-    for r in rows:
-        logging.info("%-24s %s", r["proxy"], "  ".join(f"{n} {r[n]['spearman_rho']:.3f}" for n in names))
-    return {"rows": rows, "pool_sizes": sizes}
 
 
 def run_joint(config, workdir: Path) -> dict:
     workdir = Path(workdir)
     s = config.search
-    pools = _pools(config, workdir)
+    pools = bm.benchmark_pools(config, workdir)
     evaluators, splits = {}, {}
     for name, (c, pool) in pools.items():
         sample_idx, held_idx = pool.search_split(int(c.search.sample_archs), int(config.seed))
@@ -150,5 +106,5 @@ def write_joint_tables(result: dict, workdir: Path) -> None:
     files.write_text(workdir / "joint.md", "\n".join(md) + "\n")
 
 
-register_mode("transfer")(run_transfer)
-register_mode("joint_search")(run_joint)
+register_mode("joint_search", validate=validate_search,
+              check_archs=check_drawn_sample)(run_joint)

@@ -11,7 +11,7 @@ test.txt (the file's own tokenizer; lines joined by newlines), layer by layer (`
 Resumable: every finished subnet is appended to <workdir>/results.jsonl at once; a rerun with the
 same settings skips them (other settings are refused). --out is rewritten after every subnet.
 
-    PYTHONPATH=. nice -n 10 python experiments/smollm_lonas_bench.py    # defaults = the committed file
+    PYTHONPATH=. nice -n 10 python scripts/smollm_lonas_bench.py    # defaults = the committed file
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def fingerprint(sha: str) -> str:
 
 
 def command() -> str:
-    parts = ["PYTHONPATH=. nice -n 10 python experiments/smollm_lonas_bench.py", f"--out={F.out}"]
+    parts = ["PYTHONPATH=. nice -n 10 python scripts/smollm_lonas_bench.py", f"--out={F.out}"]
     for k in SETTING_FLAGS:
         v = getattr(F, k)
         parts.append(f"--{k}={','.join(v) if isinstance(v, list) else v}")

@@ -9,7 +9,7 @@ python -m lpzero_jax.main --config=experiments/flexibert.py --config.mode=rank \
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.configs import base_config
+from lpzero_jax.configs.base import base_config
 
 
 def get_config() -> ConfigDict:

@@ -45,7 +45,7 @@ PROXY_SETS = {"gpt2": ("jacobian_cosine", "jacobian_cosine_reference", "grasp"),
 
 def experiment_config(family: str, train_mode: bool, overrides: Dict[str, object]):
     """The family's experiment config with train_mode and the given field overrides."""
-    module = __import__(f"lpzero_jax.experiments.{family}", fromlist=["get_config"])
+    module = __import__(f"lpzero_jax.configs.{family}", fromlist=["get_config"])
     config = module.get_config()
     config.train_mode = train_mode
     for key, value in overrides.items():
@@ -160,7 +160,7 @@ def released_activation_distance(path: str) -> Dict[str, Dict[str, float]]:
     hooks = length / (FFN activation calls of the arch). released_corrected = Normalized x calls =
     the sum with each activation once (what `activation_distance_reference` computes)."""
     from lpzero_jax.families import get_family as _family
-    from lpzero_jax.experiments.flexibert import get_config
+    from lpzero_jax.configs.flexibert import get_config
 
     archs = {str(a.arch_id): a for a in _family("flexibert").load_benchmark(get_config())}
     out = {}

