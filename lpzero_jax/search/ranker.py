@@ -268,24 +268,28 @@ def cv_splits(n: int, seed: int, repeats: int = 3) -> List[Tuple[np.ndarray, np.
     return out
 
 
-def cv_score(kind: str, params: dict, x: np.ndarray, y: np.ndarray, splits, seed: int) -> float:
-    """Mean Spearman rho of the fold models' predictions on their test folds (NaN counts as 0)."""
+def cv_rhos(kind: str, params: dict, x: np.ndarray, y: np.ndarray, splits, seed: int) -> List[float]:
+    """Spearman rho of each fold model's predictions on its test fold (NaN counts as 0)."""
     rhos = []
     names = [str(j) for j in range(x.shape[1])]
     for train, test in splits:
         model = fit_model(kind, params, x[train], y[train], names, seed)
         rho = evaluation.spearman_rho(model.predict(x[test]), y[test])
-        rhos.append(rho if np.isfinite(rho) else 0.0)
-    return float(np.mean(rhos))
+        rhos.append(float(rho) if np.isfinite(rho) else 0.0)
+    return rhos
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, kinds: Sequence[str] = MODEL_KINDS, seed: int = 0,
                    repeats: int = 3) -> List[dict]:
-    """[{kind, params, cv_rho}] of every candidate of `kinds`, scored on the same splits of (x, y)."""
+    """[{kind, params, cv_rho (mean over folds), cv_folds (each fold's rho)}] of every candidate
+    of `kinds`, scored on the same splits of (x, y)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     splits = cv_splits(len(y), seed, repeats)
-    return [{"kind": kind, "params": params, "cv_rho": cv_score(kind, params, x, y, splits, seed)}
-            for kind, params in candidates(kinds)]
+    out = []
+    for kind, params in candidates(kinds):
+        rhos = cv_rhos(kind, params, x, y, splits, seed)
+        out.append({"kind": kind, "params": params, "cv_rho": float(np.mean(rhos)), "cv_folds": rhos})
+    return out
 
 
 def choose(table: Sequence[dict], kinds: Sequence[str] = MODEL_KINDS) -> Tuple[str, dict]:

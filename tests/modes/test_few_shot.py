@@ -93,3 +93,18 @@ def test_few_shot_mode_writes_the_protocol_outputs(tmp_path):
     config.few_shot.sizes = "58"
     with pytest.raises(ConfigError, match="at least 3"):
         few_shot.run(config, tmp_path / "run2")
+
+
+def test_the_api_fits_a_ranker_and_predicts_with_it(tmp_path):
+    import lpzero_jax as lz
+
+    labelled = feature_csv(tmp_path / "labelled.csv")
+    model = lz.fit_ranker(labelled, "flexibert", kinds="ridge", workdir=tmp_path / "fit",
+                          overrides={"compilation_cache_dir": ""})
+    assert model.kind == "ridge" and model.features == ["params", "noise"]
+    new = feature_csv(tmp_path / "new.csv", n=5, seed=2, scored=False)
+    rows = lz.predict(tmp_path / "fit" / "ranker.json", features=new, family="flexibert",
+                      workdir=tmp_path / "pred", overrides={"compilation_cache_dir": ""})
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="give the candidates"):
+        lz.predict(tmp_path / "fit" / "ranker.json")
