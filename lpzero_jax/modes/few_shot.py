@@ -65,6 +65,23 @@ def feature_table(config, require_score: bool = True) -> fs.FeatureTable:
                                  require_score)
 
 
+def with_descriptors(config, table: fs.FeatureTable) -> fs.FeatureTable:
+    """The table with the architecture descriptors of its rows, read off the configs of the run's
+    benchmark (matched by arch id), when few_shot.arch_features is on."""
+    if not config.few_shot.arch_features:
+        return table
+    from lpzero_jax.checks import load_archs
+    from lpzero_jax.families import get_family
+
+    by_id = {str(a.arch_id): a for a in load_archs(get_family(config.family), config)}
+    missing = [a for a in table.arch_ids if a not in by_id]
+    if missing:
+        raise ConfigError(f"few_shot.arch_features: {len(missing)} architectures of the feature table "
+                          f"are not in the run's benchmark (first {missing[0]!r}); run with the "
+                          "benchmark the table was computed on, or set few_shot.arch_features=False")
+    return table.with_descriptors([by_id[a].config for a in table.arch_ids])
+
+
 def _search_provider(config, table: fs.FeatureTable, workdir: Path):
     """(seed, size, sample) -> the genome searches on that sample (search/few_shot.py), over the
     study.pool inputs aligned to the table's rows; each checkpointed in DIR/searches/."""
@@ -106,7 +123,7 @@ def _search_provider(config, table: fs.FeatureTable, workdir: Path):
 
 def run(config, workdir: Path) -> dict:
     workdir = Path(workdir)
-    table = feature_table(config)
+    table = with_descriptors(config, feature_table(config))
     sizes = ints(config.few_shot.sizes, "few_shot.sizes")
     seeds = ints(config.few_shot.seeds, "few_shot.seeds")
     if max(sizes) > len(table.arch_ids) - 3:

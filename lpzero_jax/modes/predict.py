@@ -26,28 +26,38 @@ from lpzero_jax.search import ranker as ranker_lib
 
 
 def candidate_features(config, ranker: ranker_lib.Ranker, archs, workdir: Path) -> np.ndarray:
-    """[N, F] values of the ranker's features for `archs`, computed as the rank mode does (read
-    from and appended to DIR/predict_values.jsonl)."""
+    """[N, F] values of the ranker's features for `archs`: architecture descriptors ("arch:" names)
+    read off their configs, proxies computed as the rank mode does (read from and appended to
+    DIR/predict_values.jsonl)."""
     from lpzero_jax.families import get_family
     from lpzero_jax.input_store import InputStore
     from lpzero_jax.proxies import scoring
     from lpzero_jax.proxies.resolve import resolve_proxies
+    from lpzero_jax.search.arch_features import PREFIX, descriptor_table
 
-    try:
-        proxies = resolve_proxies(",".join(ranker.features))
-    except (KeyError, ValueError) as e:
-        raise ConfigError(f"the ranker's features cannot be computed here ({e}); give their values "
-                          "with --config.few_shot.features") from None
-    family = get_family(config.family)
-    path = workdir / "predict_values.jsonl"
-    done, failed = scoring.load_log(path)
-    todo = [a for a in archs if any((str(a.arch_id), n) not in done for n in proxies)]
-    if todo:
-        scoring.score_into_log(family, todo, config, family.make_batch(config), proxies,
-                            InputStore(config, workdir), path, done, failed)
-    nan = (float("nan"), 0.0)
-    return np.asarray([[done.get((str(a.arch_id), n), nan)[0] for n in ranker.features]
-                       for a in archs], np.float64)
+    described = [f for f in ranker.features if f.startswith(PREFIX)]
+    wanted = [f for f in ranker.features if not f.startswith(PREFIX)]
+    values = {}
+    if described:
+        _, table = descriptor_table([a.config for a in archs], described)
+        values.update({f: table[:, j] for j, f in enumerate(described)})
+    if wanted:
+        try:
+            proxies = resolve_proxies(",".join(wanted))
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"the ranker's features cannot be computed here ({e}); give their "
+                              "values with --config.few_shot.features") from None
+        family = get_family(config.family)
+        path = workdir / "predict_values.jsonl"
+        done, failed = scoring.load_log(path)
+        todo = [a for a in archs if any((str(a.arch_id), n) not in done for n in proxies)]
+        if todo:
+            scoring.score_into_log(family, todo, config, family.make_batch(config), proxies,
+                                   InputStore(config, workdir), path, done, failed)
+        nan = (float("nan"), 0.0)
+        for n in wanted:
+            values[n] = np.asarray([done.get((str(a.arch_id), n), nan)[0] for a in archs])
+    return np.stack([np.asarray(values[f], np.float64) for f in ranker.features], axis=1)
 
 
 def run(config, workdir: Path) -> dict:

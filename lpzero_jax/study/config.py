@@ -46,6 +46,7 @@ def few_shot_config() -> ConfigDict:
     f.seeds = "42,43,44,45,46,47,48,49,50,51"  # the draws of S (10: Wilcoxon p can reach 0.002)
     f.searches = False  # also the genome searches on S (over the study.pool inputs; slow)
     f.variants = "bootstrap:q0.25,pars:0.01,top:5"  # FitnessOptions runs (search/few_shot.py)
+    f.arch_features = True  # also the architecture descriptors read off each config (no cost)
     f.kinds = "single,ridge,lambdarank"  # the ranker models the CV chooses among
     f.ranker = ""  # predict: the ranker JSON written by fit_ranker
     f.candidates = ""  # predict: own-format file of the candidates (lines may leave the score out)

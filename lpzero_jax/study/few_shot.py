@@ -12,6 +12,9 @@ Methods (`METHODS`; a method whose inputs are missing is left out):
   ranker           the model kind (single / ridge / lambdarank) and its hyperparameters by CV
                    inside S (search/ranker.py): the learned ranker;
   ranker_cheap     the same on the cheap feature set (no second-order pass), when it is smaller;
+  ranker_arch      the ranker on the architecture descriptors alone (search/arch_features.py:
+                   numbers read off each config, no extraction), when the table has them;
+  ranker+arch      the ranker on the zoo features plus the architecture descriptors;
   evolution, random, evolution_<variant>
                    genome searches on S (search/few_shot.py), when their values are given;
   ranker+genomes   the ranker on the zoo features plus the values of the genomes found on S;
@@ -38,8 +41,8 @@ from lpzero_jax.search import ranker as ranker_lib
 from lpzero_jax.study.seeds import paired_test
 
 ORACLE = "oracle_zoo"
-METHODS = ("best_zoo_on_S", "params", "ridge", "lambdarank", "ranker", "ranker_cheap", "evolution",
-           "random", "ranker+genomes", ORACLE)
+METHODS = ("best_zoo_on_S", "params", "ridge", "lambdarank", "ranker", "ranker_cheap", "ranker_arch",
+           "ranker+arch", "evolution", "random", "ranker+genomes", ORACLE)
 REFERENCES = ("random", "best_zoo_on_S")  # what every method is tested against
 
 
@@ -56,6 +59,15 @@ class FeatureTable:
     values: np.ndarray
     seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
     cheap: List[str] = dataclasses.field(default_factory=list)
+    arch_names: List[str] = dataclasses.field(default_factory=list)
+    arch_values: Optional[np.ndarray] = None  # [N, D] architecture descriptors (arch_features.py)
+
+    def with_descriptors(self, configs: Sequence) -> "FeatureTable":
+        """This table with the descriptors of the architectures' configs (one per row)."""
+        from lpzero_jax.search.arch_features import descriptor_table
+
+        names, values = descriptor_table(configs)
+        return dataclasses.replace(self, arch_names=names, arch_values=values)
 
     def columns(self, names: Sequence[str]) -> np.ndarray:
         index = {n: j for j, n in enumerate(self.names)}
@@ -154,6 +166,13 @@ def run_seed(table: FeatureTable, seed: int, size: int,
     if "ranker_cheap" in methods and 0 < len(table.cheap) < len(zoo):
         out.update(_ranker_entries(table.columns(table.cheap), table.cheap, table, sample, seed,
                                    {"ranker_cheap": ranker_lib.MODEL_KINDS}))
+    if table.arch_values is not None:
+        for name, (x_m, names) in (("ranker_arch", (table.arch_values, table.arch_names)),
+                                   ("ranker+arch", (np.concatenate([x, table.arch_values], axis=1),
+                                                    zoo + table.arch_names))):
+            if name in methods:
+                out.update(_ranker_entries(x_m, names, table, sample, seed,
+                                           {name: ranker_lib.MODEL_KINDS}))
     if searches:
         for name, entry in searches.items():
             if name in ("evolution", "random") or name.startswith("evolution_"):

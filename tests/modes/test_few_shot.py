@@ -47,6 +47,7 @@ def test_a_missing_score_is_allowed_only_when_asked(tmp_path):
 
 def test_fit_ranker_then_predict_from_a_feature_table_without_scores(tmp_path):
     config = tiny_config(mode="fit_ranker")
+    config.few_shot.arch_features = False  # the table's ids are not the benchmark's
     config.few_shot.features = str(feature_csv(tmp_path / "labelled.csv"))
     config.few_shot.kinds = "single,ridge"
     fitted = fit_ranker.run(config, tmp_path / "fit")
@@ -64,6 +65,7 @@ def test_fit_ranker_then_predict_from_a_feature_table_without_scores(tmp_path):
 
 def test_predict_ranks_an_unscored_own_benchmark_file_computing_the_features(tmp_path):
     config = tiny_config(mode="predict")
+    config.few_shot.arch_features = False
     config.few_shot.features = str(feature_csv(tmp_path / "labelled.csv"))
     config.few_shot.kinds = "single"
     fit_ranker.run(config, tmp_path / "fit")
@@ -83,6 +85,7 @@ def test_predict_ranks_an_unscored_own_benchmark_file_computing_the_features(tmp
 
 def test_few_shot_mode_writes_the_protocol_outputs(tmp_path):
     config = tiny_config(mode="few_shot")
+    config.few_shot.arch_features = False
     config.few_shot.features = str(feature_csv(tmp_path / "t.csv", n=60))
     config.few_shot.sizes, config.few_shot.seeds = "20", "1,2,3"
     result = few_shot.run(config, tmp_path / "run")
@@ -100,7 +103,7 @@ def test_the_api_fits_a_ranker_and_predicts_with_it(tmp_path):
 
     labelled = feature_csv(tmp_path / "labelled.csv")
     model = lz.fit_ranker(labelled, "flexibert", kinds="ridge", workdir=tmp_path / "fit",
-                          overrides={"compilation_cache_dir": ""})
+                          overrides={"compilation_cache_dir": "", "few_shot.arch_features": False})
     assert model.kind == "ridge" and model.features == ["params", "noise"]
     new = feature_csv(tmp_path / "new.csv", n=5, seed=2, scored=False)
     rows = lz.predict(tmp_path / "fit" / "ranker.json", features=new, family="flexibert",
@@ -108,3 +111,27 @@ def test_the_api_fits_a_ranker_and_predicts_with_it(tmp_path):
     assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
     with pytest.raises(ValueError, match="give the candidates"):
         lz.predict(tmp_path / "fit" / "ranker.json")
+
+
+def test_a_ranker_with_architecture_descriptors_predicts_unscored_candidates(tmp_path):
+    """fit_ranker on 40 FlexiBERT archs (params + descriptors of their configs); predict computes
+    both for candidates of an own-format file without scores."""
+    family = get_family("flexibert")
+    config = tiny_config(mode="fit_ranker", num_archs=40)
+    archs = family.load_benchmark(config)
+    with open(tmp_path / "labelled.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch_id", "score", "params"])
+        for i, a in enumerate(archs):
+            w.writerow([a.arch_id, a.score, 1000 + (i * 7919) % 40])  # params replaced by noise
+    config.few_shot.features = str(tmp_path / "labelled.csv")
+    config.few_shot.kinds = "ridge"
+    fitted = fit_ranker.run(config, tmp_path / "fit")
+    assert fitted["features"][0] == "params" and len(fitted["features"]) > 5
+    assert "arch:hidden_size" in fitted["features"]
+    config.few_shot.features = ""
+    config.few_shot.ranker = str(tmp_path / "fit" / "ranker.json")
+    config.few_shot.candidates = str(unscored_benchmark(tmp_path / "new.jsonl", [128, 256]))
+    out = predict.run(config, tmp_path / "predict")
+    assert sorted(r["arch_id"] for r in out["predictions"]) == ["new128", "new256"]
+    assert all(np.isfinite(r["predicted"]) for r in out["predictions"])
