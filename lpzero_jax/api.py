@@ -32,16 +32,33 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Hashable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 from ml_collections import ConfigDict
 
+from lpzero_jax import text
 from lpzero_jax import workdir as runner
+from lpzero_jax.benchmarks import lts, minibench, own
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.configs import NAMES, base_config, shipped_config
 from lpzero_jax.families import get_family
 from lpzero_jax.families.base import Family
+from lpzero_jax.models.init import path_names
+from lpzero_jax.paths import read_json, resolve_data_file
+from lpzero_jax.proxies.base import ArchContext
+from lpzero_jax.proxies.resolve import resolve_proxies
 
 PathLike = Union[str, Path]
 BUILT_IN = NAMES  # benchmarks known by name: the shipped configs' families
@@ -59,8 +76,6 @@ def experiment_config(family: str) -> ConfigDict:
 def family_of(path: PathLike) -> str:
     """The family a benchmark file or folder holds: an own-format file's header, an LTS folder or
     compact file (gpt2), a NAS-Bench-BERT list (flexibert), a mini-benchmark's `family`."""
-    from lpzero_jax.benchmarks import lts, minibench, own
-    from lpzero_jax.paths import read_json
 
     path = Path(path).expanduser()
     if path.is_dir():
@@ -339,8 +354,6 @@ def score_model(model, proxies: Union[str, Sequence[str]], input_ids, *, params=
     or the params tree); default: `model.init` at `seed`. A proxy that fails raises (unlike `rank`,
     which logs and scores NaN), so a model that breaks the protocol says why.
     """
-    from lpzero_jax.proxies.base import ArchContext
-    from lpzero_jax.proxies.resolve import resolve_proxies
 
     spec = proxies if isinstance(proxies, str) else ",".join(proxies)
     fns = resolve_proxies(spec)
@@ -360,7 +373,6 @@ def score_model(model, proxies: Union[str, Sequence[str]], input_ids, *, params=
 def _param_paths(tree) -> List[Tuple[str, ...]]:
     import jax
 
-    from lpzero_jax.models.init import path_names
 
     return [path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
@@ -370,8 +382,6 @@ def text_batch(batch_size: int = 4, seq_len: int = 64, seed: int = 0, tokenizer:
     """[batch_size, seq_len] token ids of real WikiText-2 validation text (the copy shipped with
     the package, or your data root's): GPT-2 BPE ids ("gpt2") or BERT WordPiece ids with [CLS] /
     [SEP] ("bert_uncased"). vocab_size: ids >= it are mapped to vocab_size - 1 (a small model)."""
-    from lpzero_jax import text
-    from lpzero_jax.paths import resolve_data_file
 
     corpus = resolve_data_file("wikitext-2/valid.txt")
     if tokenizer == "gpt2":

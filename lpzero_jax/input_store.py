@@ -19,14 +19,14 @@ from typing import Dict, Optional
 
 from absl import logging
 
-from lpzero_jax import files
+from lpzero_jax import files, parallel, runtime
 from lpzero_jax import inputs as proxy_inputs
+from lpzero_jax.families import get_family
 
 
 def data_digests(config) -> Dict[str, str]:
     """role -> content digest of every data file the run reads (benchmark, corpus, vocabulary),
     as named by the family (`Family.data_files`)."""
-    from lpzero_jax.families import get_family
 
     return {role: "+".join(files.file_digest(p) for p in paths)
             for role, paths in sorted(get_family(config.family).data_files(config).items())}
@@ -139,7 +139,6 @@ def collect_inputs(store: InputStore, family, archs, config, batch, label: str =
 
     import jax
 
-    from lpzero_jax import parallel, runtime
 
     t0 = time.perf_counter()
     out = [store.load(a.arch_id, needed) for a in archs]

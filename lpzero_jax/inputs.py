@@ -39,9 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lpzero_jax.engine.sweep import extract_staged
-from lpzero_jax.models.init import path_names
+from lpzero_jax.engine.extract import extract_staged
 from lpzero_jax.engine.sampling import compact_numpy, compact_tensors, sample_indices  # noqa: F401  (public here too)
+from lpzero_jax.files import atomic_write
+from lpzero_jax.models.init import path_names
 
 INPUT_NAMES = ("A", "J", "G", "H", "W", "S")
 LAYERWISE = ("A", "G", "H", "W", "S")
@@ -90,7 +91,6 @@ class CompactInputs:
         arrays = {f"values_{k}": v for k, v in self.values.items()}
         arrays.update({f"counts_{k}": v for k, v in self.counts.items()})
         meta = dict(header or {}, checksum=_checksum(arrays))
-        from lpzero_jax.files import atomic_write
 
         with atomic_write(path, binary=True) as f:
             np.savez(f, header=np.asarray(json.dumps(meta, sort_keys=True)), **arrays)
@@ -259,7 +259,7 @@ def extract_proxy_inputs(family, model_config: Hashable, params, batch: Mapping[
     forward, one backward pass), or the cheapest level covering `needed` (see LEVELS).
 
     staged: compile per layer when the family can cut its model into stages
-    (`Family.stages`, engine/sweep.py), else one program for the whole model. Raises
+    (`Family.stages`, engine/staging.py), else one program for the whole model. Raises
     FloatingPointError naming a non-finite loss or input.
     """
     level = level_for(needed)

@@ -3,7 +3,7 @@
 For each --budgets fraction and each --fitness (`subnet_search` fitness specs: params, proxy:<name>,
 genome:<genome>, published:<key>) this runs `subnet_search` (experiments/smollm.py settings, weights
 sliced from the pretrained GGUF) and evaluates the top-1 subnet's perplexity on the benchmark's
-text slice (the header of lpzero_jax/benchmarks/data/smollm2_lonas.json: same corpus, windows,
+text slice (the header of lpzero_jax/data/smollm2_lonas.json: same corpus, windows,
 seq_len). `random` draws --random_draws feasible subnets with --seed (the same seeded rejection
 sampling as the search's first population) and reports their median and range.
 Writes <workdir>/budget_results.jsonl (one line per (budget, fitness), resumable) and table.md.

@@ -13,11 +13,12 @@ def data_root(tmp_path_factory):
     """../shared/data or $LPZERO_DATA; on a bare install without either, the package's own copies
     unpacked into a temporary data root."""
     from lpzero_jax import paths
+    from lpzero_jax.benchmarks.unpack import unpack_packaged_data
 
     try:
         return paths.data_root()
     except paths.DataNotFoundError:
-        return paths.unpack_packaged_data(tmp_path_factory.mktemp("packaged_data"))
+        return unpack_packaged_data(tmp_path_factory.mktemp("packaged_data"))
 
 
 @pytest.fixture(scope="session")

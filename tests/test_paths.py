@@ -8,6 +8,7 @@ import lzma
 import pytest
 
 from lpzero_jax import paths, text
+from lpzero_jax.benchmarks.unpack import unpack_packaged_data
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_every_shipped_file_has_its_licence_and_source_beside_it():
 
 
 def test_unpacked_data_root_has_the_plain_files(tmp_path):
-    root = paths.unpack_packaged_data(tmp_path)
+    root = unpack_packaged_data(tmp_path)
     with lzma.open(paths.PACKAGE_DATA / "wikitext-2/valid.txt.xz", "rb") as f:
         assert (root / "wikitext-2/valid.txt").read_bytes() == f.read()
     assert len(list((root / "gpt2_wt103/random_GPT2_wt103").glob("config_*/j*/model_config.yaml"))) == 200

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, Mapping, Sequence, Union
 
 from lpzero_jax.errors import UserError
+from lpzero_jax.paths import read_json
 
 ArchId = Union[int, str]
 
@@ -65,6 +66,5 @@ def require_number(value: Any, what: str, where: str) -> float:
 def read_json_file(path) -> Any:
     """The parsed JSON of a benchmark file (plain, .gz or .xz); BenchmarkFormatError naming the file
     if it is missing or not JSON."""
-    from lpzero_jax.paths import read_json
 
     return read_json(path, BenchmarkFormatError)

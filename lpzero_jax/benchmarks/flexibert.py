@@ -10,8 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, require, require_choice,
-                                        require_int, require_number)
+from lpzero_jax.benchmarks.base import (
+    Arch,
+    BenchmarkFormatError,
+    require,
+    require_choice,
+    require_int,
+    require_number,
+)
+from lpzero_jax.paths import read_json
 
 DEFAULT_FILE = "flexibert/BERT_benchmark.json"
 
@@ -66,7 +73,6 @@ def parse_overrides(hidden_size: Any, layers: Any, where: str) -> Dict[str, Any]
 
 def load_flexibert(path: Path, num_archs: Optional[int] = None) -> List[Arch]:
     """Reads BERT_benchmark.json (plain or .gz); returns the first `num_archs` entries (all when None)."""
-    from lpzero_jax.paths import read_json
 
     path = Path(path)
     entries = read_json(path, BenchmarkFormatError)

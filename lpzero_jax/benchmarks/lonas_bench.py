@@ -22,16 +22,23 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, read_json_file, require,
-                                        require_int, require_number)
+from lpzero_jax.benchmarks.base import (
+    Arch,
+    BenchmarkFormatError,
+    read_json_file,
+    require,
+    require_int,
+    require_number,
+)
+from lpzero_jax.models.llama import llama_config_from_dict
+from lpzero_jax.paths import PACKAGE_DATA
 
 FORMAT = "lpzero_jax.lonas_bench/1"
-DEFAULT_SMOLLM_FILE = Path(__file__).resolve().parent / "data" / "smollm2_lonas.json"
+DEFAULT_SMOLLM_FILE = PACKAGE_DATA / "smollm2_lonas.json"
 
 
 def supernet_config(header: Dict[str, Any], where: str):
     """The header's supernet as a LlamaConfig."""
-    from lpzero_jax.models.llama import llama_config_from_dict
 
     supernet = require(header, "supernet", where)
     try:

@@ -23,8 +23,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, require, require_int,
-                                        require_number)
+from lpzero_jax.benchmarks.base import (
+    Arch,
+    BenchmarkFormatError,
+    require,
+    require_int,
+    require_number,
+)
+from lpzero_jax.paths import read_json
 
 DEFAULT_DIR = "gpt2_wt103/random_GPT2_wt103"
 MODEL_CONFIG = "model_config.yaml"
@@ -222,7 +228,6 @@ def lts_to_compact(directory: Path, source: str = "") -> Dict[str, Any]:
 
 def read_compact(path: Path) -> Dict[str, Any]:
     """The compact file's object, header checked; BenchmarkFormatError naming the file otherwise."""
-    from lpzero_jax.paths import read_json
 
     data = read_json(Path(path), BenchmarkFormatError)
     fmt = require(data, "format", str(path))

@@ -16,11 +16,12 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from lpzero_jax.paths import PACKAGE_DATA
 from lpzero_jax.benchmarks.base import (Arch, BenchmarkFormatError, read_json_file, require,
                                         require_int, require_number)
 
 FORMAT = "lpzero_jax.minibench/1"
-DEFAULT_LLAMA_FILE = Path(__file__).resolve().parent / "data" / "llama_minibench.json"
+DEFAULT_LLAMA_FILE = PACKAGE_DATA / "llama_minibench.json"
 VOCAB_FIELDS = ("tokenizer", "size", "counted_on", "fingerprint")
 
 

@@ -35,7 +35,15 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError, require, require_number
+from lpzero_jax.benchmarks.base import (
+    Arch,
+    BenchmarkFormatError,
+    require,
+    require_number,
+)
+from lpzero_jax.benchmarks.flexibert import parse_overrides
+from lpzero_jax.benchmarks.lts import parse_model_config
+from lpzero_jax.paths import open_text
 
 FORMAT = "lpzero_jax.benchmark/1"
 HEADER_FIELDS = ("format", "family", "metric", "higher_is_better")
@@ -48,7 +56,6 @@ def is_own_format(path: Path) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    from lpzero_jax.paths import open_text
 
     try:
         with open_text(path) as f:
@@ -68,7 +75,6 @@ def read_header(path: Path) -> Dict[str, Any]:
 
 def _read(path: Path) -> Tuple[Dict[str, Any], List[Tuple[int, Any]]]:
     """(header, [(line number, parsed object), ...]) of the file."""
-    from lpzero_jax.paths import open_text
 
     path = Path(path)
     if not path.is_file():
@@ -166,7 +172,6 @@ GPT2_N_POSITIONS = 1024
 def parse_gpt2_config(raw: Any, where: str) -> Dict[str, Any]:
     """An own-format GPT-2 config -> the fields `benchmarks.lts.parse_model_config` returns (so the
     family builds it exactly as an LTS architecture). Defaults: a plain tied-embedding GPT-2."""
-    from lpzero_jax.benchmarks.lts import parse_model_config
 
     d = check_fields(raw, GPT2_REQUIRED, GPT2_OPTIONAL, where)
     lists = [d[k] for k in ("n_head", "d_inner") if isinstance(d[k], list)]
@@ -192,7 +197,6 @@ def parse_gpt2_config(raw: Any, where: str) -> Dict[str, Any]:
 
 def parse_flexibert_config(raw: Any, where: str) -> Dict[str, Any]:
     """An own-format FlexiBERT config (hidden_size, encoder_layers) -> the reader's Arch config."""
-    from lpzero_jax.benchmarks.flexibert import parse_overrides
 
     d = check_fields(raw, ("hidden_size", "encoder_layers"), (), where)
     return parse_overrides(d["hidden_size"], d["encoder_layers"], where)

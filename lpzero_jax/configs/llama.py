@@ -20,7 +20,7 @@ def get_config() -> ConfigDict:
     c.family = "llama"
     c.mode = "rank"
     c.workdir = "runs/llama"
-    c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/benchmarks/data/llama_minibench.json
+    c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/data/llama_minibench.json
     # proxy batch: the benchmark's TRAINING text (valid.txt is its ground truth; proxies must not see it)
     c.corpus = "wikitext-2/test.txt"
     # LM vocabulary: GPT-2 BPE reduced to the vocab_size-1 most frequent ids of vocab_corpus + UNK, as

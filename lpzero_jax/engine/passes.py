@@ -31,13 +31,13 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from lpzero_jax.engine import sweep
+from lpzero_jax.engine import staging, sweep
 
 Path = Tuple[str, ...]
 LAYER = "layer_0"  # the name a layer's paths get inside its own (shared) stage
 
 
-def stages_for(family, model_config, param_shapes) -> Optional[sweep.Stages]:
+def stages_for(family, model_config, param_shapes) -> Optional[staging.Stages]:
     """The model's stages when the stage-wise passes give the whole-model values, else None."""
     stages = family.stages(model_config)
     if stages is None:
@@ -54,7 +54,7 @@ def synflow_objective(family) -> str:
     return "head_loss" if family.synflow_objective == "proxy_loss" else family.synflow_objective
 
 
-def synflow_stages_for(family, stages: Optional[sweep.Stages]) -> Optional[sweep.Stages]:
+def synflow_stages_for(family, stages: Optional[staging.Stages]) -> Optional[staging.Stages]:
     """stages when the outer stage evaluates the family's Synflow objective, else None."""
     if stages is None or not callable(getattr(type(stages.outer), synflow_objective(family), None)):
         return None
@@ -134,7 +134,7 @@ def _fisher_forward(module, family):
     """jit (p, x) -> (y, VJP over (p, x, output deltas), intermediates, linear outputs)."""
 
     def build():
-        fn, zeros_for = output_delta_function(family, sweep.layer_apply(module), prefix=(LAYER,))
+        fn, zeros_for = output_delta_function(family, staging.layer_apply(module), prefix=(LAYER,))
 
         def forward(p, x):
             y, vjp_fn, (inter, outputs) = jax.vjp(fn, p, x, zeros_for(p, x), has_aux=True)
@@ -142,7 +142,7 @@ def _fisher_forward(module, family):
 
         return jax.jit(forward)
 
-    return sweep.cached_jit(("zoo_fisher_fwd", sweep.module_key(module), family), build)
+    return staging.cached_jit(("zoo_fisher_fwd", staging.module_key(module), family), build)
 
 
 @jax.jit
@@ -157,7 +157,7 @@ def _cut_channels(pad: sweep.Padding, per_channel):
     return {k: tuple(pad.cut_channels(k[2:], x) for x in v) for k, v in per_channel.items()}
 
 
-def backward(family, stages: sweep.Stages, params, batch):
+def backward(family, stages: staging.Stages, params, batch):
     """(loss, intermediates, grads, d loss / d word embeds, fisher {layer path: [C]}), as
     `proxies.stages.compiled_backward`, then positives {layer path: [C]}: the linear layers'
     `first_input_positives`, from the same forward (no pass of their own)."""
@@ -173,7 +173,7 @@ def backward(family, stages: sweep.Stages, params, batch):
 
 # --- Synflow ---------------------------------------------------------------------------------------
 
-def synflow_grads(family, stages: sweep.Stages, params, batch):
+def synflow_grads(family, stages: staging.Stages, params, batch):
     """d R / d params at |params| and all-ones word embeddings, R the family's Synflow objective
     (`synflow_objective`), as `proxies.stages.compiled_synflow`."""
     abs_params = jax.tree_util.tree_map(jnp.abs, params)
@@ -185,14 +185,14 @@ def synflow_grads(family, stages: sweep.Stages, params, batch):
 # --- Hessian-vector product ------------------------------------------------------------------------
 
 def _output_only(module):
-    apply = sweep.layer_apply(module)
+    apply = staging.layer_apply(module)
     return lambda p, x: apply(p, x)[0]
 
 
 def _hvp_forward(module):
     """jit (p, x, v, x_dot) -> (y, y_dot): the layer's jvp along (v, x_dot)."""
     f = _output_only(module)
-    return sweep.cached_jit(("zoo_hvp_fwd", sweep.module_key(module)),
+    return staging.cached_jit(("zoo_hvp_fwd", staging.module_key(module)),
                             lambda: jax.jit(lambda p, x, v, x_dot: jax.jvp(f, (p, x), (v, x_dot))))
 
 
@@ -210,7 +210,7 @@ def _hvp_backward(module):
 
         return jax.jit(step)
 
-    return sweep.cached_jit(("zoo_hvp_bwd", sweep.module_key(module)), build)
+    return staging.cached_jit(("zoo_hvp_bwd", staging.module_key(module)), build)
 
 
 def _hvp_head(outer):
@@ -223,18 +223,18 @@ def _hvp_head(outer):
 
         return jax.jit(head)
 
-    return sweep.cached_jit(("zoo_hvp_head", sweep.module_key(outer)), build)
+    return staging.cached_jit(("zoo_hvp_head", staging.module_key(outer)), build)
 
 
-def hessian_vector_product(stages: sweep.Stages, params, batch,
+def hessian_vector_product(stages: staging.Stages, params, batch,
                            vector: Dict[Path, jax.Array]) -> Dict[Path, jax.Array]:
     """{path: (H vector)} for H the Hessian of the proxy loss w.r.t. the layer weights at the
     paths of `vector` (every other parameter held fixed), as `proxies.stages.compiled_hvp`."""
-    p, outer_params = sweep.split_params(stages, params)
+    p, outer_params = staging.split_params(stages, params)
     by_layer: Dict[str, Dict[Path, jax.Array]] = {}
     for path, v in vector.items():
         by_layer.setdefault(path[1], {})[path[2:]] = v
-    forward, _, _ = sweep.outer_full(sweep.module_key(stages.outer), stages.outer,
+    forward, _, _ = sweep.outer_full(staging.module_key(stages.outer), stages.outer,
                                      stages.prelude_args)
     x, _ = forward(outer_params, batch)
     x_dot = jnp.zeros_like(x)
@@ -248,7 +248,7 @@ def hessian_vector_product(stages: sweep.Stages, params, batch,
             v = pad.pad(v, zero_extra=True)
         saved.append((run, pkey, layer_params, x, x_dot, v, pad))
         x, x_dot = _hvp_forward(run)(layer_params, x, v, x_dot)
-    g, g_dot = _hvp_head(stages.outer)(outer_params, x, x_dot, sweep.head_batch(stages, batch))
+    g, g_dot = _hvp_head(stages.outer)(outer_params, x, x_dot, staging.head_batch(stages, batch))
     out: Dict[Path, jax.Array] = {}
     for run, pkey, layer_params, x_l, x_dot_l, v, pad in reversed(saved):
         g, g_dot, hv = _hvp_backward(run)(layer_params, x_l, g, v, x_dot_l, g_dot)

@@ -24,7 +24,7 @@ def sample_indices(seed: int, slot: int, n: int, sample_size: int) -> np.ndarray
     """The positions (with replacement) drawn from a tensor of n > sample_size elements.
 
     They depend on (seed, slot within the layer, n) only, not on the layer index, so that equal
-    layers of different architectures compile to the same program (see engine/sweep.py).
+    layers of different architectures compile to the same program (see engine/staging.py).
     """
     rng = np.random.default_rng([seed, slot, n])
     return rng.integers(0, n, size=sample_size, dtype=np.int64).astype(np.int32)

@@ -28,8 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from lpzero_jax.benchmarks.base import Arch
+from lpzero_jax.benchmarks import own
+from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
+from lpzero_jax.errors import ConfigError
 from lpzero_jax.models import init as model_init
+from lpzero_jax.models.dropout import TrainDropout
 from lpzero_jax.paths import resolve_data_file
 from lpzero_jax.registry import Registry
 
@@ -80,7 +83,6 @@ class Family:
     def parse_benchmark_config(self, raw: Any, where: str) -> Dict[str, Any]:
         """One architecture's `config` of an own-format benchmark line (benchmarks/own.py), validated
         and returned as this family's Arch config; BenchmarkFormatError naming `where` otherwise."""
-        from lpzero_jax.benchmarks.base import BenchmarkFormatError
 
         raise BenchmarkFormatError(f"{where}: family {self.name!r} reads no own-format benchmarks")
 
@@ -89,7 +91,6 @@ class Family:
         else None (the family then reads its built-in format)."""
         from pathlib import Path
 
-        from lpzero_jax.benchmarks import own
 
         path = config.get("benchmark_file")
         if not path:
@@ -118,7 +119,7 @@ class Family:
         raise NotImplementedError
 
     def stages(self, model_config: Hashable):
-        """The model cut into compile-once stages (lpzero_jax.engine.sweep.Stages), or None for one
+        """The model cut into compile-once stages (lpzero_jax.engine.staging.Stages), or None for one
         whole-model program per architecture. Every engine consumer runs them (the compact six
         inputs and the zoo's full-tensor passes). A family may bucket layer widths
         (`Stages.bucket`: exact zero padding, outputs cut back to the real shapes) so that its
@@ -202,7 +203,6 @@ class Family:
         """The supernet `subnet_search` slices its subnets from (`search/subnets.py`); its params
         are only built when a fitness asks for them. Default: the family has no supernet (a
         ConfigError naming the fix)."""
-        from lpzero_jax.errors import ConfigError
 
         raise ConfigError(f"family {self.name!r} has no supernet for subnet_search; use "
                           "--config.family=llama (or smollm)")
@@ -214,11 +214,9 @@ class Family:
         if config is None or not config.get("train_mode", False):  # None: no run config
             return None
         if self.train_dropout is None:
-            from lpzero_jax.errors import ConfigError
 
             raise ConfigError(f"train_mode: family {self.name!r} has no dropout to switch on (only "
                               "gpt2 and flexibert do); remove --config.train_mode")
-        from lpzero_jax.models.dropout import TrainDropout
 
         hidden, attention = self.train_dropout
         return TrainDropout(hidden=hidden, attention=attention, seed=int(config.seed))

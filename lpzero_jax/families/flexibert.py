@@ -23,8 +23,8 @@ from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.benchmarks.flexibert import DEFAULT_FILE, load_flexibert
 from lpzero_jax.benchmarks.own import parse_flexibert_config
 from lpzero_jax.families.base import FAMILIES, Family
-from lpzero_jax.models import flexibert as flexibert_model
-from lpzero_jax.models.flexibert import FlexiBert, FlexiBertConfig, LayerConfig
+from lpzero_jax.engine.staging import Stages
+from lpzero_jax.models.flexibert import EncoderLayer, FlexiBert, FlexiBertConfig, LayerConfig
 from lpzero_jax.paths import resolve_data_file
 
 ARCH_READINGS = ("benchmark", "pytorch_reference")
@@ -102,7 +102,7 @@ class FlexiBertFamily(Family):
         in the whole-model programs)."""
         if model_config.dropout is not None:
             return None
-        return flexibert_model.stages(model_config)
+        return flexibert_stages(model_config)
 
     def max_seq_len(self, model_config: FlexiBertConfig) -> int:
         return model_config.max_position_embeddings
@@ -152,3 +152,16 @@ class FlexiBertFamily(Family):
 
 
 FAMILIES.register(FlexiBertFamily.name)(FlexiBertFamily())
+
+
+def flexibert_stages(config: FlexiBertConfig) -> Stages:
+    """The model cut into separately compiled stages (see lpzero_jax/engine/staging.py): the embedding side
+    and head as a layer-less FlexiBert (shared by every architecture of the same hidden size and
+    loss), and one EncoderLayer per layer (shared by every equal layer of any architecture)."""
+    if config.dropout is not None:
+        raise ValueError("train-mode dropout runs in the whole-model programs only; the staged "
+                         "passes need an eval-mode config (dropout None)")
+    outer = FlexiBert(dataclasses.replace(config, layers=()))
+    layers = [(EncoderLayer(config.hidden_size, lc, config.layer_norm_eps, config.conv_head_ratio),
+               f"layer_{i}") for i, lc in enumerate(config.layers)]
+    return Stages(outer=outer, layers=layers, prelude_args=("token_type_ids",))

@@ -33,10 +33,11 @@ from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.benchmarks.lts import DEFAULT_DIR, load_lts_path
 from lpzero_jax.benchmarks.own import parse_gpt2_config
+from lpzero_jax.families import gpt2_stages
 from lpzero_jax.families.base import FAMILIES, Family
 from lpzero_jax.models import init as model_init
-from lpzero_jax.models import gpt2_flex
-from lpzero_jax.models.gpt2_flex import GPT2Flex, GPT2FlexConfig
+from lpzero_jax.models.gpt2_config import GPT2FlexConfig
+from lpzero_jax.models.gpt2_flex import GPT2Flex
 from lpzero_jax.paths import resolve_data_file
 
 # LTS params_summary columns, plus the two groups it has no column for.
@@ -134,12 +135,12 @@ class GPT2Family(Family):
     def stages(self, model_config: GPT2FlexConfig):
         """Adaptive embedding + positions on the host / blocks with FFN widths bucketed to
         `ffn_bucket` and `run_heads` fine heads / ln_f + adaptive softmax loss
-        (`gpt2_flex.stages`). The zoo's full-tensor passes run them too (`engine.passes`: the
+        (`gpt2_stages.stages`). The zoo's full-tensor passes run them too (`engine.passes`: the
         bucketed layer programs, outputs cut back to the real shapes). In train mode None (the
         dropout masks are keyed by the real layer index: one whole-model program)."""
         if model_config.dropout is not None:
             return None
-        return gpt2_flex.stages(model_config, self.ffn_bucket, self.run_heads)
+        return gpt2_stages.stages(model_config, self.ffn_bucket, self.run_heads)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
         corpus = resolve_data_file(config.corpus, config.get("data_root"), config.get("corpus_file"))
@@ -192,7 +193,7 @@ def layer_buckets(model_configs, multiple: int, batch_tokens: int = 16 * 192) ->
         ffn = 4 * batch_tokens * d * f
         return ffn if ffn_only else ffn + 8 * batch_tokens * d * d + 4 * batch_tokens * 192 * d
 
-    pad = [(d, h, gpt2_flex.bucket_width(f, multiple)) for d, h, f in layers]
+    pad = [(d, h, gpt2_stages.bucket_width(f, multiple)) for d, h, f in layers]
     return {"layers": len(layers), "distinct": len(set(layers)), "distinct_bucketed": len(set(pad)),
             "extra_ffn_flops": sum(flops(d, f, True) for d, _, f in pad)
             / sum(flops(d, f, True) for d, _, f in layers) - 1,

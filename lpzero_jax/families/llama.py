@@ -15,6 +15,7 @@ down); LoRA factors, embeddings, norms and the LM head are not W.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -24,11 +25,21 @@ from ml_collections import ConfigDict
 
 from lpzero_jax import lm_vocab, text
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
-from lpzero_jax.benchmarks.minibench import DEFAULT_LLAMA_FILE, check_vocab, load_minibench
+from lpzero_jax.benchmarks.minibench import (
+    DEFAULT_LLAMA_FILE,
+    check_vocab,
+    load_minibench,
+)
+from lpzero_jax.engine.staging import Stages
 from lpzero_jax.families.base import FAMILIES, Family, Supernet
 from lpzero_jax.models.init import path_names
-from lpzero_jax.models import llama as llama_model
-from lpzero_jax.models.llama import Llama, LlamaConfig, llama_config_from_dict
+from lpzero_jax.models.llama import (
+    DecoderLayer,
+    Llama,
+    LlamaConfig,
+    llama_config_from_dict,
+)
+from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
 from lpzero_jax.paths import resolve_data_file
 
 TOKENIZER = "gpt2"
@@ -119,7 +130,7 @@ class LlamaFamily(Family):
         return Llama(model_config)
 
     def stages(self, model_config: LlamaConfig):
-        return llama_model.stages(model_config)
+        return llama_stages(model_config)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
         if config.get("tokenizer_path"):
@@ -160,7 +171,6 @@ class LlamaFamily(Family):
         ss = config.subnet_search
         rank = int(max(ss.rank_choices))
         if ss.get("checkpoint"):
-            from lpzero_jax.models.llama_checkpoint import load_llama_checkpoint, read_hf_config
 
             supernet = LlamaConfig.from_hf(read_hf_config(Path(ss.checkpoint)), rank, rank,
                                            float(ss.lora_scaling))
@@ -208,3 +218,12 @@ def _group_counts(family: LlamaFamily, model_config: LlamaConfig) -> Dict[str, i
 
 
 FAMILIES.register(LlamaFamily.name)(LlamaFamily())
+
+
+def llama_stages(config: LlamaConfig) -> Stages:
+    """The model cut into separately compiled stages (lpzero_jax/engine/staging.py): the layer-less Llama
+    (embeddings, final norm, head; shared by every model of the same vocabulary and width) and one
+    DecoderLayer per layer (shared by every equal layer, e.g. subnets' layers of the same width/rank)."""
+    shared = dataclasses.replace(config, layers=())
+    return Stages(outer=Llama(shared),
+                  layers=[(DecoderLayer(shared, l), f"layer_{i}") for i, l in enumerate(config.layers)])

@@ -23,14 +23,15 @@ from ml_collections import ConfigDict
 from lpzero_jax import text
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.benchmarks.lonas_bench import DEFAULT_SMOLLM_FILE, load_lonas_bench
-from lpzero_jax.families.base import FAMILIES, Supernet
+from lpzero_jax.families.base import FAMILIES, Supernet, get_family
 from lpzero_jax.families.llama import LlamaFamily
 from lpzero_jax.models.llama import LlamaConfig, llama_config_from_dict
+from lpzero_jax.models.llama_gguf import gguf_corpus_ids, load_llama_gguf, smollm2_path
+from lpzero_jax.models.lonas import extract_subnet_params
 from lpzero_jax.paths import resolve_data_file
 
 
 def gguf_file(config: ConfigDict) -> Path:
-    from lpzero_jax.models.llama_gguf import smollm2_path
 
     return Path(config.gguf_path) if config.get("gguf_path") else smollm2_path()
 
@@ -47,9 +48,8 @@ def file_sha256(path: str) -> str:
 @functools.lru_cache(maxsize=1)
 def supernet_params(path: str):
     """(config, float32 params) of the pretrained supernet (one held at a time: ~0.5 GB)."""
-    from lpzero_jax.models.llama_gguf import load_llama_gguf
 
-    return load_llama_gguf(Path(path))
+    return load_llama_gguf(Path(path), get_family("llama"))
 
 
 class SmolLMFamily(LlamaFamily):
@@ -70,7 +70,6 @@ class SmolLMFamily(LlamaFamily):
         return llama_config_from_dict(arch.config)
 
     def make_batch(self, config: ConfigDict) -> Dict[str, np.ndarray]:
-        from lpzero_jax.models.llama_gguf import gguf_corpus_ids
 
         ids = gguf_corpus_ids(str(gguf_file(config)),
                               str(resolve_data_file(config.corpus, config.get("data_root"))))
@@ -90,7 +89,6 @@ class SmolLMFamily(LlamaFamily):
 
     def arch_params(self, model_config: LlamaConfig, config: ConfigDict):
         """The subnet's weights sliced from the pretrained supernet (leading FFN channels)."""
-        from lpzero_jax.models.lonas import extract_subnet_params
 
         _, params = supernet_params(str(gguf_file(config)))
         return extract_subnet_params(params, self.param_shapes(model_config))

@@ -363,18 +363,3 @@ class FlexiBert(nn.Module):
     def init_all(self, input_ids: jax.Array):
         """Touches every submodule (for `init`): embed + forward."""
         return self(self.embed(input_ids))
-
-
-def stages(config: FlexiBertConfig):
-    """The model cut into separately compiled stages (see lpzero_jax/engine/sweep.py): the embedding side
-    and head as a layer-less FlexiBert (shared by every architecture of the same hidden size and
-    loss), and one EncoderLayer per layer (shared by every equal layer of any architecture)."""
-    from lpzero_jax.engine.sweep import Stages
-
-    if config.dropout is not None:
-        raise ValueError("train-mode dropout runs in the whole-model programs only; the staged "
-                         "passes need an eval-mode config (dropout None)")
-    outer = FlexiBert(dataclasses.replace(config, layers=()))
-    layers = [(EncoderLayer(config.hidden_size, lc, config.layer_norm_eps, config.conv_head_ratio),
-               f"layer_{i}") for i, lc in enumerate(config.layers)]
-    return Stages(outer=outer, layers=layers, prelude_args=("token_type_ids",))

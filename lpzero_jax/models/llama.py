@@ -345,17 +345,6 @@ class Llama(nn.Module):
         return self(self.embed(input_ids))
 
 
-def stages(config: LlamaConfig):
-    """The model cut into separately compiled stages (lpzero_jax/engine/sweep.py): the layer-less Llama
-    (embeddings, final norm, head; shared by every model of the same vocabulary and width) and one
-    DecoderLayer per layer (shared by every equal layer, e.g. subnets' layers of the same width/rank)."""
-    from lpzero_jax.engine.sweep import Stages
-
-    shared = dataclasses.replace(config, layers=())
-    return Stages(outer=Llama(shared),
-                  layers=[(DecoderLayer(shared, l), f"layer_{i}") for i, l in enumerate(config.layers)])
-
-
 def lm_loss(logits: jax.Array, input_ids: jax.Array, loss_mask: Optional[jax.Array] = None) -> jax.Array:
     """Mean cross-entropy of predicting input_ids[:, 1:] from logits[:, :-1] (float32)."""
     logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)

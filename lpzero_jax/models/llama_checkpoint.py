@@ -144,7 +144,7 @@ def read_adapter(path: Path) -> Dict[str, np.ndarray]:
     return {(k[len(PEFT_PREFIX):] if k.startswith(PEFT_PREFIX) else k): v for k, v in tensors.items()}
 
 
-def load_llama_checkpoint(folder: Path, family=None, attn_lora_rank: int = 0, ffn_lora_rank: int = 0,
+def load_llama_checkpoint(folder: Path, family, attn_lora_rank: int = 0, ffn_lora_rank: int = 0,
                           lora_scaling: float = 2.0, adapter_path: Optional[Path] = None,
                           seed: int = 0) -> Tuple[LlamaConfig, object]:
     """(LlamaConfig, params) of a local HF LLaMA checkpoint folder, optionally with LoRA adapters.
@@ -152,9 +152,6 @@ def load_llama_checkpoint(folder: Path, family=None, attn_lora_rank: int = 0, ff
     Adapters of the requested ranks that the adapter file does not provide are initialised as
     peft does (A uniform, B zero) by the family's init rule, with `seed`.
     """
-    from lpzero_jax.families.base import get_family
-
-    family = family or get_family("llama")
     config = LlamaConfig.from_hf(read_hf_config(folder), attn_lora_rank, ffn_lora_rank, lora_scaling)
     tensors = read_safetensors(Path(folder))
     if adapter_path is not None:

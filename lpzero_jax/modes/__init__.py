@@ -1,7 +1,18 @@
 """Modes of `lpzero_jax.main`, one file each, named as the mode: `Mode`s registered in MODES."""
 
+from lpzero_jax.modes import (  # noqa: F401
+                              bench,
+                              few_shot,
+                              fit_ranker,
+                              joint_search,
+                              predict,
+                              rank,
+                              search,
+                              sensitivity,
+                              study,
+                              subnet_search,
+                              transfer,
+)
 from lpzero_jax.modes.base import MODES, Mode, register_mode
-from lpzero_jax.modes import (bench, few_shot, fit_ranker, joint_search, predict, rank,  # noqa: F401
-                              search, sensitivity, study, subnet_search, transfer)
 
 __all__ = ["MODES", "Mode", "register_mode"]

@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from lpzero_jax import evaluation, inputs as proxy_inputs, parallel, runtime
-from lpzero_jax.engine import sweep
+from lpzero_jax import evaluation, parallel, runtime
+from lpzero_jax import inputs as proxy_inputs
+from lpzero_jax.engine import extract, staging, timing
 from lpzero_jax.expression.compile import compile_genome
 from lpzero_jax.expression.genome import random_genome
 from lpzero_jax.expression.program import GenomeProgram
@@ -55,12 +56,12 @@ def extraction_cost(family, model_config, params, batch, sample_size: int) -> di
     device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
     stages = family.stages(model_config)
     if stages is not None:
-        timer = sweep.StageTimer()
-        sweep.extract_staged(stages, params, device_batch, family.is_proxy_weight, sample_size, 0,
+        timer = timing.StageTimer()
+        extract.extract_staged(stages, params, device_batch, family.is_proxy_weight, sample_size, 0,
                               timer=timer)
         return {"flops": float(sum(timer.flops.values())), "stage_seconds": dict(timer.seconds),
                 "stage_flops": dict(timer.flops)}
-    timer = sweep.StageTimer()
+    timer = timing.StageTimer()
     timer("whole", proxy_inputs._compiled_extractor(family, model_config, sample_size, 0),
           params, device_batch)
     return {"flops": float(timer.flops["whole"]), "stage_seconds": dict(timer.seconds),
@@ -80,11 +81,11 @@ def distinct_stages(family, model_configs) -> dict:
         if stages is None:
             whole.add(mc)
             continue
-        outers.add(sweep.module_key(sweep.head_stage(stages)))
+        outers.add(staging.module_key(staging.head_stage(stages)))
         if stages.host_prelude is None:
-            on_device.add(sweep.module_key(stages.outer))
+            on_device.add(staging.module_key(stages.outer))
         for module, _ in stages.layers:
-            layers.add(sweep.module_key(sweep.run_module(stages, module)))
+            layers.add(staging.module_key(staging.run_module(stages, module)))
     return {"layer_stages": len(layers), "outer_stages": len(outers), "whole_models": len(whole),
             "programs": 2 * len(layers) + len(outers) + 2 * len(on_device) + len(whole)}
 

@@ -18,8 +18,14 @@ from absl import logging
 from lpzero_jax import parallel, report
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.results import write_json
-from lpzero_jax.search.driver import (SearchData, best_of, evaluate_on_all, make_evaluator_factory,
-                                      run_searches, write_history)
+from lpzero_jax.search.driver import (
+    SearchData,
+    best_of,
+    evaluate_on_all,
+    make_evaluator_factory,
+    run_searches,
+    write_history,
+)
 from lpzero_jax.search.settings import check_sample, validate_search
 
 

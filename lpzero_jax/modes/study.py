@@ -27,9 +27,9 @@ from lpzero_jax import files, report
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.results import load_json
+from lpzero_jax.search.settings import check_drawn_sample, validate_search
 from lpzero_jax.study import seeds as seeds_study
 from lpzero_jax.study import sensitivity
-from lpzero_jax.search.settings import check_drawn_sample, validate_search
 from lpzero_jax.study.pool import load_pool
 
 

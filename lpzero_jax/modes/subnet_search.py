@@ -20,10 +20,20 @@ from typing import Dict, List, Sequence
 
 from absl import logging
 
+from lpzero_jax.families import get_family
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.results import open_log, read_jsonl, write_json
-from lpzero_jax.search.subnets import (Choice, EvolutionSettings, SubnetWorld, choice_key, evolve_subnets,
-                                       lonas_space, make_fitness, parse_choice_key, subnet_budget)
+from lpzero_jax.search.subnets import (
+    Choice,
+    EvolutionSettings,
+    SubnetWorld,
+    choice_key,
+    evolve_subnets,
+    lonas_space,
+    make_fitness,
+    parse_choice_key,
+    subnet_budget,
+)
 
 
 def evaluations_path(config, space, source: dict, workdir: Path) -> Path:
@@ -83,7 +93,6 @@ def write_results(out: Path, ss, space, super_count: int, max_params: int, resul
 
 
 def run(config, workdir: Path) -> dict:
-    from lpzero_jax.families import get_family
 
     started = time.perf_counter()
     ss = config.subnet_search

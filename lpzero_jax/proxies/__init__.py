@@ -27,4 +27,4 @@ from lpzero_jax.proxies import (  # noqa: F401  (each module registers its proxi
     zerolm,
 )
 
-__all__ = ["DERIVED", "PROXIES", "ArchContext", "Proxy", "register_derived", "register_proxy"]
+__all__ = ["DERIVED", "FACTORS", "PROXIES", "ArchContext", "Proxy", "register_derived", "register_proxy"]

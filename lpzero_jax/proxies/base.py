@@ -14,12 +14,23 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable, Dict, FrozenSet, Hashable, List, Mapping, Optional, Tuple, Union
+from typing import (
+    Callable,
+    Dict,
+    FrozenSet,
+    Hashable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.engine import passes, sweep
 from lpzero_jax.proxies import common, stages
@@ -278,7 +289,6 @@ class ArchContext:
     def proxy_inputs(self, needed=None):
         """Compact proxy inputs (CompactInputs) covering `needed` (default: all six), from the
         run's loader (the disk cache) if given, else extracted here."""
-        from lpzero_jax import inputs as proxy_inputs
 
         needed = tuple(sorted(needed or proxy_inputs.INPUT_NAMES))
         level = proxy_inputs.level_for(needed)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Dict
 
+from lpzero_jax.expression.genome import looks_like_genome
 from lpzero_jax.proxies.base import PROXIES, Proxy
+from lpzero_jax.proxies.genome import genome_factors, genome_proxy
 
 
 def split_proxy_list(spec: str) -> list:
@@ -29,8 +31,6 @@ def resolve_proxies(spec: str) -> Dict[str, Proxy]:
     error names the problem). A genome proxy's column is the canonical genome text.
     """
     import lpzero_jax.proxies  # noqa: F401  (registers the built-in proxies)
-    from lpzero_jax.expression.genome import looks_like_genome
-    from lpzero_jax.proxies.genome import genome_factors, genome_proxy
 
     names = PROXIES.names() if spec.strip() == "all" else split_proxy_list(spec)
     if not names:

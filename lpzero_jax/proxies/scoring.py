@@ -19,11 +19,15 @@ from typing import Dict, Optional, Tuple
 from absl import logging
 
 from lpzero_jax import runtime
-from lpzero_jax.errors import (DataFileError, RepeatedFailureError, UserError,
-                               describe, is_environment_error)
+from lpzero_jax.errors import (
+    DataFileError,
+    RepeatedFailureError,
+    UserError,
+    describe,
+    is_environment_error,
+)
 from lpzero_jax.proxies.base import ArchContext
 from lpzero_jax.results import numbered_records, open_log
-
 
 # A proxy that fails with the same error on this many architectures in a row, from the start of
 # a run, stops the run: the cause is the configuration, not the architectures.

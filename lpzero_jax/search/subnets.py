@@ -31,11 +31,25 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lpzero_jax.benchmarks.base import Arch
-from lpzero_jax.models.lonas import (Choice, LonasSpace, as_choice, choice_array,
-                                     extract_subnet_params)
+from lpzero_jax.expression import compile_genome
+from lpzero_jax.expression.published import PUBLISHED
+from lpzero_jax.inputs import INPUT_NAMES, extract_proxy_inputs, stack_inputs
+from lpzero_jax.models.lonas import (
+    Choice,
+    LonasSpace,
+    as_choice,
+    choice_array,
+    extract_subnet_params,
+)
 from lpzero_jax.proxies.base import ArchContext
+from lpzero_jax.proxies.resolve import resolve_proxies
 from lpzero_jax.registry import Registry
-from lpzero_jax.search.evolution import LoopSettings, SearchState, evolve_members
+from lpzero_jax.search.evolution import (
+    LoopSettings,
+    SearchState,
+    draw_valid,
+    evolve_members,
+)
 
 Fitness = Callable[[Sequence[Choice]], Sequence[float]]
 
@@ -121,7 +135,6 @@ class SubnetSpace:
 def feasible(space: LonasSpace, draw: Callable[[], Choice], max_params: int, rng: np.random.Generator,
              max_tries: int, avoid=frozenset()) -> Choice:
     """A draw within the budget and not in `avoid` (repaired after max_tries failed draws)."""
-    from lpzero_jax.search.evolution import draw_valid
 
     return draw_valid(SubnetSpace(space, max_params), draw, avoid, max_tries, rng)
 
@@ -209,7 +222,6 @@ class SubnetWorld:
 
     def compact_inputs(self, choice: Choice, needed=None):
         """The subnet's compact proxy inputs (only those in `needed`, e.g. W alone needs no pass)."""
-        from lpzero_jax.inputs import INPUT_NAMES, extract_proxy_inputs
 
         ctx = self.context(choice)
         return extract_proxy_inputs(self.family, ctx.model_config, ctx.params, ctx.batch,
@@ -236,7 +248,6 @@ def params_fitness(world: SubnetWorld, arg: str = "") -> Fitness:
 
 @FITNESS_KINDS.register("proxy")
 def proxy_fitness(world: SubnetWorld, arg: str) -> Fitness:
-    from lpzero_jax.proxies.resolve import resolve_proxies
 
     fn = resolve_proxies(arg)[arg]
     return lambda choices: [float(fn(world.context(c))) for c in choices]
@@ -244,8 +255,6 @@ def proxy_fitness(world: SubnetWorld, arg: str) -> Fitness:
 
 @FITNESS_KINDS.register("genome")
 def genome_fitness(world: SubnetWorld, arg: str) -> Fitness:
-    from lpzero_jax.expression import compile_genome
-    from lpzero_jax.inputs import stack_inputs
 
     search = world.config.get("search") or {}
     scorer = compile_genome(arg, search.get("aggregate", "sum"))
@@ -255,7 +264,6 @@ def genome_fitness(world: SubnetWorld, arg: str) -> Fitness:
 
 @FITNESS_KINDS.register("published")
 def published_fitness(world: SubnetWorld, arg: str) -> Fitness:
-    from lpzero_jax.expression.published import PUBLISHED
 
     if arg not in PUBLISHED:
         raise KeyError(f"unknown published genome {arg!r}; known: {', '.join(sorted(PUBLISHED))}")

@@ -15,6 +15,7 @@ from typing import Dict, List
 import numpy as np
 from absl import logging
 
+from lpzero_jax import evaluation
 from lpzero_jax.checks import load_archs
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.families import get_family
@@ -51,7 +52,6 @@ class Pool:
     def search_split(self, sample_archs: int, seed: int):
         """(sample, held_out) pool indices: the sample the `search` mode draws with this seed from
         the whole benchmark (which must lie in the pool), and the rest of the pool."""
-        from lpzero_jax import evaluation
 
         sample_pos, _ = evaluation.sample_split(self.benchmark_size, sample_archs, seed)
         where = {int(p): i for i, p in enumerate(self.positions)}

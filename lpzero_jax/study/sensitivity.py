@@ -28,6 +28,7 @@ from lpzero_jax.errors import ConfigError
 from lpzero_jax.input_store import InputStore, collect_inputs, fingerprint_fields
 from lpzero_jax.inputs import inputs_fingerprint
 from lpzero_jax.proxies import scoring
+from lpzero_jax.proxies.resolve import resolve_proxies
 
 FACTOR_NAMES = ("init", "batch")  # the factors varied, in the order of the tables
 
@@ -112,7 +113,6 @@ def summarize(rows: Sequence[dict], proxies: Mapping[str, object],
 def zoo_proxies(config) -> dict:
     """study.proxies resolved as the rank mode resolves config.proxies (zoo names, genomes);
     {} when empty. ConfigError naming the setting for an unknown name."""
-    from lpzero_jax.proxies.resolve import resolve_proxies
 
     spec = str(config.study.get("proxies", "")).strip()
     if not spec:

@@ -8,7 +8,7 @@ from ml_collections import ConfigDict
 from lpzero_jax.benchmarks.base import BenchmarkFormatError
 from lpzero_jax.benchmarks.own import FORMAT, is_own_format, load_own, parse_gpt2_config
 from lpzero_jax.families import get_family
-from lpzero_jax.models.gpt2_flex import GPT2FlexConfig, analytical_param_counts
+from lpzero_jax.models.gpt2_config import GPT2FlexConfig, analytical_param_counts
 
 HEADER = {"format": FORMAT, "family": "gpt2", "metric": "valid_ppl", "higher_is_better": False}
 PLAIN = [  # GPT-2 with plain tied embeddings, per-layer heads and FFN widths

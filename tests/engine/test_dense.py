@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lpzero_jax.engine import dense, sweep
+from lpzero_jax.engine import dense, extract, layout, staging
 
 
 class TwoLayer(nn.Module):
@@ -52,11 +52,11 @@ def test_compact_layer_program_uses_it_and_the_zoo_passes_do_not():
     module = nn.Dense(16)
     x = jnp.ones((2, 3, 8), jnp.float32)
     params = module.init(jax.random.PRNGKey(0), x)["params"]
-    fwd = sweep._build_layer_forward(module, lambda path: path[-1] == "kernel")
-    layout = sweep.sample_layout(module, module, x.shape, lambda path: path[-1] == "kernel", 8, 0)
-    traced = str(jax.make_jaxpr(fwd.__wrapped__)(params, x, layout.positions, layout.valid))
+    fwd = extract._build_layer_forward(module, lambda path: path[-1] == "kernel")
+    lay = layout.sample_layout(module, module, x.shape, lambda path: path[-1] == "kernel", 8, 0)
+    traced = str(jax.make_jaxpr(fwd.__wrapped__)(params, x, lay.positions, lay.valid))
     assert "custom_vjp_call" in traced
-    plain = str(jax.make_jaxpr(lambda p, x: sweep.layer_apply(module)(p, x))(params, x))
+    plain = str(jax.make_jaxpr(lambda p, x: staging.layer_apply(module)(p, x))(params, x))
     assert "custom_vjp_call" not in plain
     # forward mode (the HVP passes) still works on the plain layer
-    jax.jvp(lambda p: sweep.layer_apply(module)(p, x)[0], (params,), (params,))
+    jax.jvp(lambda p: staging.layer_apply(module)(p, x)[0], (params,), (params,))

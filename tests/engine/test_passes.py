@@ -120,17 +120,17 @@ def test_gpt2_layer_programs_are_shared_across_widths(data_root):
     """A second GPT-2 architecture whose layers differ in real FFN width and head count but fall
     in the same buckets (same embedding side) compiles no new program for its gradient passes."""
     from lpzero_jax.benchmarks.base import Arch
-    from lpzero_jax.engine import sweep
+    from lpzero_jax.engine import staging
     from lpzero_jax.proxies import ArchContext
 
     first = _context("gpt2", data_root)
     first.grads(), first.synflow_grads(), first.hessian_gradient_product(), first.intermediates()
-    before = sweep.compiled_programs()
+    before = staging.compiled_programs()
     second = ArchContext(first.family, Arch("b", dict(TINY_GPT2, n_head=[4, 8], d_inner=[100, 200]),
                                             -100.0, {}), first.config, first.batch)
     second.grads(), second.synflow_grads(), second.hessian_gradient_product(), second.intermediates()
     assert second.model_config.d_inner == (100, 200)
-    assert sweep.compiled_programs() == before
+    assert staging.compiled_programs() == before
 
 
 def test_gpt2_reference_activation_distance_runs_no_program_of_its_own(data_root):

@@ -153,7 +153,7 @@ def test_all_200_param_counts_match_params_summary(family, archs):
 def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
     """Layer stages with FFN widths padded to the bucket give the unpadded whole-model inputs: same
     counts (real elements), same values (samples at the real entries' positions)."""
-    from lpzero_jax.engine import sweep as staged
+    from lpzero_jax.engine import layout, staging
 
     config = gpt2_config(batch_size=4, seq_len=32)  # 4 x 32: some targets in the tail clusters
     mc = family.model_config(archs[arch_id], config)
@@ -174,31 +174,31 @@ def test_staged_bucketed_inputs_equal_the_whole_model(family, archs, arch_id):
     # the padded entries of a layer stage are exact zeros (outputs, activations, gradients)
     module, key = stages.layers[0]
     run = stages.bucket(module)
-    layout = staged.sample_layout(module, run, (4, 32, mc.d_model), family.is_proxy_weight, k, 0,
+    lay = layout.sample_layout(module, run, (4, 32, mc.d_model), family.is_proxy_weight, k, 0,
                                   stages.bucket_strides(module, run))
-    padded = staged.pad_params(params["params"][key], layout.run_params,
+    padded = layout.pad_params(params["params"][key], lay.run_params,
                                stages.bucket_params(module, run))
     x = np.random.default_rng(0).standard_normal((4, 32, mc.d_model)).astype(np.float32)
-    y, vjp_fn, inter = jax.vjp(staged.layer_apply(run), padded, x, has_aux=True)
+    y, vjp_fn, inter = jax.vjp(staging.layer_apply(run), padded, x, has_aux=True)
     f = mc.d_inner[0]
     assert np.all(np.asarray(inter["mlp"]["A"][0])[..., f:] == 0)
     g_p, _ = vjp_fn(np.ones_like(y))
     assert np.all(np.asarray(g_p["mlp"]["c_fc"]["kernel"])[:, f:] == 0)
     assert np.all(np.asarray(g_p["mlp"]["c_proj"]["kernel"])[f:] == 0)
-    y_real = staged.layer_apply(module)(params["params"][key], x)[0]
+    y_real = staging.layer_apply(module)(params["params"][key], x)[0]
     np.testing.assert_allclose(np.asarray(y), np.asarray(y_real), rtol=1e-5, atol=1e-5)
 
 
 def test_layer_programs_are_shared_across_widths_of_one_bucket(family):
     """Two layers of different real FFN widths in one bucket run the same compiled program."""
-    from lpzero_jax.engine import sweep as staged
+    from lpzero_jax.engine import layout, staging
     from lpzero_jax.models.gpt2_flex import Block
 
     a, b = Block(64, 2, 300), Block(64, 2, 400)
     bucket = lambda m: m.clone(d_inner=512)  # noqa: E731
-    assert staged.module_key(bucket(a)) == staged.module_key(bucket(b))
-    la = staged.sample_layout(a, bucket(a), (2, 16, 64), family.is_proxy_weight, 64, 0)
-    lb = staged.sample_layout(b, bucket(b), (2, 16, 64), family.is_proxy_weight, 64, 0)
+    assert staging.module_key(bucket(a)) == staging.module_key(bucket(b))
+    la = layout.sample_layout(a, bucket(a), (2, 16, 64), family.is_proxy_weight, 64, 0)
+    lb = layout.sample_layout(b, bucket(b), (2, 16, 64), family.is_proxy_weight, 64, 0)
     assert la.counts["A"].tolist() == [2 * 16 * 300] and lb.counts["A"].tolist() == [2 * 16 * 400]
     # positions point at real entries only: column index (flat % 512) below the real width
     assert (la.positions["A"] % 512).max() < 300 and (lb.positions["A"] % 512).max() < 400

@@ -13,8 +13,12 @@ import pytest
 from lpzero_jax.families.gpt2 import gpt2_init_rule
 from lpzero_jax.inputs import forward_backward
 from lpzero_jax.models import init as model_init
-from lpzero_jax.models.gpt2_flex import (GPT2Flex, GPT2FlexConfig, analytical_param_counts,
-                                         clean_cutoffs)
+from lpzero_jax.models.gpt2_config import (
+    GPT2FlexConfig,
+    analytical_param_counts,
+    clean_cutoffs,
+)
+from lpzero_jax.models.gpt2_flex import GPT2Flex
 
 N_TOKEN = 96
 
@@ -264,7 +268,7 @@ def test_tail_rows_give_the_dense_adaptive_softmax(div_val):
                                   pytest.param("no_clusters", marks=pytest.mark.slow)])
 def test_first_layer_input_on_the_host_equals_the_module(name):
     """`first_layer_input_host` (NumPy, the staged extraction's prelude) = prelude(embed(ids))."""
-    from lpzero_jax.models.gpt2_flex import first_layer_input_host
+    from lpzero_jax.families.gpt2_stages import first_layer_input_host
 
     config = CONFIGS[name]
     model, params = init(config)
@@ -282,7 +286,7 @@ def test_first_layer_input_on_the_host_equals_the_module(name):
 def test_mixed_heads_block_equals_the_real_block(n_head):
     """A Block of 8 fine heads mixed by `head_mix` computes the n_head-head block: outputs, kernel
     gradients and input gradient equal; S of real head g is the fine head g * 8 / n_head."""
-    from lpzero_jax.engine import sweep as staged
+    from lpzero_jax.engine import staging
     from lpzero_jax.models.gpt2_flex import Block, head_mix
 
     real, run = Block(32, n_head, 48), Block(32, 8, 48, mixed_heads=True)
@@ -292,8 +296,8 @@ def test_mixed_heads_block_equals_the_real_block(n_head):
         real.init(jax.random.PRNGKey(0), x)["params"])
     run_params = jax.tree_util.tree_map(lambda a: a, dict(params))
     run_params["attn"] = dict(params["attn"], head_mix=head_mix(32, n_head, 8))
-    (y, inter), vjp = jax.vjp(staged.layer_apply(real), params, x, has_aux=False)
-    (y_run, inter_run), vjp_run = jax.vjp(staged.layer_apply(run), run_params, x, has_aux=False)
+    (y, inter), vjp = jax.vjp(staging.layer_apply(real), params, x, has_aux=False)
+    (y_run, inter_run), vjp_run = jax.vjp(staging.layer_apply(run), run_params, x, has_aux=False)
     np.testing.assert_allclose(np.asarray(y_run), np.asarray(y), rtol=1e-5, atol=1e-6)
     s, s_run = np.asarray(inter["attn"]["S"][0]), np.asarray(inter_run["attn"]["S"][0])
     assert s.shape == (2, n_head, 10, 10) and s_run.shape == (2, 8, 10, 10)
@@ -317,7 +321,8 @@ def test_mixed_heads_block_equals_the_real_block(n_head):
 def test_shared_head_equals_the_real_head(name):
     """`head_module` / `head_params` (every cluster d_embed wide, zero-padded; div_val 1 split by
     cluster; identity projections where there are none): same loss and d loss / d hidden."""
-    from lpzero_jax.models.gpt2_flex import head_module, head_params, tail_cluster_rows
+    from lpzero_jax.families.gpt2_stages import head_module, head_params
+    from lpzero_jax.models.gpt2_flex import tail_cluster_rows
 
     config = CONFIGS[name]
     model, params = init(config)

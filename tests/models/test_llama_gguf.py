@@ -127,7 +127,7 @@ def test_f32_file_round_trips_config_params_and_logits(tmp_path, original):
     config, params = original
     path = tmp_path / "tiny.gguf"
     write_gguf(path, params, config)
-    got_config, got = G.load_llama_gguf(path)
+    got_config, got = G.load_llama_gguf(path, get_family("llama"))
     assert got_config == config
     flat_a = {k: v for k, v in _flat(params)}
     flat_b = {k: v for k, v in _flat(got)}
@@ -144,7 +144,7 @@ def test_quantized_tensors_dequantize_and_tied_head(tmp_path, original):
     path = tmp_path / "q8.gguf"
     write_gguf(path, params, config, tied=True,
                qtypes={"token_embd.weight": Q8, "blk.0.attn_q.weight": Q8, "blk.1.ffn_down.weight": Q8})
-    got_config, got = G.load_llama_gguf(path)
+    got_config, got = G.load_llama_gguf(path, get_family("llama"))
     assert got_config.tie_word_embeddings and "lm_head" not in got["params"]
     emb = np.asarray(params["params"]["embed_tokens"]["embedding"])
     got_emb = np.asarray(got["params"]["embed_tokens"]["embedding"])
@@ -196,7 +196,7 @@ def test_smollm2_perplexity_is_a_trained_models(data_root):
         path = G.smollm2_path()
     except FileNotFoundError as e:
         pytest.skip(str(e))
-    config, params = G.load_llama_gguf(path)
+    config, params = G.load_llama_gguf(path, get_family("llama"))
     assert (config.num_layers, config.hidden_size, config.layers[0].num_kv_heads) == (30, 576, 3)
     ids = G.gguf_corpus_ids(str(path), str(data_root / "wikitext-2" / "test.txt"))
     x = jnp.asarray(ids[:8 * 256].reshape(8, 256))

@@ -57,7 +57,7 @@ def test_block_rows():
 def test_bench_counts_the_flops_of_every_block(monkeypatch):
     """XLA's cost analysis counts a loop body once; the stage timer counts the blocks unrolled,
     so the head's FLOPs are those of its matmuls (2 per block: logits and the unit gradient)."""
-    from lpzero_jax.engine import sweep
+    from lpzero_jax.engine import timing
 
     monkeypatch.setattr(softmax, "BLOCK_ELEMENTS", 16 * 512)  # 16 blocks of 16 rows
     n, v, d = 256, 512, 16
@@ -67,7 +67,7 @@ def test_bench_counts_the_flops_of_every_block(monkeypatch):
     t = jnp.asarray(rng.integers(0, v, n), jnp.int32)
     fn = jax.jit(jax.value_and_grad(lambda h: jnp.mean(softmax.row_nll(h, table, None, t))))
     rolled = fn.lower(h).cost_analysis()["flops"]
-    timer = sweep.StageTimer()
+    timer = timing.StageTimer()
     value, grad = timer("head", fn, h)
     matmuls = 2 * (2 * n * v * d)
     assert rolled < matmuls / 4  # what the loop's own count would say
