@@ -52,8 +52,14 @@ def seconds(config) -> dict:
         return {}
     saved = load_json(Path(path).expanduser())
     if not isinstance(saved, dict):
-        raise ConfigError(f"few_shot.seconds {path!r}: expected a JSON file of proxy -> seconds")
-    return {str(k): float(v) for k, v in saved.items()}
+        raise ConfigError(f"few_shot.seconds {path!r}: expected a JSON file of proxy -> seconds "
+                          "(or the rank mode's ranking.json)")
+    try:  # {proxy: seconds}, or the rank mode's ranking.json {proxy: {seconds_per_arch, ...}}
+        return {str(k): float(v["seconds_per_arch"] if isinstance(v, dict) else v)
+                for k, v in saved.items()}
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"few_shot.seconds {path!r}: expected proxy -> seconds per architecture "
+                          "(or the rank mode's ranking.json)") from None
 
 
 def feature_table(config, require_score: bool = True) -> fs.FeatureTable:

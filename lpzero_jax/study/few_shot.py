@@ -298,6 +298,20 @@ def write_markdown(result: dict, path: Path) -> None:
         lines += markdown_table(result, size) + [""]
     lines.append("p: two-sided Wilcoxon signed-rank over the seeds (paired by seed), with the "
                  "method's wins out of the seeds compared.")
+    lines += ["", "Feature sets of the rankers (extraction seconds per architecture, as each "
+              "feature alone would take: the sum is an upper bound, the dearest one a lower "
+              "bound; descriptors cost nothing):", "",
+              "| method | features | s/arch (sum) | s/arch (max) | without a known cost |",
+              "|---|---|---|---|---|"]
+    seen = set()
+    for r in result["records"]:
+        cost = r["choice"].get("cost")
+        if cost is None or r["method"] in seen:
+            continue
+        seen.add(r["method"])
+        unknown = [f for f in cost["unknown"] if not f.startswith("arch:")]
+        lines.append(f"| {r['method']} | {len(r['choice']['features'])} | {cost['sum']:.3g} | "
+                     f"{cost['max']:.3g} | {', '.join(unknown) or '-'} |")
     files.write_text(path, "\n".join(lines) + "\n")
 
 
