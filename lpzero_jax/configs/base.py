@@ -146,6 +146,7 @@ def few_shot_config() -> ConfigDict:
     f.features = ""
     f.seconds = ""  # optional JSON {proxy: extraction seconds per architecture} or the rank mode's
     #                 ranking.json: each feature set's cost per architecture in the report
+    f.label = ""  # the benchmark's name in the report ("" = family (table file name))
     f.sizes = "20,50,100"  # the S values of the protocol
     f.seeds = "42,43,44,45,46,47,48,49,50,51"  # the draws of S (10: Wilcoxon p can reach 0.002)
     f.searches = False  # also the genome searches on S (over the study.pool inputs; slow)

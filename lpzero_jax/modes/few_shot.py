@@ -67,8 +67,8 @@ def feature_table(config, require_score: bool = True) -> fs.FeatureTable:
     if not path:
         raise ConfigError("few_shot.features is empty; give a feature table (CSV of arch_id, score, "
                           "one column per proxy, e.g. the rank mode's scores.csv)")
-    return fs.read_feature_table(Path(path).expanduser(), config.family, seconds(config),
-                                 require_score)
+    label = str(config.few_shot.get("label", "")).strip() or f"{config.family} ({Path(path).stem})"
+    return fs.read_feature_table(Path(path).expanduser(), label, seconds(config), require_score)
 
 
 def with_descriptors(config, table: fs.FeatureTable) -> fs.FeatureTable:

@@ -324,7 +324,11 @@ def fit_ranker(x: np.ndarray, y: np.ndarray, features: Sequence[str],
 def feature_costs(features: Sequence[str], seconds: Dict[str, float]) -> Dict[str, float]:
     """Per-architecture extraction cost of a feature set: `sum` of each feature's seconds as if
     computed alone (an upper bound: shared passes counted once per feature) and `max` (a lower
-    bound: the dearest one); features without a known cost are listed in `unknown`."""
+    bound: the dearest one); architecture descriptors cost 0; features without a known cost are
+    listed in `unknown`."""
+    from lpzero_jax.search.arch_features import PREFIX
+
+    seconds = dict(seconds, **{f: 0.0 for f in features if f.startswith(PREFIX)})  # read off configs
     known = [float(seconds[f]) for f in features if f in seconds and math.isfinite(seconds[f])]
     return {"sum": float(np.sum(known)) if known else float("nan"),
             "max": float(np.max(known)) if known else float("nan"),

@@ -331,7 +331,8 @@ def plot_learning_curve(result: dict, path: Path) -> None:
         ax.fill_between(sizes, mean - sd, mean + sd, alpha=0.12, color=line.get_color())
     ax.set_xlabel("S (labelled architectures)")
     ax.set_ylabel("held-out Spearman rho")
-    ax.set_title(f"{result['benchmark']}: {len(result['seeds'])} seeds, mean ± sd")
+    ax.set_title(f"{result['benchmark']}\nheld-out rho over {len(result['seeds'])} seeds "
+                 "(mean, ± sd band)", fontsize=9)
     ax.set_xticks(sizes)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6.5, loc="lower right")

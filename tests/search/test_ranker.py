@@ -98,5 +98,5 @@ def test_a_malformed_ranker_file_is_refused_naming_it(tmp_path):
 
 
 def test_feature_costs_bound_the_extraction_seconds():
-    costs = R.feature_costs(["a", "b", "c"], {"a": 2.0, "b": 0.5})
+    costs = R.feature_costs(["a", "b", "c", "arch:hidden_size"], {"a": 2.0, "b": 0.5})
     assert costs == {"sum": 2.5, "max": 2.0, "unknown": ["c"]}
