@@ -2,13 +2,14 @@
 
 The Python API (lpzero_jax/api.py) is available from the package itself, imported on first use:
 `lpzero_jax.rank`, `proxy_search`, `score_model`, `load_benchmark`, `text_batch`, `RankResult`,
-`SearchResult`, `ModelFamily`.
+`SearchResult`, `ModelFamily`; the few-shot ranking: `few_shot`, `fit_ranker`, `predict`.
 """
 
 __version__ = "0.1.0"
 
 API = ("rank", "proxy_search", "score_model", "load_benchmark", "text_batch", "benchmark_config",
-       "experiment_config", "RankResult", "SearchResult", "ModelFamily")
+       "experiment_config", "RankResult", "SearchResult", "ModelFamily", "few_shot", "fit_ranker",
+       "predict")
 __all__ = list(API)
 
 

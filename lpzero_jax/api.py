@@ -224,6 +224,54 @@ def proxy_search(benchmark: PathLike, *, family: Optional[str] = None,
                         workdir=config.workdir)
 
 
+
+# --- few-shot ranking (issue 28) ---------------------------------------------------------------------
+
+def few_shot(features: PathLike, family: str, *, sizes: Sequence[int] = (20, 50, 100),
+             seeds: Sequence[int] = tuple(range(42, 52)), workdir: Optional[PathLike] = None,
+             overrides: Optional[Mapping[str, Any]] = None) -> dict:
+    """The few-shot protocol (lpzero_jax/study/few_shot.py) over a feature table (CSV of arch_id,
+    score, one column per proxy): per seed and S, every method chosen on S, scored on the rest.
+    Returns the `few_shot` mode's result (records, summary with paired tests)."""
+    fields = {"few_shot.features": str(features), "few_shot.sizes": ",".join(map(str, sizes)),
+              "few_shot.seeds": ",".join(map(str, seeds))}
+    fields.update(overrides or {})
+    result, _ = _run(set_fields(experiment_config(family), fields), "few_shot", workdir)
+    return result
+
+
+def fit_ranker(features: PathLike, family: str, *, kinds: str = "single,ridge,lambdarank",
+               workdir: Optional[PathLike] = None,
+               overrides: Optional[Mapping[str, Any]] = None):
+    """A ranker fitted on every row of a feature table (your labelled architectures), model and
+    hyperparameters chosen by cross-validation inside it; saved as WORKDIR/ranker.json. Returns
+    the `search.ranker.Ranker` (its `predict` takes [N, F] feature values)."""
+    from lpzero_jax.search.ranker import Ranker
+
+    fields = {"few_shot.features": str(features), "few_shot.kinds": kinds}
+    fields.update(overrides or {})
+    result, _ = _run(set_fields(experiment_config(family), fields), "fit_ranker", workdir)
+    return Ranker.from_dict(result)
+
+
+def predict(ranker: PathLike, candidates: Optional[PathLike] = None, *,
+            features: Optional[PathLike] = None, family: Optional[str] = None,
+            workdir: Optional[PathLike] = None,
+            overrides: Optional[Mapping[str, Any]] = None) -> List[dict]:
+    """Ranks new candidates with a saved ranker: `candidates`, an own-format file whose lines may
+    leave the score out (their features computed like the rank mode's proxies), or `features`,
+    their feature table. Returns [{rank (1 = best), arch_id, predicted}], best first."""
+    if candidates is None and features is None:
+        raise ValueError("predict: give the candidates (own-format file) or their features (CSV)")
+    family = family or (family_of(candidates) if candidates is not None else None)
+    if family is None:
+        raise ValueError("predict: give the family of the candidates (e.g. family='flexibert')")
+    fields = {"few_shot.ranker": str(ranker), "few_shot.candidates": str(candidates or ""),
+              "few_shot.features": str(features or "")}
+    fields.update(overrides or {})
+    result, _ = _run(set_fields(experiment_config(family), fields), "predict", workdir)
+    return result["predictions"]
+
 # --- any Flax model ---------------------------------------------------------------------------------
 
 def default_is_weight(path: Tuple[str, ...]) -> bool:

@@ -139,10 +139,12 @@ def _read(path: Path) -> Tuple[Dict[str, Any], List[Tuple[int, Any]]]:
 
 
 def load_own(path: Path, family: str, parse_config: ConfigParser,
-             num_archs: Optional[int] = None) -> Tuple[List[Arch], Dict[str, Any]]:
+             num_archs: Optional[int] = None,
+             allow_missing_score: bool = False) -> Tuple[List[Arch], Dict[str, Any]]:
     """(archs, header) of an own-format file for `family`; the first `num_archs` lines (all when
     None). `parse_config(raw, where)` validates one line's config and returns it as the family's
-    Arch config (raising BenchmarkFormatError naming `where`)."""
+    Arch config (raising BenchmarkFormatError naming `where`). `allow_missing_score` (only for
+    ranking new candidates, the `predict` mode): a line without "score" (or with null) gets NaN."""
     header, rows = _read(path)
     if header["family"] != family:
         raise BenchmarkFormatError(f"{path} line 1: the file holds family {header['family']!r}, "
@@ -160,8 +162,11 @@ def load_own(path: Path, family: str, parse_config: ConfigParser,
             raise BenchmarkFormatError(f"{where}: id {arch_id!r} is already used on line {seen[arch_id]}")
         seen[arch_id] = number
         where = f"{path} line {number} (id {arch_id!r})"
-        value = require_number(require(row, "score", where), "score", where)
-        check_metric_value(header["metric"], value, where)
+        if allow_missing_score and isinstance(row, dict) and row.get("score") is None:
+            value = float("nan")  # an unscored candidate, for `predict`
+        else:
+            value = require_number(require(row, "score", where), "score", where)
+            check_metric_value(header["metric"], value, where)
         config = parse_config(require(row, "config", where), where)
         extra = {k: v for k, v in row.items() if k not in ("id", "config", "score")}
         extra["metric"] = value

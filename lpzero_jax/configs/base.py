@@ -51,6 +51,7 @@ def base_config() -> ConfigDict:
     c.search.checkpoint_every = 25
     c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
     c.study = study_config()  # study / transfer / joint_search modes (lpzero_jax/modes/study.py)
+    c.few_shot = few_shot_config()  # few_shot / fit_ranker / predict (lpzero_jax/modes/few_shot.py)
 
     # bench mode (lpzero_jax/modes/bench.py): measured on the S sampled architectures
     c.bench = ConfigDict()
@@ -136,3 +137,25 @@ def subnet_search_config() -> ConfigDict:
     s.top_k = 5
     s.seed = 42
     return s
+
+
+def few_shot_config() -> ConfigDict:
+    """config.few_shot: the few-shot protocol (`few_shot` mode) and the fitted ranker's modes
+    (`fit_ranker`, `predict`); see lpzero_jax/modes/few_shot.py."""
+    f = ConfigDict()
+    # a feature table: CSV of arch_id, score (or ground_truth), one column per proxy, e.g. the
+    # rank mode's scores.csv; predict: the candidates' features (score column may be empty), or
+    # "" to compute the ranker's features of the benchmark_file's architectures
+    f.features = ""
+    f.seconds = ""  # optional JSON {proxy: extraction seconds per architecture} or the rank mode's
+    #                 ranking.json: each feature set's cost per architecture in the report
+    f.label = ""  # the benchmark's name in the report ("" = family (table file name))
+    f.sizes = "20,50,100"  # the S values of the protocol
+    f.seeds = "42,43,44,45,46,47,48,49,50,51"  # the draws of S (10: Wilcoxon p can reach 0.002)
+    f.searches = False  # also the genome searches on S (over the study.pool inputs; slow)
+    f.variants = "bootstrap:q0.25,pars:0.01,top:5"  # FitnessOptions runs (search/few_shot.py)
+    f.arch_features = True  # also the architecture descriptors read off each config (no cost)
+    f.kinds = "single,ridge,lambdarank"  # the ranker models the CV chooses among
+    f.ranker = ""  # predict: the ranker JSON written by fit_ranker
+    f.candidates = ""  # predict: own-format file of the candidates (lines may leave the score out)
+    return f

@@ -2,7 +2,10 @@
 
 from lpzero_jax.modes import (  # noqa: F401
                               bench,
+                              few_shot,
+                              fit_ranker,
                               joint_search,
+                              predict,
                               rank,
                               search,
                               sensitivity,

@@ -9,7 +9,8 @@ from lpzero_jax.expression.genome import random_genome
 from lpzero_jax.expression.program import GenomeProgram
 
 
-def fake_archs(n=6, k=32, seed=0):
+def fake_items(n=6, k=32, seed=0):
+    """n CompactInputs of synthetic architectures (2-4 layers, 1-3 tokens per layer)."""
     rng = np.random.default_rng(seed)
     items = []
     for i in range(n):
@@ -22,7 +23,11 @@ def fake_archs(n=6, k=32, seed=0):
             counts[name] = np.full((l, t), 20 + 50 * i, np.int64)  # some smaller than k, some larger
             counts[name][:, -1] = 0 if t > 1 else counts[name][:, -1]
         items.append(inputs.CompactInputs(values, counts))
-    return inputs.stack_inputs(items)
+    return items
+
+
+def fake_archs(n=6, k=32, seed=0):
+    return inputs.stack_inputs(fake_items(n, k, seed))
 
 
 @pytest.mark.parametrize("aggregate", ["sum", "mean"])
