@@ -99,6 +99,10 @@ class FitnessEvaluator:
             self._compiled.pop(next(iter(self._compiled)))
         return out
 
+    def fitness_value(self, genome: Genome, scores: np.ndarray) -> float:
+        """The fitness of a genome's valid scores on the sample: Spearman rho (NaN if constant)."""
+        return evaluation.spearman_rho(scores, self.truth)
+
     def __call__(self, genome: Genome) -> Fitness:
         """Fitness of a genome (cached); static RPS violations are counted and not evaluated."""
         if genome in self.cache:
@@ -108,7 +112,7 @@ class FitnessEvaluator:
             self.evaluated += 1
             scores = self.scores(genome)
             reason = rps.runtime_violation(scores)
-            rho = evaluation.spearman_rho(scores, self.truth) if reason is None else float("nan")
+            rho = self.fitness_value(genome, scores) if reason is None else float("nan")
             if reason is None and not np.isfinite(rho):
                 reason = "constant_scores"
         if reason is not None:

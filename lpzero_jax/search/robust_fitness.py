@@ -27,9 +27,8 @@ from typing import List, Sequence
 import numpy as np
 from scipy import stats
 
-from lpzero_jax.expression import rps
 from lpzero_jax.expression.genome import Genome
-from lpzero_jax.search.fitness import Fitness, FitnessEvaluator
+from lpzero_jax.search.fitness import FitnessEvaluator
 
 ESTIMATES = ("full", "kfold", "bootstrap")
 
@@ -117,26 +116,13 @@ class RobustFitnessEvaluator(FitnessEvaluator):
         self.sets = resample_indices(len(self.truth), options)
         self.full_rho = {}
 
-    def __call__(self, genome: Genome) -> Fitness:
-        if genome in self.cache:
-            return self.cache[genome]
-        reason = self.static_check(genome)
-        if reason is None:
-            self.evaluated += 1
-            scores = np.asarray(self.scores(genome), np.float64)
-            reason = rps.runtime_violation(scores)
-        if reason is None:
-            value, full = self.estimate(genome, scores)
-            if not np.isfinite(full):
-                reason = "constant_scores"
-        if reason is not None:
-            self.pruned.add(reason)
-            fit = Fitness(False, float("nan"), reason)
-        else:
-            self.full_rho[genome] = full
-            fit = Fitness(True, float(value))
-        self.cache[genome] = fit
-        return fit
+    def fitness_value(self, genome: Genome, scores: np.ndarray) -> float:
+        """The options' estimate (NaN when the plain rho over S is undefined: constant scores)."""
+        value, full = self.estimate(genome, np.asarray(scores, np.float64))
+        if not np.isfinite(full):
+            return float("nan")
+        self.full_rho[genome] = full
+        return float(value)
 
     def estimate(self, genome: Genome, scores: np.ndarray):
         """(fitness estimate, plain rho over S) of a genome's scores on S."""
