@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from lpzero_jax.models.activations import gelu
-from lpzero_jax.models.llama import RMSNorm, apply_rope, rope_angles
+from lpzero_jax.models.llama import RMSNorm, apply_rope, rope_angles, split_heads
 from lpzero_jax.models.softmax import row_nll
 
 NORM_CLASSES = ("LayerNorm", "RMSNorm")
@@ -209,11 +209,11 @@ class Attention(nn.Module):
             q, k, v = jnp.split(qkv, [n * d, (n + g) * d], axis=-1)
             for y in (q, k, v):
                 self.sow("intermediates", "H", y)
-            q, k, v = _heads(q, n, d), _heads(k, g, d), _heads(v, g, d)
+            q, k, v = split_heads(q, n, d), split_heads(k, g, d), split_heads(v, g, d)
         else:
-            q = _heads(_dense(n * d, qkv_bias, "q_proj")(x), n, d)
-            k = _heads(_dense(g * d, qkv_bias, "k_proj")(x), g, d)
-            v = _heads(_dense(g * d, qkv_bias, "v_proj")(x), g, d)
+            q = split_heads(_dense(n * d, qkv_bias, "q_proj")(x), n, d)
+            k = split_heads(_dense(g * d, qkv_bias, "k_proj")(x), g, d)
+            v = split_heads(_dense(g * d, qkv_bias, "v_proj")(x), g, d)
             for y in (q, k, v):
                 self.sow("intermediates", "H", y)
         rotary = rope_n_elem(s, d)
@@ -230,12 +230,6 @@ class Attention(nn.Module):
         self.sow("intermediates", "S", probs)
         ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, v).transpose(0, 2, 1, 3).reshape(b, t, n * d)
         return _dense(s.n_embd, s.bias, "c_proj" if s.gpt2_names else "o_proj")(ctx)
-
-
-def _heads(x: jax.Array, heads: int, head_size: int) -> jax.Array:
-    """[B, S, heads*d] -> [B, heads, S, d]."""
-    b, s, _ = x.shape
-    return x.reshape(b, s, heads, head_size).transpose(0, 2, 1, 3)
 
 
 class MLP(nn.Module):

@@ -218,7 +218,7 @@ class LoraLinear(nn.Module):
         return y
 
 
-def _split_heads(x: jax.Array, heads: int, head_dim: int) -> jax.Array:
+def split_heads(x: jax.Array, heads: int, head_dim: int) -> jax.Array:
     """[B, S, heads*d] -> [B, heads, S, d]."""
     b, s, _ = x.shape
     return x.reshape(b, s, heads, head_dim).transpose(0, 2, 1, 3)
@@ -238,9 +238,9 @@ class Attention(nn.Module):
         q = LoraLinear(l.num_heads * d, l.attn_lora_rank, c.lora_scaling, name="q_proj")(x)
         k = LoraLinear(l.num_kv_heads * d, l.attn_lora_rank, c.lora_scaling, name="k_proj")(x)
         v = LoraLinear(l.num_kv_heads * d, l.attn_lora_rank, c.lora_scaling, name="v_proj")(x)
-        q = _split_heads(q, l.num_heads, d)
-        k = _split_heads(k, l.num_kv_heads, d)
-        v = _split_heads(v, l.num_kv_heads, d)
+        q = split_heads(q, l.num_heads, d)
+        k = split_heads(k, l.num_kv_heads, d)
+        v = split_heads(v, l.num_kv_heads, d)
         for t in (q, k, v):
             self.sow("intermediates", "H", t)
 
