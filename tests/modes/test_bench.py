@@ -19,7 +19,8 @@ def test_bench_measures_extraction_candidates_and_the_naive_path(tmp_path, capsy
     assert saved["matmul_flops_per_s_after_extraction"] > 1e8
     e = saved["extraction"]
     assert len(e["per_arch"]) == 4
-    assert sum(np.isfinite(r["flops"]) for r in e["per_arch"]) == 2
+    # archs whose FLOPs were not counted hold null (the JSON of NaN)
+    assert sum(r["flops"] is not None and np.isfinite(r["flops"]) for r in e["per_arch"]) == 2
     assert 0 < e["fraction_of_matmul"] < 2
     # FLOPs counted on the staged programs that ran; the bound can only be below the time
     assert set(e["per_stage"]) == {"outer", "layer_fwd", "head", "layer_bwd", "prelude_bwd"}
