@@ -36,6 +36,7 @@ import numpy as np
 
 from lpzero_jax import evaluation, files
 from lpzero_jax.errors import DataFileError
+from lpzero_jax.search.arch_features import descriptor_table
 from lpzero_jax.search import baselines
 from lpzero_jax.search import ranker as ranker_lib
 from lpzero_jax.study.seeds import paired_test
@@ -64,8 +65,6 @@ class FeatureTable:
 
     def with_descriptors(self, configs: Sequence) -> "FeatureTable":
         """This table with the descriptors of the architectures' configs (one per row)."""
-        from lpzero_jax.search.arch_features import descriptor_table
-
         names, values = descriptor_table(configs)
         return dataclasses.replace(self, arch_names=names, arch_values=values)
 

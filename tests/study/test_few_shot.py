@@ -13,9 +13,10 @@ def table(n=90, seed=0):
     latent = rng.standard_normal(n)
     values = np.stack([latent + 0.5 * rng.standard_normal(n), -latent + 0.9 * rng.standard_normal(n),
                        rng.standard_normal(n), np.abs(latent) + rng.random(n)], axis=1)
+    descriptors = np.stack([np.round(latent * 2), rng.integers(2, 8, n)], axis=1).astype(float)
     return fs.FeatureTable("synthetic", [str(i) for i in range(n)], latent,
-                           ["a", "b", "noise", "params"], values, {"a": 1.0, "b": 3.0},
-                           ["a", "noise", "params"])
+                           ["a", "b", "noise", "params"], values, {"a": 1.0, "b": 3.0, "width": 0.0, "depth": 0.0},
+                           ["a", "noise", "params"], ["width", "depth"], descriptors)
 
 
 def fake_searches(tab):
