@@ -60,6 +60,7 @@ from lpzero_jax.models.init import path_names
 from lpzero_jax.paths import read_json, resolve_data_file
 from lpzero_jax.proxies.base import ArchContext
 from lpzero_jax.proxies.resolve import resolve_proxies
+from lpzero_jax.search.ranker import Ranker
 
 PathLike = Union[str, Path]
 BUILT_IN = NAMES  # benchmarks known by name: the shipped configs' families
@@ -246,7 +247,6 @@ def fit_ranker(features: PathLike, family: str, *, kinds: str = "single,ridge,la
     """A ranker fitted on every row of a feature table (your labelled architectures), model and
     hyperparameters chosen by cross-validation inside it; saved as WORKDIR/ranker.json. Returns
     the `search.ranker.Ranker` (its `predict` takes [N, F] feature values)."""
-    from lpzero_jax.search.ranker import Ranker
 
     fields = {"few_shot.features": str(features), "few_shot.kinds": kinds}
     fields.update(overrides or {})

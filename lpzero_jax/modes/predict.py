@@ -19,21 +19,22 @@ import numpy as np
 from absl import logging
 
 from lpzero_jax import evaluation, files
+from lpzero_jax.benchmarks import own
 from lpzero_jax.errors import ConfigError
+from lpzero_jax.families import get_family
+from lpzero_jax.input_store import InputStore
 from lpzero_jax.modes import few_shot
 from lpzero_jax.modes.base import register_mode
+from lpzero_jax.proxies import scoring
+from lpzero_jax.proxies.resolve import resolve_proxies
 from lpzero_jax.search import ranker as ranker_lib
+from lpzero_jax.search.arch_features import PREFIX, descriptor_table
 
 
 def candidate_features(config, ranker: ranker_lib.Ranker, archs, workdir: Path) -> np.ndarray:
     """[N, F] values of the ranker's features for `archs`: architecture descriptors ("arch:" names)
     read off their configs, proxies computed as the rank mode does (read from and appended to
     DIR/predict_values.jsonl)."""
-    from lpzero_jax.families import get_family
-    from lpzero_jax.input_store import InputStore
-    from lpzero_jax.proxies import scoring
-    from lpzero_jax.proxies.resolve import resolve_proxies
-    from lpzero_jax.search.arch_features import PREFIX, descriptor_table
 
     described = [f for f in ranker.features if f.startswith(PREFIX)]
     wanted = [f for f in ranker.features if not f.startswith(PREFIX)]
@@ -61,8 +62,6 @@ def candidate_features(config, ranker: ranker_lib.Ranker, archs, workdir: Path) 
 
 
 def run(config, workdir: Path) -> dict:
-    from lpzero_jax.benchmarks import own
-    from lpzero_jax.families import get_family
 
     workdir = Path(workdir)
     model = ranker_lib.Ranker.load(Path(config.few_shot.ranker).expanduser())

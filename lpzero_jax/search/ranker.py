@@ -38,6 +38,8 @@ import numpy as np
 
 from lpzero_jax import evaluation
 from lpzero_jax.errors import UserError
+from lpzero_jax.files import write_json
+from lpzero_jax.search.arch_features import PREFIX
 
 FORMAT = "lpzero_jax.ranker/1"
 MODEL_KINDS = ("single", "ridge", "lambdarank")
@@ -196,7 +198,6 @@ class Ranker:
 
     def save(self, path: Path) -> None:
         """One JSON file (floats written with full precision: the round trip is exact)."""
-        from lpzero_jax.files import write_json
 
         write_json(Path(path), self.to_dict(), indent=1)
 
@@ -326,7 +327,6 @@ def feature_costs(features: Sequence[str], seconds: Dict[str, float]) -> Dict[st
     computed alone (an upper bound: shared passes counted once per feature) and `max` (a lower
     bound: the dearest one); architecture descriptors cost 0; features without a known cost are
     listed in `unknown`."""
-    from lpzero_jax.search.arch_features import PREFIX
 
     seconds = dict(seconds, **{f: 0.0 for f in features if f.startswith(PREFIX)})  # read off configs
     known = [float(seconds[f]) for f in features if f in seconds and math.isfinite(seconds[f])]
