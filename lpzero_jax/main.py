@@ -21,7 +21,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from lpzero_jax import parallel, workdir
+from lpzero_jax.configs import NAMES, config_path
 from lpzero_jax.errors import UserError, is_environment_error
+from lpzero_jax.modes import MODES
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (get_config()).",
                                           lock_config=True)
@@ -50,8 +52,6 @@ def report_error(error: BaseException) -> int:
 
 def usage() -> str:
     """The first-contact guide: how to run, then the shipped configs and the modes, one line each."""
-    from lpzero_jax.configs import NAMES, config_path
-    from lpzero_jax.modes import MODES
 
     def first_line(path):
         lines = (ast.get_docstring(ast.parse(Path(path).read_text())) or "").strip().splitlines()
@@ -92,7 +92,6 @@ def parse_flags(argv: List[str]) -> List[str]:
     except (flags.Error, AttributeError, TypeError, ValueError, OSError, SyntaxError) as e:
         text = str(e)
         if "Failed loading config file" in text or isinstance(e, SyntaxError):
-            from lpzero_jax.configs import NAMES
 
             given = next((a.split("=", 1)[1] for a in args if a.startswith("--config=")), "")
             cause = text.strip().splitlines()[-1].strip()[:160]
