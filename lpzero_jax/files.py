@@ -10,6 +10,7 @@ are recognisable (`remove_stale_temp_files`).
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import functools
@@ -19,7 +20,7 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -73,6 +74,16 @@ def write_text(path: Union[str, Path], text: str) -> None:
     """Writes `text` to `path` atomically."""
     with atomic_write(path) as f:
         f.write(text)
+
+
+def write_csv(path: Union[str, Path], rows: Sequence[Mapping], columns: Sequence[str] = ()) -> None:
+    """Writes `rows` (mappings) as CSV to `path` atomically, with the header `columns` (default:
+    the first row's keys)."""
+    columns = list(columns) or (list(rows[0]) if rows else [])
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def json_safe(value):

@@ -32,7 +32,8 @@ RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir",
                      "parallel", "distributed", "search.baselines", "search.checkpoint_every",
                      "search.evaluate_all", "search.generations", "bench", "data_root",
                      "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "rank.fuse_hvp",
-                     "rank.arch_ids", "rank_shard", "study.proxies")
+                     "rank.arch_ids", "rank_shard", "study.proxies", "search.answer", "search.zoo",
+                     "search.ranker_features")
 
 
 def config_conflicts(previous: dict, current: dict) -> list:

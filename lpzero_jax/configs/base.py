@@ -50,6 +50,12 @@ def base_config() -> ConfigDict:
     c.search.evaluator = "program"  # "program" (compile once, genomes as data) or "compiled"
     c.search.checkpoint_every = 25
     c.search.evaluate_all = True  # also score the best genome on every (held-out) architecture
+    # what the run returns, chosen on S (lpzero_jax/search/answer.py): "genome" (Algorithm 1's
+    # best), "best_zoo_on_S" (the search.zoo proxy best on S) or "ranker" (fitted on S over
+    # search.ranker_features); the shipped configs set the few-shot study's winner per family
+    c.search.answer = "genome"
+    c.search.zoo = "params"  # zoo proxies scored on every arch for best_zoo_on_S and the ranker
+    c.search.ranker_features = "arch,genome,zoo"  # the ranker's features: descriptors, genome, zoo
     c.study = study_config()  # study / transfer / joint_search modes (lpzero_jax/modes/study.py)
     c.few_shot = few_shot_config()  # few_shot / fit_ranker / predict (lpzero_jax/modes/few_shot.py)
 

@@ -12,7 +12,6 @@ best) and DIR/predictions.json (with rho/tau against the scores the file does ho
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +78,7 @@ def run(config, workdir: Path) -> dict:
         ids, truth = [str(a.arch_id) for a in archs], np.asarray([a.score for a in archs])
         x = candidate_features(config, model, archs, workdir)
     rows = ranker_lib.predict_ranking(model, ids, x)
-    with files.atomic_write(workdir / "predictions.csv") as f:
-        w = csv.DictWriter(f, fieldnames=["rank", "arch_id", "predicted"])
-        w.writeheader()
-        w.writerows(rows)
+    files.write_csv(workdir / "predictions.csv", rows, ["rank", "arch_id", "predicted"])
     out = {"ranker": str(config.few_shot.ranker), "kind": model.kind, "features": model.features,
            "predictions": rows}
     if np.isfinite(truth).sum() >= 3:  # scores known for some: how the ranking did on them

@@ -13,10 +13,12 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 from absl import logging
 
 from lpzero_jax import parallel, report
 from lpzero_jax.modes.base import register_mode
+from lpzero_jax.files import write_csv
 from lpzero_jax.results import write_json
 from lpzero_jax.search.driver import (
     SearchData,
@@ -26,7 +28,11 @@ from lpzero_jax.search.driver import (
     run_searches,
     write_history,
 )
-from lpzero_jax.search.settings import check_sample, validate_search
+from lpzero_jax.search import answer as answer_lib
+from lpzero_jax.search.arch_features import descriptor_table
+from lpzero_jax.search.settings import check_sample, split_list, validate_search
+from lpzero_jax.proxies.resolve import resolve_proxies
+from lpzero_jax.proxies.scoring import load_log, score_into_log
 
 
 def run(config, workdir: Path) -> dict:
@@ -52,10 +58,14 @@ def run(config, workdir: Path) -> dict:
         "baselines": {name: dict(best_genome=str(g) if g is not None else None, **info)
                       for name, (g, info) in baselines.items()},
     }
-    held_seconds = evaluate_on_all(data, evaluator, best, baselines, result) if s.evaluate_all else 0.0
+    held_seconds, zoo_seconds = 0.0, 0.0
+    if s.evaluate_all:
+        held_seconds, values = evaluate_on_all(data, evaluator, best, baselines, result)
+        zoo_seconds = answer_step(config, data, values, workdir, result)
     result["seconds"] = {
         "input_extraction_sample": data.extract_seconds,
         "input_extraction_held_out": held_seconds,
+        "zoo": zoo_seconds,
         "compilation": evaluator.compile_seconds,
         "evaluation": evaluator.eval_seconds,
         "search_total": search_seconds,
@@ -70,7 +80,53 @@ def run(config, workdir: Path) -> dict:
                  result["fitness_on_sample"], "" if "held_out" not in result else
                  f"; held-out rho {result['held_out']['spearman_rho']:.4f} "
                  f"tau {result['held_out']['kendall_tau']:.4f}")
+    if "answer" in result:
+        a = result["answer"]
+        logging.info("answer (search.answer=%s): held-out rho %.4f; %s", a["method"],
+                     a["held_out"]["spearman_rho"], "; ".join(
+                         f"{m} {e['held_out']['spearman_rho']:.4f}" for m, e in a["methods"].items()))
+        if a["not_beaten"]:
+            logging.warning("the answer (%s) did not beat %s on the held-out architectures",
+                            a["method"], ", ".join(a["not_beaten"]))
     return result
+
+
+def zoo_values(config, data: SearchData, workdir: Path) -> tuple:
+    """(values [N, Z], names, seconds) of the search.zoo proxies on every architecture, scored by
+    the rank loop into DIR/zoo_values.jsonl (resumable; a failed value is NaN)."""
+    spec = str(config.search.zoo).strip()
+    if not spec:
+        return np.zeros((len(data.archs), 0)), [], 0.0
+    proxies = resolve_proxies(spec)
+    path = Path(workdir) / "zoo_values.jsonl"
+    started = time.perf_counter()
+    done, failed = load_log(path)
+    score_into_log(data.family, data.archs, config, data.batch, proxies, data.store, path, done,
+                   failed)
+    names = list(proxies)
+    values = np.asarray([[done.get((str(a.arch_id), n), (np.nan,))[0] for n in names]
+                         for a in data.archs], np.float64)
+    return values, names, time.perf_counter() - started
+
+
+def answer_step(config, data: SearchData, genome_values: np.ndarray, workdir: Path,
+                result: dict) -> float:
+    """search/answer.py over this run's S: every method, the one search.answer names returned in
+    result["answer"] and written as DIR/answer_ranking.csv; returns the zoo's seconds."""
+    s = config.search
+    values, names, seconds = zoo_values(config, data, workdir)
+    arch_names, arch_values = descriptor_table([a.config for a in data.archs])
+    methods = answer_lib.answer_methods(
+        data.truth, data.sample_idx, data.held_idx, genome_values, values, names, arch_names,
+        arch_values, ranker_parts=split_list(s.ranker_features), seed=int(config.seed))
+    result["answer"] = answer_lib.summary(methods, s.answer)
+    if parallel.is_writer():
+        rows = answer_lib.ranking_rows([a.arch_id for a in data.archs],
+                                       methods[s.answer]["scores"], data.sample_idx, data.truth)
+        write_csv(workdir / "answer_ranking.csv", rows)
+        if s.answer == "ranker":
+            methods["ranker"]["model"].save(workdir / "ranker.json")
+    return seconds
 
 
 register_mode("search", validate=validate_search,

@@ -74,11 +74,15 @@ def _run_evolution(evaluator, cfg, path: Path, every: int, label: str, fitness_k
     return state
 
 
+def genome_scores(evaluator: FitnessEvaluator, genome, inputs: List) -> np.ndarray:
+    """A genome's scores over the given architectures' inputs (50 at a time)."""
+    return np.concatenate([evaluator.scores(genome, stack_inputs(inputs[i:i + 50]))
+                           for i in range(0, len(inputs), 50)])
+
+
 def score_archs(evaluator: FitnessEvaluator, genome, inputs: List, truth) -> Dict[str, float]:
     """Rank correlations of a genome's scores over the given architectures' inputs."""
-    scores = np.concatenate([evaluator.scores(genome, stack_inputs(inputs[i:i + 50]))
-                             for i in range(0, len(inputs), 50)])
-    return evaluation.rank_correlations(scores, truth)
+    return evaluation.rank_correlations(genome_scores(evaluator, genome, inputs), truth)
 
 
 def _history_points(state: SearchState) -> List[dict]:
@@ -183,21 +187,23 @@ def make_evaluator_factory(config, data: SearchData):
 
 
 def evaluate_on_all(data: SearchData, evaluator: FitnessEvaluator, best: Genome,
-                    baselines: Dict[str, Tuple[Optional[Genome], dict]], result: dict) -> float:
+                    baselines: Dict[str, Tuple[Optional[Genome], dict]], result: dict
+                    ) -> Tuple[float, np.ndarray]:
     """Adds rho/tau of the best genome on every arch ("all") and on the held-out ones, and the
-    baselines' held-out figures, to `result`; returns the held-out extraction seconds."""
+    baselines' held-out figures, to `result`; returns the held-out extraction seconds and the
+    best genome's scores of every architecture (benchmark order)."""
     genomes = [best] + [g for g, _ in baselines.values() if g is not None]
     others, seconds = data.held_out_inputs(genomes)
     by_index = dict(zip(data.held_idx.tolist(), others))
     by_index.update(zip(data.sample_idx.tolist(), data.sample_inputs))
     held_truth = data.truth[data.held_idx]
-    result["all"] = score_archs(evaluator, best, [by_index[i] for i in range(len(data.archs))],
-                                data.truth)
-    result["held_out"] = score_archs(evaluator, best, others, held_truth)
+    values = genome_scores(evaluator, best, [by_index[i] for i in range(len(data.archs))])
+    result["all"] = evaluation.rank_correlations(values, data.truth)
+    result["held_out"] = evaluation.rank_correlations(values[data.held_idx], held_truth)
     for name, (genome, _) in baselines.items():
         if genome is not None:
             result["baselines"][name]["held_out"] = score_archs(evaluator, genome, others, held_truth)
-    return seconds
+    return seconds, values
 
 
 def run_searches(config, make_evaluator, workdir: Path

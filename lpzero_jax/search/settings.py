@@ -10,6 +10,8 @@ from typing import Sequence
 
 from lpzero_jax.checks import require_fraction, require_int
 from lpzero_jax.errors import ConfigError
+from lpzero_jax.proxies.resolve import resolve_proxies
+from lpzero_jax.search.answer import ANSWERS, RANKER_FEATURES
 from lpzero_jax.search.driver import BASELINES
 
 
@@ -32,6 +34,33 @@ def validate_search(config) -> None:
         raise ConfigError(f"search.aggregate must be 'sum' or 'mean', got {s.aggregate!r}")
     if s.evaluator not in ("program", "compiled"):
         raise ConfigError(f"search.evaluator must be 'program' or 'compiled', got {s.evaluator!r}")
+    validate_answer(config)
+
+
+def split_list(text: str) -> list:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [x.strip() for x in str(text).split(",") if x.strip()]
+
+
+def validate_answer(config) -> None:
+    """search.answer, search.ranker_features and search.zoo (search/answer.py) well formed."""
+    s = config.search
+    if s.answer not in ANSWERS:
+        raise ConfigError(f"search.answer {s.answer!r}: expected one of {', '.join(ANSWERS)}")
+    parts = split_list(s.ranker_features)
+    bad = [p for p in parts if p not in RANKER_FEATURES]
+    if bad or not parts:
+        raise ConfigError(f"search.ranker_features {s.ranker_features!r}: expected a comma list of "
+                          f"{', '.join(RANKER_FEATURES)}")
+    zoo = str(s.zoo).strip()
+    if zoo:
+        try:
+            resolve_proxies(zoo)
+        except (ValueError, KeyError) as e:
+            raise ConfigError(f"search.zoo {zoo!r}: {e.args[0] if e.args else e}") from None
+    elif s.answer == "best_zoo_on_S":
+        raise ConfigError("search.answer=best_zoo_on_S needs zoo proxies: set search.zoo "
+                          "(e.g. --config.search.zoo=params,zerolm)")
 
 
 def _check_sample(config, archs: Sequence, hold_out: bool) -> None:

@@ -18,6 +18,9 @@ Methods (`METHODS`; a method whose inputs are missing is left out):
   evolution, random, evolution_<variant>
                    genome searches on S (search/few_shot.py), when their values are given;
   ranker+genomes   the ranker on the zoo features plus the values of the genomes found on S;
+  ranker+arch+genomes  the same plus the architecture descriptors;
+  ranker_arch+evolution  the descriptors plus the evolution genome's values only: what the search
+                   mode can fit with no zoo extraction (search/answer.py);
   oracle_zoo       ORACLE: the zoo proxy best over every architecture (a reference line only).
 
 Over the seeds: mean ± sd of held-out rho/tau per (S, method) and a paired Wilcoxon signed-rank
@@ -43,7 +46,8 @@ from lpzero_jax.study.seeds import paired_test
 
 ORACLE = "oracle_zoo"
 METHODS = ("best_zoo_on_S", "params", "ridge", "lambdarank", "ranker", "ranker_cheap", "ranker_arch",
-           "ranker+arch", "evolution", "random", "ranker+genomes", ORACLE)
+           "ranker+arch", "evolution", "random", "ranker+genomes", "ranker+arch+genomes",
+           "ranker_arch+evolution", ORACLE)
 REFERENCES = ("random", "best_zoo_on_S")  # what every method is tested against
 
 
@@ -178,13 +182,23 @@ def run_seed(table: FeatureTable, seed: int, size: int,
                 out[name] = {"scores": np.asarray(entry["values"], np.float64),
                              "choice": {"genomes": list(entry["genomes"]),
                                         "fitness_on_sample": entry["fitness_on_sample"]}}
-        if "ranker+genomes" in methods:
-            found = [n for n in searches if n != "random"]
-            extra = np.stack([np.asarray(searches[n]["values"], np.float64) for n in found], axis=1)
-            names = zoo + [f"genome:{n}" for n in found]
-            out.update(_ranker_entries(np.concatenate([x, extra], axis=1), names,
+        found = [n for n in searches if n != "random"]
+        extra = np.stack([np.asarray(searches[n]["values"], np.float64) for n in found], axis=1)
+        genome_names = [f"genome:{n}" for n in found]
+        combos = {"ranker+genomes": (x, zoo)}
+        if table.arch_values is not None:
+            combos["ranker+arch+genomes"] = (np.concatenate([x, table.arch_values], axis=1),
+                                             zoo + table.arch_names)
+            if "evolution" in searches:  # what the search mode can fit at no extraction cost
+                combos["ranker_arch+evolution"] = (table.arch_values, table.arch_names)
+        for name, (base, base_names) in combos.items():
+            if name not in methods:
+                continue
+            cols = [found.index("evolution")] if name == "ranker_arch+evolution" else list(range(len(found)))
+            names = base_names + [genome_names[j] for j in cols]
+            out.update(_ranker_entries(np.concatenate([base, extra[:, cols]], axis=1), names,
                                        dataclasses.replace(table, names=names), sample, seed,
-                                       {"ranker+genomes": ranker_lib.MODEL_KINDS}))
+                                       {name: ranker_lib.MODEL_KINDS}))
     if ORACLE in methods:
         pick = baselines.oracle_zoo(table.values, zoo, table.truth)
         out[ORACLE] = {"scores": pick["scores"], "choice": {"proxy": pick["name"],
