@@ -163,8 +163,10 @@ class RankResult:
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
     """The search's best genome and how it ranks: fitness on the sampled architectures, and rank
-    correlations on the held-out ones and on all (None when `evaluate_all` is off); `details` is
-    the whole search.json."""
+    correlations on the held-out ones and on all (None when `evaluate_all` is off); `answer`:
+    what the run returns (`search.answer`: its method, choice made on S, held-out figures, every
+    method's figures and those it did not beat; None without `evaluate_all`); `details` is the
+    whole search.json."""
 
     family: str
     best_genome: str
@@ -173,6 +175,7 @@ class SearchResult:
     all: Optional[Dict[str, float]]
     details: Dict[str, Any]
     workdir: str
+    answer: Optional[Dict[str, Any]] = None
 
 
 def _run(config: ConfigDict, mode: str, workdir: Optional[PathLike]):
@@ -222,7 +225,7 @@ def proxy_search(benchmark: PathLike, *, family: Optional[str] = None,
     return SearchResult(family=config.family, best_genome=result["best_genome"],
                         fitness_on_sample=float(result["fitness_on_sample"]),
                         held_out=result.get("held_out"), all=result.get("all"), details=result,
-                        workdir=config.workdir)
+                        workdir=config.workdir, answer=result.get("answer"))
 
 
 

@@ -21,6 +21,8 @@ Methods (`METHODS`; a method whose inputs are missing is left out):
   ranker+arch+genomes  the same plus the architecture descriptors;
   ranker_arch+evolution  the descriptors plus the evolution genome's values only: what the search
                    mode can fit with no zoo extraction (search/answer.py);
+  ridge_arch, ridge+arch, ridge+genomes, ridge+arch+genomes, ridge_arch+evolution
+                   the ranker lines above with the model kind fixed to ridge (no CV choice of kind);
   oracle_zoo       ORACLE: the zoo proxy best over every architecture (a reference line only).
 
 Over the seeds: mean ± sd of held-out rho/tau per (S, method) and a paired Wilcoxon signed-rank
@@ -32,12 +34,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from absl import logging
 
 from lpzero_jax import evaluation, files
+from lpzero_jax.input_store import eta_text
 from lpzero_jax.errors import DataFileError
 from lpzero_jax.search.arch_features import descriptor_table
 from lpzero_jax.search import baselines
@@ -47,7 +52,8 @@ from lpzero_jax.study.seeds import paired_test
 ORACLE = "oracle_zoo"
 METHODS = ("best_zoo_on_S", "params", "ridge", "lambdarank", "ranker", "ranker_cheap", "ranker_arch",
            "ranker+arch", "evolution", "random", "ranker+genomes", "ranker+arch+genomes",
-           "ranker_arch+evolution", ORACLE)
+           "ranker_arch+evolution", "ridge_arch", "ridge+arch", "ridge+genomes", "ridge+arch+genomes",
+           "ridge_arch+evolution", ORACLE)
 REFERENCES = ("random", "best_zoo_on_S")  # what every method is tested against
 
 
@@ -145,6 +151,14 @@ def _ranker_entries(x: np.ndarray, names: Sequence[str], table: FeatureTable, sa
     return out
 
 
+def _with_ridge(name: str, methods: Sequence[str]) -> Dict[str, Sequence[str]]:
+    """The ranker variants of one feature set that `methods` asks for: `name` (the model kind
+    chosen by CV) and its ridge-only twin ('ranker' -> 'ridge' in the name)."""
+    twin = name.replace("ranker", "ridge", 1)
+    return {n: kinds for n, kinds in ((name, ranker_lib.MODEL_KINDS), (twin, ("ridge",)))
+            if n in methods}
+
+
 def run_seed(table: FeatureTable, seed: int, size: int,
              searches: Optional[Dict[str, dict]] = None,
              methods: Sequence[str] = METHODS) -> Dict[str, dict]:
@@ -173,9 +187,9 @@ def run_seed(table: FeatureTable, seed: int, size: int,
         for name, (x_m, names) in (("ranker_arch", (table.arch_values, table.arch_names)),
                                    ("ranker+arch", (np.concatenate([x, table.arch_values], axis=1),
                                                     zoo + table.arch_names))):
-            if name in methods:
-                out.update(_ranker_entries(x_m, names, table, sample, seed,
-                                           {name: ranker_lib.MODEL_KINDS}))
+            variants = _with_ridge(name, methods)
+            if variants:
+                out.update(_ranker_entries(x_m, names, table, sample, seed, variants))
     if searches:
         for name, entry in searches.items():
             if name in ("evolution", "random") or name.startswith("evolution_"):
@@ -192,13 +206,14 @@ def run_seed(table: FeatureTable, seed: int, size: int,
             if "evolution" in searches:  # what the search mode can fit at no extraction cost
                 combos["ranker_arch+evolution"] = (table.arch_values, table.arch_names)
         for name, (base, base_names) in combos.items():
-            if name not in methods:
+            variants = _with_ridge(name, methods)
+            if not variants:
                 continue
             cols = [found.index("evolution")] if name == "ranker_arch+evolution" else list(range(len(found)))
             names = base_names + [genome_names[j] for j in cols]
             out.update(_ranker_entries(np.concatenate([base, extra[:, cols]], axis=1), names,
                                        dataclasses.replace(table, names=names), sample, seed,
-                                       {name: ranker_lib.MODEL_KINDS}))
+                                       variants))
     if ORACLE in methods:
         pick = baselines.oracle_zoo(table.values, zoo, table.truth)
         out[ORACLE] = {"scores": pick["scores"], "choice": {"proxy": pick["name"],
@@ -220,13 +235,22 @@ def run_protocol(table: FeatureTable, seeds: Sequence[int], sizes: Sequence[int]
     searches (or None: no genome methods). Returns {benchmark, seeds, sizes, records [one per
     seed, size, method], summary}."""
     records = []
+    started, took, total = time.perf_counter(), [], len(sizes) * len(seeds)
     for size in sizes:
         for seed in seeds:
+            t0 = time.perf_counter()
             sample, _ = evaluation.sample_split(len(table.arch_ids), size, seed)
             found = searches(seed, size, sample) if searches is not None else None
-            for method, entry in run_seed(table, seed, size, found, methods).items():
+            out = run_seed(table, seed, size, found, methods)
+            for method, entry in out.items():
                 records.append({"seed": int(seed), "S": int(size), "method": method,
                                 "held_out": entry["held_out"], "choice": entry["choice"]})
+            took.append(time.perf_counter() - t0)
+            best = max(out, key=lambda m: (m != ORACLE, np.nan_to_num(out[m]["held_out"]["rho"], nan=-2)))
+            logging.info("few_shot [%d/%d] S=%d seed %d: %d methods in %.0fs (best held-out: %s %.3f) "
+                         "| elapsed %.0fs%s", len(took), total, size, seed, len(out), took[-1], best,
+                         out[best]["held_out"]["rho"], time.perf_counter() - started,
+                         eta_text(took, total - len(took)))
     return {"benchmark": table.benchmark, "n_archs": len(table.arch_ids), "features": table.names,
             "cheap_features": table.cheap, "feature_seconds": table.seconds,
             "seeds": [int(s) for s in seeds], "sizes": [int(s) for s in sizes],
