@@ -56,6 +56,7 @@ def base_config() -> ConfigDict:
     c.search.answer = "genome"
     c.search.zoo = "params"  # zoo proxies scored on every arch for best_zoo_on_S and the ranker
     c.search.ranker_features = "arch,genome,zoo"  # the ranker's features: descriptors, genome, zoo
+    c.search.ranker_kinds = "ridge"  # the model kinds the ranker's CV chooses among (single,ridge,lambdarank)
     c.study = study_config()  # study / transfer / joint_search modes (lpzero_jax/modes/study.py)
     c.few_shot = few_shot_config()  # few_shot / fit_ranker / predict (lpzero_jax/modes/few_shot.py)
 

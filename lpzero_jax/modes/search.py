@@ -118,7 +118,8 @@ def answer_step(config, data: SearchData, genome_values: np.ndarray, workdir: Pa
     arch_names, arch_values = descriptor_table([a.config for a in data.archs])
     methods = answer_lib.answer_methods(
         data.truth, data.sample_idx, data.held_idx, genome_values, values, names, arch_names,
-        arch_values, ranker_parts=split_list(s.ranker_features), seed=int(config.seed))
+        arch_values, ranker_parts=split_list(s.ranker_features), seed=int(config.seed),
+        kinds=split_list(s.ranker_kinds))
     result["answer"] = answer_lib.summary(methods, s.answer)
     if parallel.is_writer():
         rows = answer_lib.ranking_rows([a.arch_id for a in data.archs],

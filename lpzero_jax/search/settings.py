@@ -13,6 +13,7 @@ from lpzero_jax.errors import ConfigError
 from lpzero_jax.proxies.resolve import resolve_proxies
 from lpzero_jax.search.answer import ANSWERS, RANKER_FEATURES
 from lpzero_jax.search.driver import BASELINES
+from lpzero_jax.search.ranker import MODEL_KINDS
 
 
 def validate_search(config) -> None:
@@ -52,6 +53,10 @@ def validate_answer(config) -> None:
     if bad or not parts:
         raise ConfigError(f"search.ranker_features {s.ranker_features!r}: expected a comma list of "
                           f"{', '.join(RANKER_FEATURES)}")
+    kinds = split_list(s.ranker_kinds)
+    if not kinds or any(k not in MODEL_KINDS for k in kinds):
+        raise ConfigError(f"search.ranker_kinds {s.ranker_kinds!r}: expected a comma list of "
+                          f"{', '.join(MODEL_KINDS)}")
     zoo = str(s.zoo).strip()
     if zoo:
         try:
