@@ -22,4 +22,10 @@ def get_config() -> ConfigDict:
     c.batch_size = 128  # paper: 128 for BERT
     c.seq_len = 128
     c.proxies = "params,attention_confidence"
+    # the answer (docs/results/few_shot.md, S = 50, 10 seeds, all 500): ridge on the descriptors +
+    # the evolution genome 0.899 +- 0.015 held-out rho, vs random search 0.869 and best_zoo_on_S
+    # 0.817 (p = 0.002 each); the genome alone 0.875. Descriptors and params cost no extraction.
+    c.search.answer = "ranker"
+    c.search.ranker_features = "arch,genome,zoo"
+    c.search.zoo = "params"
     return c
