@@ -144,7 +144,7 @@ def test_killed_process_resumes_from_the_shared_cache(single):
     procs[1].send_signal(signal.SIGKILL)
     codes = _wait(procs, timeout=180)  # process 0 must not hang on its dead peer
     assert codes == [1, -signal.SIGKILL]
-    assert "process 1" in _one_line_end(_log(workdir, 0), 0)
+    assert _names_process_1(_one_line_end(_log(workdir, 0), 0))
     stored = {p: p.stat().st_mtime_ns for p in cache.rglob("*.npz")}
     assert len(stored) >= 2
 
@@ -178,6 +178,13 @@ def _one_line_end(log: str, process_id: int) -> str:
     return said[0]
 
 
+def _names_process_1(line: str) -> bool:
+    """Whether the line says process 1 was lost: JAX's heartbeat found it (the supervisor's line)
+    or a barrier did (HostFailure)."""
+    return "process 1 stopped" in line or "process(es) [1] of 2 stopped" in line
+
+
+@pytest.mark.slow  # 53 s measured on shared, loaded cores (two interpreters start)
 def test_a_peer_never_started_ends_process_0_with_one_line(tmp_path):
     """Process 0 of 2 alone: JAX's runtime aborted it after initialization_timeout_s (exit 134, a
     stack dump, no cause); now one line names the missing processes and the setting."""
@@ -218,5 +225,5 @@ def test_a_killed_peer_ends_the_other_with_one_line(tmp_path, victim):
     assert codes[victim] == -signal.SIGKILL and codes[survivor] == 1
     line = _one_line_end(_log(workdir, survivor), survivor)
     assert ("lost the coordinator (process 0 at 127.0.0.1:" in line if victim == 0 else
-            "process 1 stopped" in line or "process(es) [1] of 2 stopped" in line), line
+            _names_process_1(line)), line
     assert not (workdir / "search.json").exists()

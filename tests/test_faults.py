@@ -266,10 +266,12 @@ def _own_rows(family, width):
         "tie_word_embeddings": False}, "score": 70.0 - i} for i in range(2)]
 
 
-def _write_own(path, family, width):
+def _write_own(path, family, width=16, rows=None):
+    """An own benchmark file of `family`: `rows`, or `_own_rows(family, width)`."""
     header = {"format": "lpzero_jax.benchmark/1", "family": family, "metric": "score",
               "higher_is_better": family == "flexibert"}
-    path.write_text("\n".join(json.dumps(r) for r in [header] + _own_rows(family, width)) + "\n")
+    rows = _own_rows(family, width) if rows is None else rows
+    path.write_text("\n".join(json.dumps(r) for r in [header] + rows) + "\n")
     return path
 
 
@@ -348,10 +350,7 @@ def test_token_ids_outside_an_architectures_vocabulary_are_refused_before_any_pr
     rows = _own_rows("gpt2", 16)
     for r in rows:
         r["config"]["n_token"] = 1000
-    header = {"format": "lpzero_jax.benchmark/1", "family": "gpt2", "metric": "score",
-              "higher_is_better": False}
-    bench = tmp_path / "bench.jsonl"
-    bench.write_text("\n".join(json.dumps(r) for r in [header] + rows) + "\n")
+    bench = _write_own(tmp_path / "bench.jsonl", "gpt2", rows=rows)
     config = _own_config("gpt2", bench, tmp_path / "run")
     config.proxies, config.corpus_file = f"params,{GENOME}", str(_short_corpus(tmp_path))
     with pytest.raises(ModelProtocolError, match=r"family gpt2: token id \d{4,} of the batch is "
@@ -390,10 +389,7 @@ def test_an_architecture_that_cannot_fit_is_refused_before_allocating_it(tmp_pat
 
     rows = _own_rows("gpt2", 16)[:1] + [{"id": "huge", "config": {
         "d_model": 100000, "n_head": [2], "d_inner": [64], "n_positions": 64}, "score": 1.0}]
-    header = {"format": "lpzero_jax.benchmark/1", "family": "gpt2", "metric": "score",
-              "higher_is_better": False}
-    bench = tmp_path / "bench.jsonl"
-    bench.write_text("\n".join(json.dumps(r) for r in [header] + rows) + "\n")
+    bench = _write_own(tmp_path / "bench.jsonl", "gpt2", rows=rows)
     config = _own_config("gpt2", bench, tmp_path / "run")
     config.proxies, config.corpus_file = f"params,{GENOME}", str(_short_corpus(tmp_path))
     rss = runtime.resident_bytes()
