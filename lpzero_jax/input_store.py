@@ -1,7 +1,7 @@
 """On-disk store of compact proxy inputs: computed once per architecture, reused by every run.
 
-Files live in `<cache_dir>/<fingerprint>/<name>.npz` (`cache_root`: by default the user's cache
-folder, shared by every workdir) (all six inputs), where the fingerprint
+Files live in `<cache_dir>/<fingerprint>/<name>.npz` (all six inputs; `cache_root`: by default
+the user's cache folder, shared by every workdir), where the fingerprint
 hashes everything the inputs depend on (family, arch reading, loss, batch, seeds, sample size, and
 the CONTENT of the data files: benchmark, corpus, vocabulary) and <name> is the arch id made safe
 for a file name (`files.safe_name`). When only some inputs are asked for (a genome scored on

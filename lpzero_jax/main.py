@@ -7,7 +7,7 @@ Parses the ml_collections config file given by --config (any field can be overri
 with the settings and data a previous run left there. A user error (a bad setting, missing or damaged data, a busy
 workdir) and an error of the environment (disk full, permission) are printed as one line naming the
 cause, with exit status 2 and 1; --traceback (or LPZERO_TRACEBACK=1) shows the whole traceback.
-A multi-process job (`distributed.num_processes` > 1) runs in a child process that this one
+A multi-process job (`distributed.num_processes` > 1) runs in a forked child process that this one
 supervises (`parallel.supervise`): a missing or dead peer, which makes JAX's runtime abort the
 process, ends it with one `lpzero: error: process I of N: cause` line too, exit status 1.
 """

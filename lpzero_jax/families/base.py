@@ -28,12 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
+from lpzero_jax import runtime
 from lpzero_jax.benchmarks import own
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
 from lpzero_jax.errors import ConfigError, ModelProtocolError
 from lpzero_jax.models import init as model_init
 from lpzero_jax.models.dropout import TrainDropout
-from lpzero_jax import runtime
 from lpzero_jax.paths import resolve_data_file
 from lpzero_jax.registry import Registry
 
@@ -263,7 +263,8 @@ class Family:
         return int(getattr(model_config, self.vocab_field)) if self.vocab_field else None
 
 
-def memory_estimate(family: Family, model_config: Hashable, batch_shape: Tuple[int, ...]) -> Dict[str, int]:
+def memory_estimate(family: Family, model_config: Hashable,
+                    batch_shape: Tuple[int, ...]) -> Dict[str, int]:
     """Bytes one architecture's extraction needs at least, from its parameter shapes
     (`jax.eval_shape`: nothing allocated): 'parameters' = 3 x their bytes (the values, their
     gradients, the host copy they are initialised in), 'activations' = 2 x 4 bytes x B x S x
