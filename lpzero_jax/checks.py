@@ -64,6 +64,10 @@ def validate_common(config) -> None:
     require_int(config, "seed", 0)
     require_int(config, "inputs.sample_size", 1)
     require_int(config, "inputs.sample_seed", 0)
+    limit = config.get("memory_limit_gb") or 0
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit < math.inf:
+        raise ConfigError(f"memory_limit_gb must be a number of GB >= 0 (0 = the free memory), "
+                          f"got {limit!r}; set {_flag('memory_limit_gb')}=N")
     family.train_dropout_for(config)  # refuses train_mode where the family has no dropout
     validate_distributed(config)
 

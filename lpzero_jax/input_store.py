@@ -1,6 +1,7 @@
 """On-disk store of compact proxy inputs: computed once per architecture, reused by every run.
 
-Files live in `<cache_dir>/<fingerprint>/<name>.npz` (all six inputs), where the fingerprint
+Files live in `<cache_dir>/<fingerprint>/<name>.npz` (all six inputs; `cache_root`: by default
+the user's cache folder, shared by every workdir), where the fingerprint
 hashes everything the inputs depend on (family, arch reading, loss, batch, seeds, sample size, and
 the CONTENT of the data files: benchmark, corpus, vocabulary) and <name> is the arch id made safe
 for a file name (`files.safe_name`). When only some inputs are asked for (a genome scored on
@@ -23,6 +24,7 @@ from flax import traverse_util
 from lpzero_jax import files, parallel, runtime
 from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.families import get_family
+from lpzero_jax.families.base import check_fits, check_token_ids
 from lpzero_jax.paths import resolve_data_file
 
 
@@ -79,6 +81,18 @@ def fingerprint_fields(config) -> dict:
     return fields
 
 
+def cache_root(config, workdir: Path) -> Path:
+    """The input cache folder: `inputs.cache_dir`, else the user's (`runtime.user_cache_dir`:
+    ~/.cache/lpzero_jax/inputs), shared by every workdir and process (the fingerprint keys the
+    content; files are written atomically and checksummed). A multi-process job defaults to
+    `<workdir>/inputs_cache` instead: its hosts share the workdir, not their home folders."""
+    if config.inputs.get("cache_dir"):
+        return Path(config.inputs.cache_dir).expanduser()
+    if parallel.is_multi_process(config):
+        return Path(workdir).expanduser() / "inputs_cache"
+    return runtime.user_cache_dir("inputs")
+
+
 class ArchInputs:
     """What the store reads of one architecture: family, arch, model_config, params (built on
     first use) and batch. The zoo's `ArchContext` has the same attributes and may be passed
@@ -87,9 +101,13 @@ class ArchInputs:
     def __init__(self, family, arch, config, batch):
         self.family, self.arch, self.config, self.batch = family, arch, config, batch
         self.model_config = family.model_config(arch, config)
+        check_token_ids(family, (batch or {}).get("input_ids"), family.vocab_size(self.model_config),
+                        f"architecture {arch.arch_id}")
 
     @functools.cached_property
     def params(self):
+        check_fits(self.family, self.model_config, self.config, self.batch,
+                   f"architecture {self.arch.arch_id}")
         return self.family.arch_params(self.model_config, self.config)
 
 
@@ -98,9 +116,8 @@ class InputStore:
     zoo's `ArchContext`)."""
 
     def __init__(self, config, workdir: Path):
-        root = config.inputs.get("cache_dir") or str(Path(workdir) / "inputs_cache")
         self.fingerprint = proxy_inputs.inputs_fingerprint(fingerprint_fields(config))
-        self.dir = Path(root).expanduser() / self.fingerprint
+        self.dir = cache_root(config, workdir) / self.fingerprint
         self.sample_size = int(config.inputs.sample_size)
         self.sample_seed = int(config.inputs.sample_seed)
         self.hits = 0

@@ -7,6 +7,9 @@ Parses the ml_collections config file given by --config (any field can be overri
 with the settings and data a previous run left there. A user error (a bad setting, missing or damaged data, a busy
 workdir) and an error of the environment (disk full, permission) are printed as one line naming the
 cause, with exit status 2 and 1; --traceback (or LPZERO_TRACEBACK=1) shows the whole traceback.
+A multi-process job (`distributed.num_processes` > 1) runs in a forked child process that this one
+supervises (`parallel.supervise`): a missing or dead peer, which makes JAX's runtime abort the
+process, ends it with one `lpzero: error: process I of N: cause` line too, exit status 1.
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ EXIT_ENVIRONMENT_ERROR = 1
 EXIT_USER_ERROR = 2
 
 
-def report_error(error: BaseException) -> int:
-    """Prints a user or environment error as one line on stderr; returns the exit status, or 0
-    when the error is of neither kind (a bug: the caller re-raises it with its traceback)."""
+def report_error(error: BaseException, where: str = "") -> int:
+    """Prints a user or environment error, or the failure of another process of the job, as one
+    line on stderr (`where`: which process, in a multi-process job); returns the exit status, or
+    0 when the error is of none of these kinds (a bug: the caller re-raises it with its
+    traceback)."""
     if isinstance(error, UserError):
         status, kind = EXIT_USER_ERROR, "error"
+    elif isinstance(error, parallel.HostFailure):
+        status, kind = EXIT_ENVIRONMENT_ERROR, "error"
     elif is_environment_error(error):
         status, kind = EXIT_ENVIRONMENT_ERROR, "environment error"
     else:
@@ -46,7 +53,7 @@ def report_error(error: BaseException) -> int:
     text = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, OSError) and not isinstance(error, UserError):
         text = f"{type(error).__name__}: {text}"
-    print(f"lpzero: {kind}: {text} (details: rerun with --traceback)", file=sys.stderr)
+    print(f"lpzero: {kind}: {where}{text} (details: rerun with --traceback)", file=sys.stderr)
     return status
 
 
@@ -106,12 +113,18 @@ def parse_flags(argv: List[str]) -> List[str]:
 
 def main(argv):
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    wants_traceback = _TRACEBACK.value or os.environ.get("LPZERO_TRACEBACK", "") not in ("", "0")
+    if parallel.is_multi_process(_CONFIG.value):
+        # the job runs in a forked child process: an abort of JAX's runtime becomes one line
+        status = parallel.supervise(_CONFIG.value, show_all=wants_traceback)
+        if status is not None:  # the supervisor, once the job has ended
+            sys.exit(status)
     try:
         workdir.run(_CONFIG.value)
     except Exception as e:  # noqa: BLE001  (sorted into user / environment / bug below)
-        wants_traceback = _TRACEBACK.value or os.environ.get("LPZERO_TRACEBACK", "") not in ("", "0")
-        status = 0 if wants_traceback else report_error(e)
-        parallel.exit_if_distributed(e, status or EXIT_ENVIRONMENT_ERROR)  # a multi-process job ends here
+        status = 0 if wants_traceback else report_error(e, parallel.process_label())
+        # a multi-process job ends here (the traceback logged only where no line was printed)
+        parallel.exit_if_distributed(e, status or EXIT_ENVIRONMENT_ERROR, log_traceback=not status)
         if not status:
             raise
         sys.exit(status)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
+import re
+import signal
 import time
 from typing import Callable, List, Optional, Sequence, TypeVar
 
@@ -28,6 +31,99 @@ R = TypeVar("R")
 
 class HostFailure(RuntimeError):
     """Another process of a multi-host job failed, vanished or did not arrive in time."""
+
+
+# --- supervision: JAX's runtime aborts a process whose peer is missing or dead --------------------
+# (`Fatal Python error: Aborted`, exit 134, a stack dump). Its coordination client takes a callback
+# for that case, but jaxlib cannot pass it the error (the callback itself aborts), and a peer that
+# never joins aborts inside `jax.distributed.initialize`. So the command line of a multi-process
+# job runs the job in a forked child process (before JAX has started anything) and turns such an end
+# into one line naming the process and the cause (`supervise`, called by `main`).
+
+_FATAL = re.compile(r"^(F\d{4} |\*\*\* Check failure|Fatal Python error|terminate called)")
+
+
+def abort_cause(text: str, process_id, config) -> str:
+    """The cause of an abort of JAX's distributed runtime, from the child's last stderr lines
+    (`text`), in the job's own terms (which process, which setting's timeout)."""
+    dist = config.get("distributed") or {}
+    address = dist.get("coordinator_address") or "the coordinator"
+    dead = re.search(r"stopped sending heartbeats\):\s*\n?\s*([\d,\s]+?)\s*\n", text)
+    if dead:
+        ids = ", ".join(dead.group(1).split())
+        return (f"process {ids} stopped (no heartbeat for distributed.heartbeat_timeout_s = "
+                f"{dist.get('heartbeat_timeout_s')} s: it died or lost the network); rerun the job: "
+                "what every process stored is kept")
+    if "RegisterTask" in text or "DEADLINE_EXCEEDED" in text:
+        wait = f"distributed.initialization_timeout_s = {dist.get('initialization_timeout_s')} s"
+        if str(process_id) == "0":
+            return (f"not every one of the {dist.get('num_processes')} processes joined at {address} "
+                    f"within {wait}: start them all with the same coordinator_address and distinct "
+                    "process_id (or raise the timeout)")
+        return (f"could not join the coordinator {address} within {wait}: is process 0 running, and "
+                "is its address (host and port) reachable from here?")
+    if "Failed to send RPC to coordination service" in text or "leader task" in text:
+        return (f"lost the coordinator (process 0 at {address}): it died or the network failed; "
+                "rerun the job: what every process stored is kept")
+    fatal = next((ln for ln in text.splitlines() if _FATAL.match(ln)), "")
+    detail = " ".join(fatal.split("] ", 1)[-1].split())[:200]
+    return f"the JAX distributed runtime aborted it ({detail or 'no message'})"
+
+
+def supervise(config, show_all: bool = False) -> Optional[int]:
+    """Forks: the child returns None and runs the job; the parent (which has started nothing of
+    JAX: no backend, no thread) waits for it and returns its exit status. The child's stderr is
+    passed through up to a fatal abort of the runtime, whose dump is left out (kept with
+    `show_all`); such an abort, or a signal that ended the child, becomes one
+    `lpzero: error: process I of N: cause` line with exit status 1 (none when the child printed
+    its own line before the runtime aborted it). SIGINT / SIGTERM / SIGHUP are passed on to the
+    child; the child dies with its supervisor (Linux)."""
+    import sys
+
+    dist = config.get("distributed") or {}
+    pid = dist.get("process_id") if dist.get("coordinator_address") else "?"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the job
+        os.close(read_end)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        try:  # killed with its supervisor (kill -9 of the job's process)
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        return None
+    os.close(write_end)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, _frame: os.kill(child, s))
+    tail: List[str] = []
+    aborting = said = False
+    with os.fdopen(read_end, "rb") as stream:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace")
+            aborting = aborting or bool(_FATAL.match(line))
+            said = said or (line.startswith("lpzero: ") and not aborting)
+            tail = (tail + [line])[-60:]
+            if show_all or not aborting:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+    code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    if not aborting and code >= 0:
+        return code  # the child ended by itself (with its own line if it failed)
+    if said:
+        return code if code > 0 else 1  # its line named the cause; the runtime aborted after it
+    if aborting:
+        cause = abort_cause("".join(tail), pid, config)
+    else:
+        cause = f"ended by signal {signal.Signals(-code).name}"
+        cause += " (out of memory?)" if code == -signal.SIGKILL else ""
+    print(f"lpzero: error: process {pid} of {dist.get('num_processes')}: {cause}",
+          file=sys.stderr, flush=True)
+    return 1
 
 
 def initialize(config) -> None:
@@ -52,6 +148,21 @@ def initialize(config) -> None:
     logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                  jax.process_index(), jax.process_count(), jax.local_device_count(),
                  jax.device_count())
+
+
+def is_multi_process(config) -> bool:
+    """Whether the config asks for a job of several processes (`distributed.num_processes` > 1,
+    or `distributed.auto_detect`)."""
+    dist = config.get("distributed") or {}
+    return int(dist.get("num_processes") or 1) > 1 or bool(dist.get("auto_detect"))
+
+
+def process_label() -> str:
+    """'process I of N: ' once jax.distributed has started (without starting a backend),
+    '' otherwise."""
+    if not jax.distributed.is_initialized():
+        return ""
+    return f"process {jax.process_index()} of {jax.process_count()}: "
 
 
 def host_shard(items: Sequence[T]) -> List[T]:
@@ -145,9 +256,11 @@ def arch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
     return Mesh(np.asarray(list(devices or local_devices())), ("archs",))
 
 
-def exit_if_distributed(error: BaseException, status: int = 1, grace_s: float = 120.0) -> None:
-    """In a multi-process job, logs `error` with its traceback, posts it for the other processes
-    and ends this process with exit code `status` at once.
+def exit_if_distributed(error: BaseException, status: int = 1, grace_s: float = 120.0,
+                        log_traceback: bool = True) -> None:
+    """In a multi-process job, logs `error` with its traceback (unless the caller printed its one
+    line: `log_traceback` False), posts it for the other processes and ends this process with
+    exit code `status` at once.
 
     JAX's own exit handshake (a shutdown barrier) would otherwise abort every process with a fatal
     runtime error once a peer has failed or died. The process where the failure started waits (up to
@@ -161,7 +274,8 @@ def exit_if_distributed(error: BaseException, status: int = 1, grace_s: float = 
     import sys
 
     me, count = jax.process_index(), jax.process_count()
-    logging.error("process %d of %d failed", me, count, exc_info=error)
+    if log_traceback:
+        logging.error("process %d of %d failed", me, count, exc_info=error)
     try:  # tell the others why, so that they fail naming this cause instead of a lost peer
         from jax._src import distributed
 

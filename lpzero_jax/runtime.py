@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import jax
 from absl import logging
 
+ENV_CACHE = "LPZERO_CACHE"
 
-def configure_compilation_cache(cache_dir: str) -> None:
-    """Turns on JAX's persistent compilation cache in `cache_dir` ('' leaves it off).
+
+def user_cache_dir(kind: str) -> Path:
+    """Where the package keeps the per-user cache `kind` ('xla': compiled programs, 'inputs': proxy
+    inputs): `$LPZERO_CACHE/<kind>`, else `$XDG_CACHE_HOME/lpzero_jax/<kind>`, else
+    `~/.cache/lpzero_jax/<kind>`. Both caches are content-keyed, so every workdir may share them."""
+    if os.environ.get(ENV_CACHE):
+        root = Path(os.environ[ENV_CACHE]).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "lpzero_jax"
+    return root / kind
+
+
+def configure_compilation_cache(cache_dir: Optional[str]) -> None:
+    """Turns on JAX's persistent compilation cache in `cache_dir` (None: `user_cache_dir('xla')`;
+    '' leaves it off).
 
     Every compiled program (extraction stages, genome programs) is stored there, so a second run
     with the same shapes skips compilation. Programs are cached whatever their compile time.
     """
+    if cache_dir is None:
+        cache_dir = str(user_cache_dir("xla"))
     if not cache_dir:
         return
     path = Path(os.path.expanduser(cache_dir))
@@ -28,7 +44,7 @@ def configure_compilation_cache(cache_dir: str) -> None:
 
 def setup(config) -> None:
     """Applies the runtime fields of a run config."""
-    configure_compilation_cache(config.get("compilation_cache_dir") or "")
+    configure_compilation_cache(config.get("compilation_cache_dir"))
 
 
 def resident_bytes() -> int:
@@ -83,6 +99,22 @@ def release_host_memory(growth: float = 2.0, floor_bytes: Optional[int] = None) 
 
 _LIBC = None
 _TRIMMED_AT = 0  # resident bytes after the last trim
+
+
+def available_memory() -> Tuple[int, str]:
+    """(bytes, where) of the memory an architecture may use now: the host's available memory
+    (psutil: free plus reclaimable caches), or a local accelerator's free memory when less
+    (`Device.memory_stats`; CPU devices report none)."""
+    import psutil
+
+    out = (int(psutil.virtual_memory().available), "available host memory")
+    for device in jax.local_devices():
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and stats.get("bytes_limit"):
+            free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+            if free < out[0]:
+                out = (free, f"free memory of {device.platform} device {device.id}")
+    return out
 
 
 _COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",

@@ -21,7 +21,7 @@ from flax import traverse_util
 from lpzero_jax import checks, files, parallel, runtime
 from lpzero_jax.errors import ConfigError
 from lpzero_jax.families import get_family
-from lpzero_jax.input_store import data_digests
+from lpzero_jax.input_store import cache_root, data_digests
 from lpzero_jax.modes import MODES
 from lpzero_jax.proxies.resolve import resolve_proxies, split_proxy_list
 from lpzero_jax.results import load_json
@@ -33,7 +33,7 @@ RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir",
                      "search.evaluate_all", "search.generations", "bench", "data_root",
                      "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "rank.fuse_hvp",
                      "rank.arch_ids", "rank_shard", "study.proxies", "search.answer", "search.zoo",
-                     "search.ranker_features", "search.ranker_kinds")
+                     "search.ranker_features", "search.ranker_kinds", "memory_limit_gb")
 
 
 def config_conflicts(previous: dict, current: dict) -> list:
@@ -106,9 +106,8 @@ def load_checked_archs(config, mode: str = None) -> List:
 
 def _shares_workdir(config) -> bool:
     """Runs meant to share a workdir: rank shards, the processes of one distributed run."""
-    dist = config.get("distributed") or {}
     return bool(config.get("rank_shard")) and config.mode == "rank" or \
-        int(dist.get("num_processes") or 1) > 1 or bool(dist.get("auto_detect"))
+        parallel.is_multi_process(config)
 
 
 def run(config) -> object:
@@ -119,8 +118,7 @@ def run(config) -> object:
     validate_config(config)
     workdir = Path(config.workdir).expanduser()
     files.check_writable(workdir, "workdir")
-    if config.inputs.get("cache_dir"):
-        files.check_writable(config.inputs.cache_dir, "inputs.cache_dir")
+    files.check_writable(cache_root(config, workdir), "inputs.cache_dir")
     shared = _shares_workdir(config)
     with files.workdir_lock(workdir, shared=shared):
         if not shared:

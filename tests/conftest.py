@@ -1,4 +1,6 @@
-"""Shared fixtures: the data root (../shared/data or $LPZERO_DATA) and small real-text batches."""
+"""Shared fixtures: the data root (../shared/data or $LPZERO_DATA), small real-text batches, and
+the package's user cache ($LPZERO_CACHE) moved into a temporary folder for every test, so no test
+reads or writes the real ~/.cache/lpzero_jax (inputs, compiled programs)."""
 
 import os
 
@@ -6,6 +8,22 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_user_cache(tmp_path_factory):
+    """$LPZERO_CACHE for fixtures wider than a test (module or session scope)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LPZERO_CACHE", str(tmp_path_factory.mktemp("user_cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path_factory, monkeypatch):
+    """$LPZERO_CACHE of this test: an empty folder of its own (subprocesses inherit it)."""
+    path = tmp_path_factory.mktemp("user_cache")
+    monkeypatch.setenv("LPZERO_CACHE", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

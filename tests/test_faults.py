@@ -18,6 +18,7 @@ import pytest
 
 from lpzero_jax import files
 from lpzero_jax.errors import DataFileError, WorkdirBusyError
+from lpzero_jax.inputs import CompactInputs
 from lpzero_jax.workdir import run
 from tests.conftest import tiny_config
 
@@ -90,10 +91,10 @@ def test_a_full_disk_at_random_writes_stops_the_run_and_loses_nothing(tmp_path, 
     assert values(tmp_path) == undisturbed
 
 
-def test_damaged_cache_files_are_recomputed(tmp_path, undisturbed):
+def test_damaged_cache_files_are_recomputed(tmp_path, undisturbed, user_cache):
     """Cached inputs truncated, overwritten with noise, or swapped between architectures."""
     run(rank_config(tmp_path))
-    cached = sorted((tmp_path / "inputs_cache").rglob("*.npz"))
+    cached = sorted((user_cache / "inputs").rglob("*.npz"))
     assert len(cached) == 4
     cached[0].write_bytes(cached[0].read_bytes()[:50])
     cached[1].write_bytes(os.urandom(300))
@@ -104,15 +105,15 @@ def test_damaged_cache_files_are_recomputed(tmp_path, undisturbed):
 
 
 @pytest.mark.slow
-def test_a_damaged_checkpoint_stops_with_its_name_and_the_rest_is_kept(tmp_path):
+def test_a_damaged_checkpoint_stops_with_its_name_and_the_rest_is_kept(tmp_path, user_cache):
     run(search_config(tmp_path))
     result = json.loads((tmp_path / "search.json").read_text())
     ckpt = tmp_path / "search_checkpoint.json"
     ckpt.write_text(ckpt.read_text()[: len(ckpt.read_text()) // 2])
-    cached = sorted((tmp_path / "inputs_cache").rglob("*.npz"))
+    cached = sorted((user_cache / "inputs").rglob("*.npz"))
     with pytest.raises(DataFileError, match="search_checkpoint.json line 1"):
         run(search_config(tmp_path))
-    assert sorted((tmp_path / "inputs_cache").rglob("*.npz")) == cached  # extraction kept
+    assert sorted((user_cache / "inputs").rglob("*.npz")) == cached  # extraction kept
     ckpt.unlink()  # the fix the message names
     run(search_config(tmp_path))
     assert json.loads((tmp_path / "search.json").read_text())["best_genome"] == result["best_genome"]
@@ -138,11 +139,12 @@ def test_a_second_process_on_the_workdir_is_refused(tmp_path):
     run(rank_config(tmp_path, num_archs=2))
 
 
-def _main(workdir, mode, extra=()):
+def _main(workdir, mode, extra=(), cache=None):
     args = [sys.executable, "-m", "lpzero_jax.main", "--config=experiments/flexibert.py",
             f"--config.mode={mode}", f"--config.workdir={workdir}", "--config.seed=0",
             "--config.batch_size=2", "--config.seq_len=16", "--config.compilation_cache_dir=",
-            "--config.inputs.sample_size=256", *extra]
+            "--config.inputs.sample_size=256",
+            f"--config.inputs.cache_dir={cache or Path(workdir) / 'inputs_cache'}", *extra]
     if mode == "rank":
         args += ["--config.num_archs=4", f"--config.proxies=params,{GENOME}",
                  "--config.arch_reading=pytorch_reference"]
@@ -222,6 +224,30 @@ def test_two_searches_started_together_one_runs_one_is_refused(tmp_path):
     assert "lpzero: error: workdir" in refused and "in use by another run" in refused
 
 
+@pytest.mark.slow
+def test_two_runs_sharing_the_input_cache_at_once_agree_and_leave_it_whole(tmp_path):
+    """Two processes, two workdirs, one input cache (what the default user cache is), started
+    together: both finish with the same values, the cache holds one valid file per architecture
+    and no temporary file; a third run extracts nothing."""
+    cache = tmp_path / "cache"
+    procs = [subprocess.Popen(_main(tmp_path / w, "rank", cache=cache), cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for w in ("a", "b")]
+    outs = [(p.wait(), p.stderr.read()) for p in procs]
+    assert [rc for rc, _ in outs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert values(tmp_path / "a") == values(tmp_path / "b")
+    cached = sorted(cache.rglob("*.npz"))
+    assert len(cached) == 4 and temp_files(cache) == []
+    for path in cached:  # each verifies against its header and checksum
+        CompactInputs.load(path, {"arch_id": path.name.split(".")[0]})
+    stamps = {p: p.stat().st_mtime_ns for p in cached}
+    third = subprocess.run(_main(tmp_path / "c", "rank", cache=cache), cwd=REPO,
+                           capture_output=True, text=True)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.npz")} == stamps  # none rewritten
+    assert values(tmp_path / "c") == values(tmp_path / "a")
+
+
 # --- stale data: a data file edited in place is never answered with the old values --------------
 
 def _own_rows(family, width):
@@ -240,10 +266,12 @@ def _own_rows(family, width):
         "tie_word_embeddings": False}, "score": 70.0 - i} for i in range(2)]
 
 
-def _write_own(path, family, width):
+def _write_own(path, family, width=16, rows=None):
+    """An own benchmark file of `family`: `rows`, or `_own_rows(family, width)`."""
     header = {"format": "lpzero_jax.benchmark/1", "family": family, "metric": "score",
               "higher_is_better": family == "flexibert"}
-    path.write_text("\n".join(json.dumps(r) for r in [header] + _own_rows(family, width)) + "\n")
+    rows = _own_rows(family, width) if rows is None else rows
+    path.write_text("\n".join(json.dumps(r) for r in [header] + rows) + "\n")
     return path
 
 
@@ -308,3 +336,77 @@ def test_a_field_the_family_forgot_is_still_digested(tmp_path, monkeypatch):
     assert set(first) == {"benchmark_file", "vocab_path"}
     vocab.write_text("b\n")
     assert data_digests(config)["vocab_path"] != first["vocab_path"]
+
+
+def test_token_ids_outside_an_architectures_vocabulary_are_refused_before_any_proxy(tmp_path):
+    """A GPT-2 own-file architecture with a 1,000-token table under the GPT-2 tokenizer (ids up to
+    50,256): JAX's gather would clamp the ids (silently other values). Refused by name before the
+    architecture's first proxy, on the rank path (ArchContext) and the extraction path
+    (ArchInputs)."""
+    from lpzero_jax.errors import ModelProtocolError
+    from lpzero_jax.families import get_family
+    from lpzero_jax.input_store import ArchInputs
+
+    rows = _own_rows("gpt2", 16)
+    for r in rows:
+        r["config"]["n_token"] = 1000
+    bench = _write_own(tmp_path / "bench.jsonl", "gpt2", rows=rows)
+    config = _own_config("gpt2", bench, tmp_path / "run")
+    config.proxies, config.corpus_file = f"params,{GENOME}", str(_short_corpus(tmp_path))
+    with pytest.raises(ModelProtocolError, match=r"family gpt2: token id \d{4,} of the batch is "
+                       r"outside the vocabulary of 1000 ids of architecture g0"):
+        run(config)
+    log = tmp_path / "run" / "rank_values.jsonl"
+    assert not log.exists() or log.read_text() == ""  # nothing scored
+    family = get_family("gpt2")
+    archs = family.load_benchmark(config)
+    with pytest.raises(ModelProtocolError, match="outside the vocabulary of 1000 ids"):
+        ArchInputs(family, archs[0], config, family.make_batch(config))
+    # ids inside every table pass (negative ids are refused alike)
+    ok = {"input_ids": np.zeros((2, 16), np.int32)}
+    ArchInputs(family, archs[0], config, ok)
+    with pytest.raises(ModelProtocolError, match="token id -1 "):
+        ArchInputs(family, archs[0], config, {"input_ids": ok["input_ids"] - 1})
+
+
+def _short_corpus(tmp_path):
+    """A short text: no 1 MB corpus to tokenize."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(" = Valkyria Chronicles = \n Senjō no Valkyria 3 : Unrecorded Chronicles "
+                      "is a tactical role @-@ playing video game developed by Sega . \n" * 8)
+    return corpus
+
+
+def test_an_architecture_that_cannot_fit_is_refused_before_allocating_it(tmp_path):
+    """The issue's probe: a GPT-2 own-file architecture with d_model 100,000 allocated 3.9 GB,
+    then failed on 37 GiB. Refused by name from its parameter shapes (nothing allocated), with
+    the estimate, the limit and the setting that overrides it; the architectures before it keep
+    their values."""
+    from lpzero_jax import runtime
+    from lpzero_jax.errors import ConfigError
+    from lpzero_jax.families import get_family
+    from lpzero_jax.families.base import check_fits
+
+    rows = _own_rows("gpt2", 16)[:1] + [{"id": "huge", "config": {
+        "d_model": 100000, "n_head": [2], "d_inner": [64], "n_positions": 64}, "score": 1.0}]
+    bench = _write_own(tmp_path / "bench.jsonl", "gpt2", rows=rows)
+    config = _own_config("gpt2", bench, tmp_path / "run")
+    config.proxies, config.corpus_file = f"params,{GENOME}", str(_short_corpus(tmp_path))
+    rss = runtime.resident_bytes()
+    with pytest.raises(ConfigError, match=r"family gpt2: architecture huge needs at least "
+                       r"[0-9.]+ GB \(parameters [0-9.]+ GB, activations [0-9.]+ GB\) but the "
+                       r"limit is [0-9.]+ GB \(available host memory.*memory_limit_gb=N"):
+        run(config)
+    assert runtime.resident_bytes() - rss < 1 << 30  # nothing of its size was allocated
+    logged = [json.loads(x) for x in (tmp_path / "run" / "rank_values.jsonl").read_text().splitlines()]
+    assert {(r["arch_id"], r["proxy"]) for r in logged} >= {("g0", "params"), ("g0", GENOME)}
+
+    family = get_family("gpt2")
+    huge = family.model_config(family.load_benchmark(config)[1], config)
+    batch = {"input_ids": np.zeros((2, 16), np.int32)}
+    config.memory_limit_gb = 1e6  # the override: checked against the given limit instead
+    check_fits(family, huge, config, batch, "huge")
+    config.memory_limit_gb = 0.001
+    small = family.model_config(family.load_benchmark(config)[0], config)
+    with pytest.raises(ConfigError, match=r"limit is 0.0 GB \(memory_limit_gb\)"):
+        check_fits(family, small, config, batch, "g0")

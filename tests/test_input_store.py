@@ -36,6 +36,7 @@ def test_a_file_is_verified_against_its_header_and_checksum(tmp_path):
 
 def _store_and_archs(tmp_path, n=3):
     config = tiny_config(num_archs=n, arch_reading="pytorch_reference")
+    config.inputs.cache_dir = str(tmp_path / "inputs_cache")
     family = get_family("flexibert")
     archs = family.load_benchmark(config)
     return config, family, archs, InputStore(config, tmp_path), family.make_batch(config)
@@ -98,3 +99,36 @@ def test_progress_eta_leaves_the_compiling_first_arch_out():
     assert eta_text([120.0], 9) == ""  # the first one compiled: no estimate from it
     assert eta_text([120.0, 2.0, 4.0, 3.0], 10) == ", ETA 30s"  # median of the steady ones
     assert eta_text([120.0, 2.0], 0) == ""
+
+
+def test_the_cache_folder_is_the_users_unless_set_or_multi_process(tmp_path, user_cache):
+    from lpzero_jax.input_store import cache_root
+
+    config = tiny_config()
+    assert cache_root(config, tmp_path / "w") == user_cache / "inputs"
+    config.distributed.num_processes = 2  # the hosts share the workdir, not their home folders
+    assert cache_root(config, tmp_path / "w") == tmp_path / "w" / "inputs_cache"
+    config.inputs.cache_dir = str(tmp_path / "mine")
+    assert cache_root(config, tmp_path / "w") == tmp_path / "mine"
+
+
+def test_a_rank_in_a_new_workdir_reuses_the_inputs_another_extracted(tmp_path, user_cache,
+                                                                     monkeypatch):
+    """The issue's probe: `lz.rank` in a new workdir re-extracted every architecture. Now the
+    second run shares the first's cache (by default) and extracts nothing; same values."""
+    import lpzero_jax as lz
+
+    extracted = []
+    real = inputs.extract_proxy_inputs
+    monkeypatch.setattr(inputs, "extract_proxy_inputs",
+                        lambda *a, **k: extracted.append(1) or real(*a, **k))
+    kw = dict(proxies="params,add(abs(W),log(W))", num_archs=2,
+              overrides={"seed": 0, "batch_size": 2, "seq_len": 16, "compilation_cache_dir": "",
+                         "inputs.sample_size": 256, "arch_reading": "pytorch_reference"})
+    first = lz.rank("flexibert", workdir=tmp_path / "a", **kw)
+    assert len(extracted) == 2
+    second = lz.rank("flexibert", workdir=tmp_path / "b", **kw)
+    assert len(extracted) == 2  # nothing extracted again
+    assert second.scores == first.scores
+    assert len(list((user_cache / "inputs").rglob("*.npz"))) == 2
+    assert not list(tmp_path.rglob("*.npz"))  # nothing inside the workdirs

@@ -74,3 +74,42 @@ def test_ragged_groups_keep_architectures_whole():
 
 def test_host_shard_is_round_robin():
     assert parallel.host_shard(list(range(7))) == list(range(7))  # one process here
+
+
+# What JAX's runtime printed as it aborted a process (jax 0.10, 2 processes on loopback), cut to
+# the lines the cause is read from.
+_PEER_DIED = """E1203 13:26:51.605426 5693 coordination_service.cc:1549] [6982343407498359813] Use error polling to propagate the following error to all tasks: UNAVAILABLE: The following tasks are unhealthy (stopped sending heartbeats):
+1
+The tasks have crashed. Check the task logs for an earlier error.
+F1203 13:26:51.606404 5704 client.h:80] Terminating process because the JAX distributed service detected fatal errors. absl::Status: UNAVAILABLE: The following tasks are unhealthy (stopped sending heartbeats):
+1
+*** Check failure stack trace: ***
+"""
+_NEVER_JOINED = """F1203 13:01:26.658211 29551 client.h:80] Terminating process because the JAX distributed service detected fatal errors. absl::Status: DEADLINE_EXCEEDED: Deadline Exceeded
+
+RPC: /xla.coordination.CoordinationService/RegisterTask
+*** Check failure stack trace: ***
+"""
+_COORDINATOR_DIED = """F1203 13:27:02.234032 5916 client.h:80] Terminating process because the JAX distributed service detected fatal errors. absl::Status: UNAVAILABLE: Failed to send RPC to coordination service. Either the leader task was preempted/died/restarted unexpectedly or this task is experiencing network issues.
+*** Check failure stack trace: ***
+"""
+
+
+def test_an_abort_of_the_distributed_runtime_is_named_in_the_jobs_terms():
+    from ml_collections import ConfigDict
+
+    config = ConfigDict({"distributed": {"coordinator_address": "10.0.0.1:1234", "num_processes": 2,
+                                         "process_id": 0, "initialization_timeout_s": 30,
+                                         "heartbeat_timeout_s": 5}})
+    assert parallel.abort_cause(_PEER_DIED, 0, config).startswith(
+        "process 1 stopped (no heartbeat for distributed.heartbeat_timeout_s = 5 s")
+    assert parallel.abort_cause(_NEVER_JOINED, 0, config).startswith(
+        "not every one of the 2 processes joined at 10.0.0.1:1234 within "
+        "distributed.initialization_timeout_s = 30 s")
+    assert parallel.abort_cause(_NEVER_JOINED, 1, config).startswith(
+        "could not join the coordinator 10.0.0.1:1234 within distributed.initialization_timeout_s")
+    assert parallel.abort_cause(_COORDINATOR_DIED, 1, config).startswith(
+        "lost the coordinator (process 0 at 10.0.0.1:1234)")
+    assert parallel.abort_cause("F1203 x.cc:1] something else\n", 1, config) == \
+        "the JAX distributed runtime aborted it (something else)"
+    assert parallel.process_label() == ""  # no jax.distributed job in this process

@@ -12,7 +12,10 @@ def base_config() -> ConfigDict:
     c.seed = 42  # model init, mini-batch sampling, architecture sample, search
     c.train_mode = False  # dropout on, as the reference scores its models (PyTorch's default
     #                       train mode); masks fixed by `seed`. gpt2 and flexibert only
-    c.compilation_cache_dir = "~/.cache/lpzero_jax/xla"  # JAX persistent cache; "" to disable
+    # JAX persistent cache; default (None): ~/.cache/lpzero_jax/xla (runtime.user_cache_dir); "" to disable
+    c.compilation_cache_dir = config_dict.placeholder(str)
+    c.memory_limit_gb = 0.0  # refuse an architecture whose memory estimate exceeds this before
+    #                          allocating it; 0 = the host's (or accelerator's) free memory
 
     # data (read at run time; never part of the repository)
     c.data_root = config_dict.placeholder(str)  # default: $LPZERO_DATA or ../shared/data
@@ -88,7 +91,9 @@ def base_config() -> ConfigDict:
     c.inputs = ConfigDict()
     c.inputs.sample_size = 4096  # values kept per tensor
     c.inputs.sample_seed = 0
-    c.inputs.cache_dir = config_dict.placeholder(str)  # default: <workdir>/inputs_cache
+    # default (None): ~/.cache/lpzero_jax/inputs (runtime.user_cache_dir), shared by every workdir
+    # (content-keyed); <workdir>/inputs_cache in a multi-process job (the hosts share the workdir)
+    c.inputs.cache_dir = config_dict.placeholder(str)
     return c
 
 

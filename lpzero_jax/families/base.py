@@ -28,9 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
+from lpzero_jax import runtime
 from lpzero_jax.benchmarks import own
 from lpzero_jax.benchmarks.base import Arch, BenchmarkFormatError
-from lpzero_jax.errors import ConfigError
+from lpzero_jax.errors import ConfigError, ModelProtocolError
 from lpzero_jax.models import init as model_init
 from lpzero_jax.models.dropout import TrainDropout
 from lpzero_jax.paths import resolve_data_file
@@ -75,6 +76,9 @@ class Family:
     # The reference models' train-mode dropout rates (hidden, attention), which `config.train_mode`
     # switches on (`train_dropout_for`); None: the family's models have no dropout (refused).
     train_dropout: Optional[Tuple[float, float]] = None
+    # The model config's field holding the rows of its token table: the batch's ids must lie in
+    # [0, that) (`check_token_ids`); None: unknown, not checked.
+    vocab_field: Optional[str] = None
 
     # --- abstract -----------------------------------------------------------------------------
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
@@ -253,6 +257,65 @@ class Family:
 
     def count_params(self, model_config: Hashable) -> int:
         return model_init.count_params(self.param_shapes(model_config))
+
+    def vocab_size(self, model_config: Hashable) -> Optional[int]:
+        """Rows of the architecture's token table (`vocab_field`), None when unknown."""
+        return int(getattr(model_config, self.vocab_field)) if self.vocab_field else None
+
+
+def memory_estimate(family: Family, model_config: Hashable,
+                    batch_shape: Tuple[int, ...]) -> Dict[str, int]:
+    """Bytes one architecture's extraction needs at least, from its parameter shapes
+    (`jax.eval_shape`: nothing allocated): 'parameters' = 3 x their bytes (the values, their
+    gradients, the host copy they are initialised in), 'activations' = 2 x 4 bytes x B x S x
+    the output width of every parameter matrix (its forward output and that output's gradient,
+    for the [B, S] batch). A lower bound (attention scores and the loss's logits are left out), so
+    an architecture it refuses surely cannot run."""
+    leaves = jax.tree_util.tree_leaves(family.param_shapes(model_config))
+    tokens = int(np.prod(batch_shape)) if batch_shape else 1
+    params = sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in leaves)
+    widths = sum(int(x.shape[-1]) for x in leaves if len(x.shape) >= 2)
+    return {"parameters": 3 * params, "activations": 2 * 4 * tokens * widths}
+
+
+def check_fits(family: Family, model_config: Hashable, config, batch, whose: str) -> None:
+    """ConfigError naming the architecture, its `memory_estimate` and the limit when the estimate
+    exceeds `config.memory_limit_gb` (0 or unset: the memory free now, `runtime.available_memory`):
+    checked before the architecture's parameters are allocated (`ArchContext.params`,
+    `input_store.ArchInputs.params`), so an architecture that cannot fit is refused by name
+    instead of crashing the run after allocating gigabytes."""
+    ids = (batch or {}).get("input_ids")
+    need = memory_estimate(family, model_config, np.shape(ids) if ids is not None else ())
+    total = sum(need.values())
+    limit_gb = float((config.get("memory_limit_gb") if config is not None else 0) or 0)
+    limit, where = (limit_gb * 2**30, "memory_limit_gb") if limit_gb > 0 else \
+        runtime.available_memory()
+    if total > limit:
+        gb = 2.0**30
+        raise ConfigError(
+            f"family {family.name}: {whose} needs at least {total / gb:.1f} GB (parameters "
+            f"{need['parameters'] / gb:.1f} GB, activations {need['activations'] / gb:.1f} GB) "
+            f"but the limit is {limit / gb:.1f} GB ({where}); leave it out (rank.arch_ids, "
+            f"num_archs, your benchmark file) or set --config.memory_limit_gb=N to override")
+
+
+def check_token_ids(family: Family, ids, vocab: Optional[int], whose: str) -> None:
+    """ModelProtocolError naming the family, the first id outside [0, vocab) and the vocabulary
+    size: a token table indexed out of range clamps silently (JAX gathers) or scores NaN. The one
+    check of every batch against a model (`ArchContext`, `input_store.ArchInputs`, LLaMA's own
+    tokenizer); vocab None: not checked."""
+    if vocab is None or ids is None or np.size(ids) == 0:
+        return
+    ids = np.asarray(ids)
+    low, high = int(ids.min()), int(ids.max())
+    if low >= 0 and high < vocab:
+        return
+    bad = low if low < 0 else high
+    raise ModelProtocolError(
+        f"family {family.name}: token id {bad} of the batch is outside the vocabulary of {vocab} "
+        f"ids of {whose} (ids must lie in [0, {vocab})): the run's tokenizer does not fit the "
+        "model; use an architecture whose vocabulary covers the tokenizer's (its vocab_size / "
+        "n_token) or a matching tokenizer (vocab_path, tokenizer_path, vocab_size)")
 
 
 @functools.lru_cache(maxsize=64)

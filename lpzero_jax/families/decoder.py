@@ -47,6 +47,7 @@ GPT2_VOCAB = text.EXPECTED_VOCAB["gpt2"]
 
 class DecoderFamily(Family):
     name = "decoder"
+    vocab_field = "padded_vocab_size"
     eznas_roles = None
     position_table_path = ("params", "wpe", "embedding")
     reference_activations = "linear_outputs"

@@ -64,6 +64,7 @@ def flexibert_config(arch_config: dict, reading: str = "benchmark",
 
 class FlexiBertFamily(Family):
     name = "flexibert"
+    vocab_field = "vocab_size"
     position_table_path = ("params", "position_embeddings", "embedding")
     min_seq_len = 3  # [CLS] + at least one token + [SEP]
     # train mode (`config.train_mode`): ElectraConfig's hidden_dropout_prob and

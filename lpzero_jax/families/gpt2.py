@@ -90,6 +90,7 @@ def gpt2_init_rule(mc: GPT2FlexConfig):
 
 class GPT2Family(Family):
     name = "gpt2"
+    vocab_field = "n_token"
     # LPZero's GPT-2 baselines iterate over every Conv1D (all four block kernels) and hook their
     # outputs; the position table is `wpe`.
     eznas_roles = None

@@ -31,7 +31,7 @@ from lpzero_jax.benchmarks.minibench import (
     load_minibench,
 )
 from lpzero_jax.engine.staging import Stages
-from lpzero_jax.families.base import FAMILIES, Family, Supernet
+from lpzero_jax.families.base import FAMILIES, Family, Supernet, check_token_ids
 from lpzero_jax.models.init import path_names
 from lpzero_jax.models.llama import (
     DecoderLayer,
@@ -99,6 +99,7 @@ def local_tokenizer_ids(tokenizer_path: str, corpus) -> np.ndarray:
 
 class LlamaFamily(Family):
     name = "llama"
+    vocab_field = "vocab_size"
 
     def load_benchmark(self, config: ConfigDict) -> List[Arch]:
         path = self.benchmark_path(config)
@@ -138,9 +139,7 @@ class LlamaFamily(Family):
                                       resolve_data_file(config.corpus, config.get("data_root")))
         else:
             ids = lm_corpus_ids(config, config.corpus)
-        if int(ids.max()) >= int(config.vocab_size):
-            raise ValueError(f"token id {int(ids.max())} does not fit the model vocabulary of "
-                             f"{config.vocab_size}: wrong tokenizer or vocab_size")
+        check_token_ids(self, ids, int(config.vocab_size), "the run (vocab_size)")
         return {"input_ids": text.sample_windows(ids, int(config.batch_size), int(config.seq_len),
                                                  int(config.seed))}
 

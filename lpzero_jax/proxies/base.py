@@ -33,6 +33,7 @@ import numpy as np
 from lpzero_jax import inputs as proxy_inputs
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.engine import passes, sweep
+from lpzero_jax.families.base import check_fits, check_token_ids
 from lpzero_jax.proxies import common, whole_model
 from lpzero_jax.registry import Registry
 
@@ -139,6 +140,8 @@ class ArchContext:
         self.config = config
         self.batch = batch
         self.model_config = family.model_config(arch, config)
+        check_token_ids(family, (batch or {}).get("input_ids"), family.vocab_size(self.model_config),
+                        f"architecture {arch.arch_id}")
         self._inputs_loader = inputs_loader
         self._cache: Dict[str, object] = {}
         self.pass_seconds: Dict[str, float] = {}  # shared pass -> its own seconds
@@ -187,7 +190,12 @@ class ArchContext:
 
     @property
     def params(self):
-        return self._shared("init", lambda: self.family.arch_params(self.model_config, self.config))
+        def allocate():
+            check_fits(self.family, self.model_config, self.config, self.batch,
+                       f"architecture {self.arch.arch_id}")
+            return self.family.arch_params(self.model_config, self.config)
+
+        return self._shared("init", allocate)
 
     def device_batch(self) -> Dict[str, jax.Array]:
         return self._shared("batch", lambda: {k: jnp.asarray(v) for k, v in self.batch.items()})

@@ -57,7 +57,7 @@ def test_batch_from_a_local_checkpoint_tokenizer(tmp_path):
     c = run_config(tokenizer_path=str(tmp_path / "tok"), vocab_size=50257)
     np.testing.assert_array_equal(FAMILY.make_batch(c)["input_ids"],
                                   FAMILY.make_batch(run_config(vocab_size=50257))["input_ids"])
-    with pytest.raises(ValueError, match="does not fit the model vocabulary of 1000"):
+    with pytest.raises(ValueError, match="outside the vocabulary of 1000 ids"):
         FAMILY.make_batch(run_config(tokenizer_path=str(tmp_path / "tok"), vocab_size=1000))
 
 

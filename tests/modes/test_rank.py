@@ -87,6 +87,7 @@ def test_environment_error_stops_the_run_and_is_never_a_score(tmp_path, monkeypa
     genome = "add(abs(W),log(W))"  # W only: the cheap 'weights' level, cached like the others
     config = tiny_config(num_archs=3, proxies=f"params,{genome}", arch_reading="pytorch_reference")
     clean = rank.run(config, tmp_path / "clean").ranking
+    config.inputs.cache_dir = str(tmp_path / "cache")  # not the clean run's: extracts again
 
     def full_disk(f):
         raise OSError(errno.ENOSPC, "No space left on device")
