@@ -180,3 +180,23 @@ def plot_search_curves(runs: Dict[str, List[dict]], path: Path) -> None:
     with files.atomic_write(path, binary=True) as f:
         fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
+
+
+def plot_training_loss(curves: Dict[str, List[tuple]], path: Path, title: str = "") -> None:
+    """Training loss against step, one line per named curve of (step, loss) pairs (e.g. one per
+    subnet kind of the super-adapter's sandwich schedule)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, pairs in curves.items():
+        if pairs:
+            steps, losses = zip(*pairs)
+            ax.plot(steps, losses, label=f"{name} subnet", lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (nats/token)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with files.atomic_write(path, binary=True) as f:
+        fig.savefig(f, dpi=120, format="png")
+    plt.close(fig)
