@@ -101,7 +101,8 @@ def benchmark_choice(spec: AdapterSpec, arch) -> Choice:
 
 def eval_subnets(spec: AdapterSpec, config, archs) -> Dict[str, dict]:
     """{id: {choice, before}}: the `adapter.eval_archs` benchmark subnets (largest rank; before = their
-    damage-only benchmark perplexity) and the space's smallest subnet (`min`)."""
+    damage-only benchmark perplexity) and the space's smallest subnet (`min`: before = the benchmark's
+    subnet of the same widths, if it has one)."""
     by_id = {str(a.arch_id): a for a in archs}
     out = {}
     for arch_id in [s.strip() for s in str(config.adapter.eval_archs or "").split(",") if s.strip()]:
@@ -112,7 +113,11 @@ def eval_subnets(spec: AdapterSpec, config, archs) -> Dict[str, dict]:
                               f"({', '.join(list(by_id)[:5])}, ...)")
         arch = by_id[arch_id]
         out[arch_id] = {"choice": benchmark_choice(spec, arch), "before": float(arch.extra["metrics"]["ppl"])}
-    out[MIN_ID] = {"choice": spec.space().min_choice(), "before": None}
+    # without an adapter the rank does not matter: the smallest widths' benchmark value is min's
+    smallest = [l.intermediate_size for l in spec.space().config_of(spec.space().min_choice()).layers]
+    before = [float(a.extra["metrics"]["ppl"]) for a in archs
+              if [l["intermediate_size"] for l in a.config["layers"]] == smallest]
+    out[MIN_ID] = {"choice": spec.space().min_choice(), "before": before[0] if before else None}
     return out
 
 

@@ -70,3 +70,55 @@ def test_training_on_the_evaluation_text_is_refused(supernet, tmp_path):  # noqa
     config = mode_config(supernet, tmp_path, train_corpus="wikitext-2/test.txt")
     with pytest.raises(ConfigError, match="same file"):
         MODES.get("train_adapter")(config, tmp_path / "run")
+
+
+@pytest.mark.slow  # three processes, each compiling the training step: minutes on a shared CPU
+def test_kill_9_then_rerun_gives_the_uninterrupted_losses(supernet, tmp_path):  # noqa: F811
+    """A real SIGKILL of the CLI mid-run; the rerun resumes from the last checkpoint and ends with
+    the same per-step losses and adapter as a run never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from flax import serialization
+
+    root = Path(__file__).resolve().parents[2]
+    _, _, gguf, bench = supernet
+
+    def command(run):
+        return [sys.executable, "-m", "lpzero_jax.main", "--config=experiments/smollm.py",
+                "--config.mode=train_adapter", f"--config.workdir={tmp_path / run}", f"--config.gguf_path={gguf}",
+                f"--config.benchmark_file={bench}", "--config.batch_size=2", "--config.seq_len=16",
+                "--config.compilation_cache_dir=", "--config.adapter.steps=30", "--config.adapter.batch_size=2",
+                "--config.adapter.seq_len=16", "--config.adapter.warmup_steps=2",
+                "--config.adapter.checkpoint_every=4", "--config.adapter.log_every=1",
+                "--config.adapter.eval_windows=2", "--config.adapter.eval_seq_len=16",
+                "--config.adapter.eval_archs=full", f"--config.adapter.cache_dir={tmp_path / 'cache'}"]
+
+    env = dict(os.environ, PYTHONPATH=str(root))
+    whole = subprocess.run(command("whole"), cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    log = tmp_path / "killed.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command("killed"), cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.time() + 900
+        while "step 10/30" not in log.read_text() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert "step 10/30" in log.read_text() and "step 30/30" not in log.read_text()
+    resumed = subprocess.run(command("killed"), cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming at step" in resumed.stderr
+
+    def state(run):
+        return serialization.msgpack_restore((tmp_path / run / "adapter_checkpoint.msgpack").read_bytes())
+
+    a, b = state("whole"), state("killed")
+    assert a["step"] == b["step"] == 30
+    np.testing.assert_array_equal(a["losses"], b["losses"])
+    np.testing.assert_array_equal(a["adapter"]["layer_1"]["mlp"]["gate_proj"]["lora_b"],
+                                  b["adapter"]["layer_1"]["mlp"]["gate_proj"]["lora_b"])
