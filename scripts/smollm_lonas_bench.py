@@ -21,7 +21,7 @@ space's smallest (`min`: smallest widths and rank), then seeded random draws of 
 (`r000`, ...) up to --num_total.
 
     PYTHONPATH=. nice -n 10 python scripts/smollm_lonas_bench.py --adapter=~/.cache/lpzero_jax/adapters/<digest> \
-        --out=lpzero_jax/data/smollm2_lonas_v2.json --workdir=runs/smollm_lonas_v2 --num_total=200
+        --out=smollm2_lonas_v2.json --workdir=runs/smollm_lonas_v2 --num_total=200   # then ship it as package data
 """
 
 from __future__ import annotations
