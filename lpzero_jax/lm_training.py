@@ -63,12 +63,21 @@ def batch_order(num_windows: int, batch_size: int, steps: int, data_seed: int) -
     return np.concatenate(epochs)[:need].reshape(steps, batch_size)
 
 
-def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
-    warmup = max(1, int(tc.warmup_fraction * tc.steps))
+def adamw_warmup_cosine(steps: int, learning_rate: float, warmup_steps: int, final_lr_fraction: float,
+                        weight_decay: float, b1: float, b2: float,
+                        grad_clip: float) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW whose rate rises linearly from 0 over `warmup_steps` and
+    decays by a cosine to `final_lr_fraction` of the peak at `steps`."""
+    warmup = max(1, int(warmup_steps))
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, tc.learning_rate, warmup, max(tc.steps, warmup + 1), tc.learning_rate * tc.final_lr_fraction)
-    return optax.chain(optax.clip_by_global_norm(tc.grad_clip),
-                       optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=tc.weight_decay))
+        0.0, learning_rate, warmup, max(steps, warmup + 1), learning_rate * final_lr_fraction)
+    return optax.chain(optax.clip_by_global_norm(grad_clip),
+                       optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay))
+
+
+def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
+    return adamw_warmup_cosine(tc.steps, tc.learning_rate, int(tc.warmup_fraction * tc.steps),
+                               tc.final_lr_fraction, tc.weight_decay, tc.b1, tc.b2, tc.grad_clip)
 
 
 def _loss_fn(model, params, ids):

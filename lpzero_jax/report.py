@@ -31,6 +31,16 @@ def _pyplot():
     return plt
 
 
+def _finish(plt, fig, ax, path: Path) -> None:
+    """Grid, legend, tight layout; the PNG written atomically; the figure closed."""
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with files.atomic_write(path, binary=True) as f:
+        fig.savefig(f, dpi=120, format="png")
+    plt.close(fig)
+
+
 def load_published(family: str) -> Dict[str, List[dict]]:
     """{proxy: [{'tau', 'rho', 'source'}, ...]} published for a family's benchmark ({} if none)."""
     text = resources.files("lpzero_jax").joinpath("data/published.json").read_text()
@@ -174,9 +184,19 @@ def plot_search_curves(runs: Dict[str, List[dict]], path: Path) -> None:
         ax.plot(xs, ys, label=name.replace("_", " "))
     ax.set_xlabel("candidates evaluated")
     ax.set_ylabel("best Spearman rho (sample)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    with files.atomic_write(path, binary=True) as f:
-        fig.savefig(f, dpi=120, format="png")
-    plt.close(fig)
+    _finish(plt, fig, ax, path)
+
+
+def plot_training_loss(curves: Dict[str, List[tuple]], path: Path, title: str = "") -> None:
+    """Training loss against step, one line per named curve of (step, loss) pairs (e.g. one per
+    subnet kind of the super-adapter's sandwich schedule)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, pairs in curves.items():
+        if pairs:
+            steps, losses = zip(*pairs)
+            ax.plot(steps, losses, label=f"{name} subnet", lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (nats/token)")
+    ax.set_title(title, fontsize=9)
+    _finish(plt, fig, ax, path)

@@ -33,7 +33,9 @@ RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir",
                      "search.evaluate_all", "search.generations", "bench", "data_root",
                      "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "rank.fuse_hvp",
                      "rank.arch_ids", "rank_shard", "study.proxies", "search.answer", "search.zoo",
-                     "search.ranker_features", "search.ranker_kinds", "memory_limit_gb")
+                     "search.ranker_features", "search.ranker_kinds", "memory_limit_gb",
+                     "adapter.eval_archs", "adapter.checkpoint_every", "adapter.log_every",
+                     "adapter.stop_at", "adapter.max_seconds", "adapter.cache_dir")
 
 
 def config_conflicts(previous: dict, current: dict) -> list:

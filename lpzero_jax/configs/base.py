@@ -171,3 +171,36 @@ def few_shot_config() -> ConfigDict:
     f.ranker = ""  # predict: the ranker JSON written by fit_ranker
     f.candidates = ""  # predict: own-format file of the candidates (lines may leave the score out)
     return f
+
+
+def adapter_config() -> ConfigDict:
+    """config.adapter: the LoNAS super-adapter of a pretrained LLaMA (`train_adapter` mode,
+    lpzero_jax/modes/train_adapter.py; the training itself: lpzero_jax/adapters/train.py)."""
+    a = ConfigDict()
+    # the elastic space the adapter serves (LoNAS: LoRA r 32, alpha 64 on q, k, v, up, gate)
+    a.rank_choices = (32, 24, 16)  # a smaller rank = the leading rows/columns of the largest
+    a.width_ratios = (1.0, 0.875, 0.75, 0.625, 0.5)  # FFN widths per layer
+    a.scaling = 2.0  # lora_alpha / r of the largest rank, the same for every rank
+    # training (every field here names the result: its digest is the cache folder's name)
+    a.steps = 2000  # schedule length (warm-up + cosine); a run may stop earlier and resume
+    a.batch_size = 4
+    a.seq_len = 128
+    a.learning_rate = 1e-3  # LoNAS: 3e-4 and 100 warm-up steps for LLaMA-7B at 16 sequences a step;
+    a.warmup_steps = 30  #     a 135M model at 4 x 128 tokens a step, on a CPU budget: faster
+    a.final_lr_fraction = 0.0
+    a.weight_decay = 0.0
+    a.sandwich_period = 4  # per cycle: the largest subnet, the smallest, then random ones
+    a.seed = 0  # adapter init and random subnets
+    a.data_seed = 0  # batch order
+    a.train_corpus = "wikitext-2/valid.txt"  # training text (relative to data_root)
+    a.eval_corpus = "wikitext-2/test.txt"  # evaluation text only
+    a.eval_windows = 8  # evenly spread windows (the subnet benchmark's slice)
+    a.eval_seq_len = 256
+    # run control (a resumed run may change these)
+    a.eval_archs = "full,smallest,s000,s001,s002,s003,s004"  # benchmark subnets evaluated after training
+    a.checkpoint_every = 25
+    a.log_every = 5
+    a.stop_at = 0  # stop at this step (0: at `steps`)
+    a.max_seconds = 0.0  # stop after this long (0: no limit)
+    a.cache_dir = "~/.cache/lpzero_jax/adapters"  # the trained adapter: <cache_dir>/<digest>/
+    return a

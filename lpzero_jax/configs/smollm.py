@@ -11,11 +11,13 @@ python -m lpzero_jax.main --config=experiments/smollm.py --config.mode=search \
     --config.workdir=runs/smollm_search
 python -m lpzero_jax.main --config=experiments/smollm.py --config.mode=subnet_search \
     --config.subnet_search.fitness=params --config.workdir=runs/smollm_subnets
+python -m lpzero_jax.main --config=experiments/smollm.py --config.mode=train_adapter \
+    --config.workdir=runs/smollm_adapter
 """
 
 from ml_collections import ConfigDict, config_dict
 
-from lpzero_jax.configs.base import base_config, subnet_search_config
+from lpzero_jax.configs.base import adapter_config, base_config, subnet_search_config
 
 
 def get_config() -> ConfigDict:
@@ -37,4 +39,6 @@ def get_config() -> ConfigDict:
     s.from_gguf = True  # supernet = the family's GGUF (config.gguf_path), weights as stored
     s.width_ratios = (1.0, 0.875, 0.75, 0.625, 0.5)  # 1536 .. 768
     s.rank_choices = (0,)  # no adapters: FFN widths alone
+
+    c.adapter = adapter_config()  # train_adapter mode: the LoNAS super-adapter of the GGUF
     return c

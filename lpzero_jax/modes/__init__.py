@@ -11,6 +11,7 @@ from lpzero_jax.modes import (  # noqa: F401
                               sensitivity,
                               study,
                               subnet_search,
+                              train_adapter,
                               transfer,
 )
 from lpzero_jax.modes.base import MODES, Mode, register_mode
