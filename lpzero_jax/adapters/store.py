@@ -1,6 +1,6 @@
 """A trained super-adapter on disk: `adapter.msgpack` (the LoRA factors) and `adapter.json` beside it.
 
-The folder is `<cache_dir>/<settings digest>` (default `~/.cache/lpzero_jax/adapters/`): a build
+The folder is `<cache_dir>/<settings digest>` (default: `runtime.user_cache_dir("adapters")`): a build
 artefact that `train_adapter` rebuilds, not package data. adapter.json holds the spec (supernet,
 rank set, width ratios, scaling, targets), the training settings, the steps done, the cost and the
 sha256 of adapter.msgpack; `load_adapter` refuses a file whose bytes, rank set, supernet or shapes

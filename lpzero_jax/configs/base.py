@@ -202,5 +202,7 @@ def adapter_config() -> ConfigDict:
     a.log_every = 5
     a.stop_at = 0  # stop at this step (0: at `steps`)
     a.max_seconds = 0.0  # stop after this long (0: no limit)
-    a.cache_dir = "~/.cache/lpzero_jax/adapters"  # the trained adapter: <cache_dir>/<digest>/
+    # the trained adapter: <cache_dir>/<digest>/; default (None): ~/.cache/lpzero_jax/adapters
+    # (runtime.user_cache_dir, as the input and XLA caches)
+    a.cache_dir = config_dict.placeholder(str)
     return a

@@ -42,6 +42,7 @@ from lpzero_jax.modes.base import register_mode
 from lpzero_jax.paths import resolve_data_file
 from lpzero_jax.report import plot_training_loss
 from lpzero_jax.results import write_json
+from lpzero_jax.runtime import user_cache_dir
 
 RESULT = "train_adapter.json"
 LOSS_PNG = "loss_curve.png"
@@ -160,7 +161,7 @@ def run(config, workdir: Path) -> dict:
                           stop_at=int(a.stop_at), max_seconds=float(a.max_seconds), log=logging.info)
     train_wall = time.perf_counter() - started
     tokens_per_step = settings.batch_size * settings.seq_len
-    folder = Path(a.cache_dir).expanduser() / digest
+    folder = (Path(a.cache_dir).expanduser() if a.cache_dir else user_cache_dir("adapters")) / digest
     cost = {"steps_done": state.step, "steps_planned": settings.steps, "complete": state.step >= settings.steps,
             "tokens": state.step * tokens_per_step, "train_seconds": state.seconds,
             "tokens_per_second": state.step * tokens_per_step / state.seconds if state.seconds else None,
