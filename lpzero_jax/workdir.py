@@ -32,7 +32,7 @@ RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir",
                      "parallel", "distributed", "search.baselines", "search.checkpoint_every",
                      "search.evaluate_all", "search.generations", "bench", "data_root",
                      "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "rank.fuse_hvp",
-                     "rank.arch_ids", "rank_shard", "study.proxies")
+                     "rank.arch_ids", "rank.keep_residuals_gb", "rank_shard", "study.proxies")
 
 
 def config_conflicts(previous: dict, current: dict) -> list:
