@@ -2,13 +2,16 @@
 of the process-wide caches after each architecture of the zoo.
 
     PYTHONPATH=. python scripts/rank_memory.py --family=gpt2 --archs=5 --stride=20 \
-        --proxies=all --out=/tmp/rank_memory.json [--cache_dir=/path/to/input/cache]
+        --proxies=all --out=/tmp/rank_memory.json [--cache_dir=/path/to/input/cache] \
+        [--arch_ids=config_4_j9,config_12_j5]
 
-Scores the proxies on every `stride`-th benchmark architecture (rank's scoring loop, one
-ArchContext per architecture, the values written to a throw-away log) and records after each one:
-RSS and its peak, the live jax arrays (count, bytes), and the entries of the engine's bounded
-caches and of the whole-model program caches (functools.lru_cache). Growth of RSS with flat live
-arrays points at compiled programs or allocator fragmentation; growing live arrays at a leak.
+Scores the proxies on every `stride`-th benchmark architecture (or the named ones; rank's scoring
+loop, one ArchContext per architecture, the values written to a throw-away log) and records after
+each one: RSS and its peak, the live jax arrays (count, bytes), and the entries of the engine's
+bounded caches and of the whole-model program caches (functools.lru_cache). Growth of RSS with
+flat live arrays points at compiled programs or allocator fragmentation; growing live arrays at a
+leak. Per architecture it also lists each shared pass and each proxy with the RSS before, the
+highest RSS sampled while it ran (every 20 ms) and the live jax bytes after it: where the peak is.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +33,60 @@ def rss_mb() -> float:
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+class PeakSampler:
+    """A daemon thread sampling RSS every `interval` s; `mark()` starts a window, `peak()` is the
+    highest RSS (MB) sampled since that mark."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self._peak = interval, 0.0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            self._peak = max(self._peak, rss_mb())
+            time.sleep(self.interval)
+
+    def mark(self) -> float:
+        now = rss_mb()
+        self._peak = now
+        return now
+
+    def peak(self) -> float:
+        self._peak = max(self._peak, rss_mb())
+        return self._peak
+
+
+def live_mb() -> float:
+    import jax
+
+    return sum(x.nbytes for x in jax.live_arrays()) / 2 ** 20
+
+
+def trace_passes(ArchContext, sampler: PeakSampler, events: list) -> None:
+    """Wraps ArchContext's shared-pass builder and proxy call to append (kind, name, RSS before,
+    peak RSS during, live jax MB after) to `events`. A nested pass restarts the window, so an
+    outer pass's peak covers only what ran after its last nested pass."""
+    shared, timed_call = ArchContext._shared, ArchContext.timed_call
+
+    def traced_shared(self, name, build):
+        if name in self._cache:
+            return shared(self, name, build)
+        before = sampler.mark()
+        out = shared(self, name, build)
+        events.append(("pass", name, round(before), round(sampler.peak()), round(live_mb())))
+        return out
+
+    def traced_call(self, fn):
+        before = sampler.mark()
+        out = timed_call(self, fn)
+        events.append(("proxy", getattr(fn, "name", None) or getattr(getattr(fn, "fn", None),
+                                                                       "__name__", str(fn)),
+                       round(before), round(sampler.peak()), round(live_mb())))
+        return out
+
+    ArchContext._shared, ArchContext.timed_call = traced_shared, traced_call
 
 
 def lru_caches() -> dict:
@@ -53,6 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=20)
     p.add_argument("--proxies", default="all")
     p.add_argument("--cache_dir", default=None, help="proxy-input cache (rank's inputs.cache_dir)")
+    p.add_argument("--arch_ids", default="", help="comma-separated ids (instead of --stride)")
     p.add_argument("--out", default="rank_memory.json")
     args = p.parse_args(argv)
 
@@ -63,6 +122,7 @@ def main(argv=None) -> int:
     from lpzero_jax.engine import layout, staging, sweep
     from lpzero_jax.families import get_family
     from lpzero_jax.input_store import InputStore
+    from lpzero_jax.proxies.base import ArchContext
     from lpzero_jax.proxies.resolve import resolve_proxies
     from lpzero_jax.proxies.scoring import score_into_log
 
@@ -74,13 +134,21 @@ def main(argv=None) -> int:
         config.inputs.cache_dir = args.cache_dir
     runtime.setup(config)
     family = get_family(args.family)
-    archs = family.load_benchmark(config)[::args.stride][:args.archs]
+    archs = family.load_benchmark(config)
+    if args.arch_ids:
+        by_id = {str(a.arch_id): a for a in archs}
+        archs = [by_id[i] for i in args.arch_ids.split(",")]
+    else:
+        archs = archs[::args.stride][:args.archs]
+    sampler, events = PeakSampler(), []
+    trace_passes(ArchContext, sampler, events)
     batch = family.make_batch(config)
     proxies = resolve_proxies(args.proxies)
     store = InputStore(config, work)
     rows = []
     t = time.perf_counter()
     for arch in archs:
+        events.clear()
         score_into_log(family, [arch], config, batch, proxies, store, work / "values.jsonl", {}, {})
         gc.collect()
         runtime.release_host_memory()
@@ -93,7 +161,9 @@ def main(argv=None) -> int:
                      "stage_functions": len(staging._COMPILED),
                      "compiled_programs": staging.compiled_programs(),
                      "layouts": len(layout._LAYOUTS), "paddings": len(sweep._PADDINGS),
-                     "lru_caches": lru_caches()})
+                     "lru_caches": lru_caches(),
+                     "steps": [dict(zip(("kind", "name", "rss_before_mb", "peak_mb", "live_after_mb"),
+                                        e)) for e in events]})
         print(json.dumps(rows[-1]), flush=True)
     Path(args.out).write_text(json.dumps(rows, indent=1))
     return 0

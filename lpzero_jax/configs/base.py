@@ -34,6 +34,9 @@ def base_config() -> ConfigDict:
     c.rank.fuse_hvp = True  # with GraSP: backward + HVP as one program (faster; gradient proxies
     #                         then share its seconds). False times each stage on its own.
     c.rank.arch_ids = ""  # "id,id,...": score only these architectures (e.g. a timing sample)
+    c.rank.keep_residuals_gb = 1.0  # the zoo's staged gradient passes keep this many GB of layer
+    #   VJP residuals, then recompute the layers beyond (same values; None keeps all: faster on the
+    #   largest architectures, about twice the peak memory; docs/throughput_accelerator.md#memory)
     c.zerolm = ConfigDict()  # the ZeroLM proxies (lpzero_jax/proxies/zerolm.py)
     c.zerolm.alpha = 0.5  # attention/FFN balance of the 'zerolm' proxy
     c.zerolm.sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on

@@ -157,13 +157,14 @@ def _cut_channels(pad: sweep.Padding, per_channel):
     return {k: tuple(pad.cut_channels(k[2:], x) for x in v) for k, v in per_channel.items()}
 
 
-def backward(family, stages: staging.Stages, params, batch):
+def backward(family, stages: staging.Stages, params, batch, keep_bytes: Optional[int] = None):
     """(loss, intermediates, grads, d loss / d word embeds, fisher {layer path: [C]}), as
     `proxies.whole_model.compiled_backward`, then positives {layer path: [C]}: the linear layers'
-    `first_input_positives`, from the same forward (no pass of their own)."""
+    `first_input_positives`, from the same forward (no pass of their own). keep_bytes: see
+    `sweep.backward_sweep`."""
     loss, inter, grads, g_word, extra = sweep.backward_sweep(
         stages, params, batch, lambda module: _fisher_forward(module, family), _fisher_backward,
-        cut_extra=_cut_channels)
+        cut_extra=_cut_channels, keep_bytes=keep_bytes)
     per_channel = {("params", pkey) + k[2:]: v for _, pkey in stages.layers
                    for k, v in extra[pkey].items()}
     fisher = {k: v[0] for k, v in per_channel.items()}
@@ -173,13 +174,15 @@ def backward(family, stages: staging.Stages, params, batch):
 
 # --- Synflow ---------------------------------------------------------------------------------------
 
-def synflow_grads(family, stages: staging.Stages, params, batch):
+def synflow_grads(family, stages: staging.Stages, params, batch,
+                  keep_bytes: Optional[int] = None):
     """d R / d params at |params| and all-ones word embeddings, R the family's Synflow objective
-    (`synflow_objective`), as `proxies.whole_model.compiled_synflow`."""
+    (`synflow_objective`), as `proxies.whole_model.compiled_synflow`. keep_bytes: see
+    `sweep.backward_sweep`."""
     abs_params = jax.tree_util.tree_map(jnp.abs, params)
     return sweep.backward_sweep(stages, abs_params, batch, sweep.plain_layer_forward,
                                 sweep.plain_layer_backward, ones_word=True,
-                                objective=synflow_objective(family))[2]
+                                objective=synflow_objective(family), keep_bytes=keep_bytes)[2]
 
 
 # --- Hessian-vector product ------------------------------------------------------------------------

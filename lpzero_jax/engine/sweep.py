@@ -188,28 +188,48 @@ def plain_layer_backward(vjp_fn, aux, g):
     return apply_vjp(vjp_fn, g) + (None,)
 
 
+def tree_bytes(tree) -> int:
+    """Bytes of the arrays in a pytree (a VJP's residuals: `jax.tree_util.Partial` is one)."""
+    return sum(int(getattr(x, "nbytes", 0)) for x in jax.tree_util.tree_leaves(tree))
+
+
 def backward_sweep(stages: Stages, params, batch, layer_forward, layer_backward,
-                   ones_word: bool = False, objective: str = "head_loss", cut_extra=None):
+                   ones_word: bool = False, objective: str = "head_loss", cut_extra=None,
+                   keep_bytes: Optional[int] = None):
     """Forward through the stages keeping each layer's VJP, then back from the head's objective.
 
     layer_forward(module) -> fn(layer params, x) -> (y, vjp_fn, intermediates, aux);
     layer_backward(vjp_fn, aux, g_y) -> (g_params, g_x, extra). A bucketed layer runs as its run
     module on padded params; its intermediates and g_params are cut to the real shapes, its extra
     by cut_extra(Padding, extra) (default: kept as run). objective: see `outer_full`.
+    keep_bytes: None keeps every layer's VJP residuals (and aux) until its backward step; a number
+    keeps them only while their running total stays within it: each later layer keeps its input
+    instead, and its backward step runs the same forward program on it again (the same residuals,
+    so the same values) — peak memory bounded by keep_bytes plus one layer, for one more forward of
+    those layers.
     Returns (value, intermediates, grads, d value / d word embeds, {layer key: extra})."""
     p, outer_params = split_params(stages, params)
     forward, head, _ = outer_full(module_key(stages.outer), stages.outer, stages.prelude_args,
                                   ones_word, objective)
     x, prelude_vjp = forward(outer_params, batch)
-    inter, saved = {}, []
+    inter, saved, kept = {}, [], 0
     for module, pkey in stages.layers:
         run, layer_params, pad = run_layer(stages, module, p[pkey], tuple(x.shape))
-        x, vjp_fn, inter_l, aux = layer_forward(run)(layer_params, x)
+        fwd, x_in = layer_forward(run), x
+        x, vjp_fn, inter_l, aux = fwd(layer_params, x_in)
         inter[pkey] = inter_l if pad is None else pad.cut_intermediates(inter_l)
-        saved.append((pkey, vjp_fn, aux, pad))
+        if keep_bytes is not None:
+            kept += tree_bytes((vjp_fn, aux))
+            if kept > keep_bytes:  # recomputed in the backward step
+                vjp_fn = aux = None
+        rerun = None if vjp_fn is not None else (fwd, layer_params, x_in)
+        saved.append((pkey, vjp_fn, aux, pad, rerun))
     loss, (g_outer, g) = head(outer_params, x, head_batch(stages, batch))
     grads, extra = {}, {}
-    for pkey, vjp_fn, aux, pad in reversed(saved):
+    for pkey, vjp_fn, aux, pad, rerun in reversed(saved):
+        if rerun is not None:
+            fwd, layer_params, x_in = rerun
+            _, vjp_fn, _, aux = fwd(layer_params, x_in)
         g_params, g, extra[pkey] = layer_backward(vjp_fn, aux, g)
         grads[pkey] = g_params if pad is None else pad.cut_params(g_params)
         if pad is not None and cut_extra is not None:

@@ -14,7 +14,7 @@ Table 1 writes it. A singular K_H (two identical codes) gives -inf, reported as 
 import numpy as np
 
 from lpzero_jax.inputs import group_by_layer
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import ACTIVATIONS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import finite_or_nan
 
 
@@ -37,7 +37,7 @@ def nwot_score(acts) -> float:
     return finite_or_nan(logdet) if sign > 0 else float("nan")
 
 
-@register_proxy("activation_distance")
+@register_proxy("activation_distance", passes=ACTIVATIONS)
 def activation_distance(ctx: ArchContext) -> float:
     acts = [t for layer in group_by_layer(ctx.intermediates(), name="A") for t in layer]
     if not acts:

@@ -20,7 +20,7 @@ import numpy as np
 from lpzero_jax.engine.passes import with_output_deltas
 from lpzero_jax.inputs import group_by_layer
 from lpzero_jax.proxies import whole_model
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import ACTIVATIONS, ArchContext, register_proxy
 
 
 def kernel_entry_sum(first_input: jax.Array) -> jax.Array:
@@ -51,7 +51,8 @@ def _compiled_linear_output_sums(family, model_config: Hashable):
     return jax.jit(sums)
 
 
-@register_proxy("activation_distance_reference")
+@register_proxy("activation_distance_reference",
+                passes=ACTIVATIONS | {"linear_output_sums"})
 def activation_distance_reference(ctx: ArchContext) -> float:
     source = ctx.family.reference_activations
     if source == "ffn_activation":

@@ -9,10 +9,10 @@ width; summed over all head outputs. This is the authors' `attention_condfidence
 import jax.numpy as jnp
 
 from lpzero_jax.inputs import group_by_layer
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import ACTIVATIONS, ArchContext, register_proxy
 
 
-@register_proxy("attention_confidence")
+@register_proxy("attention_confidence", passes=ACTIVATIONS)
 def attention_confidence(ctx: ArchContext) -> float:
     heads = [t for layer in group_by_layer(ctx.intermediates(), name="H") for t in layer]
     if not heads:

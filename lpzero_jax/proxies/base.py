@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpzero_jax import inputs as proxy_inputs
+from lpzero_jax import runtime
 from lpzero_jax.benchmarks.base import Arch
 from lpzero_jax.engine import passes, sweep
 from lpzero_jax.families.base import check_fits, check_token_ids
@@ -53,6 +54,22 @@ def data_free_pass_factors(family) -> FrozenSet[str]:
     return WEIGHTS_ONLY if family.synflow_objective == "output_sum" else FACTORS
 
 
+# The shared passes an ArchContext may release once no proxy still to be scored reads them
+# (`ArchContext.release`): the ones that hold per-architecture tensors of the size of the
+# activations or of the parameters. The rest (model, shapes, parameters, batch, small per-proxy
+# stages) stay until the architecture is done.
+RELEASABLE: FrozenSet[str] = frozenset((
+    "backward", "forward", "hvp", "synflow", "linear_output_sums",
+    "inputs_weights", "inputs_forward", "inputs_backward"))
+# What proxies declare as `Proxy.passes` (a subset of RELEASABLE each):
+NO_PASS: FrozenSet[str] = frozenset()  # shapes, initial weights, or small stages of its own
+GRADIENTS: FrozenSet[str] = frozenset(("backward",))  # G, J, Fisher, positives
+ACTIVATIONS: FrozenSet[str] = frozenset(("backward", "forward"))  # the intermediates: the backward's, else a forward
+HESSIAN: FrozenSet[str] = frozenset(("backward", "hvp"))
+SYNFLOW: FrozenSet[str] = frozenset(("synflow",))
+COMPACT_INPUTS: FrozenSet[str] = frozenset(("inputs_weights", "inputs_forward", "inputs_backward"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Proxy:
     """A proxy as registered: `fn(ctx) -> float` and what it needs beyond the plain passes.
@@ -63,11 +80,16 @@ class Proxy:
     "init" (the initial weights of config.seed) and "batch" (the mini-batch): a subset of
     FACTORS, or a function of the family giving one (e.g. a data-free pass that reads the batch
     only for its shape in some families). The sensitivity study computes a proxy once per value
-    of the factors it reads; tests/proxies/test_factors.py checks the declarations."""
+    of the factors it reads; tests/proxies/test_factors.py checks the declarations.
+    passes: the RELEASABLE shared passes it may read (None: not declared, so no pass is released
+    while it is still to be scored); the rank loop scores an architecture's proxies grouped by
+    pass and releases each pass after its last reader (`release_plan`); tests/proxies/test_passes.py
+    checks the declarations."""
 
     fn: ProxyFn
     needs_hvp: bool = False
     factors: Union[FrozenSet[str], Callable[[object], FrozenSet[str]]] = FACTORS
+    passes: Optional[FrozenSet[str]] = None
 
     def __call__(self, ctx: "ArchContext") -> float:
         """fn(ctx), with the host's BLAS/LAPACK single-threaded (`common.single_threaded_blas`)."""
@@ -86,15 +108,57 @@ PROXIES: Registry[Proxy] = Registry("proxy")
 
 
 def register_proxy(name: str, needs_hvp: bool = False,
-                   factors: Union[FrozenSet[str], Callable[[object], FrozenSet[str]]] = FACTORS):
-    """Decorator: registers `fn(ctx) -> float` under `name` as a `Proxy` with its needs and the
-    random factors it reads (see `Proxy`); returns `fn` unchanged."""
+                   factors: Union[FrozenSet[str], Callable[[object], FrozenSet[str]]] = FACTORS,
+                   passes: Optional[FrozenSet[str]] = None):
+    """Decorator: registers `fn(ctx) -> float` under `name` as a `Proxy` with its needs, the
+    random factors and the releasable passes it reads (see `Proxy`); returns `fn` unchanged."""
+    if passes is not None and not set(passes) <= RELEASABLE:
+        raise ValueError(f"proxy {name}: passes {sorted(set(passes) - RELEASABLE)} are not "
+                         f"among {sorted(RELEASABLE)}")
 
     def decorator(fn: ProxyFn) -> ProxyFn:
-        PROXIES.register(name)(Proxy(fn, needs_hvp, factors))
+        PROXIES.register(name)(Proxy(fn, needs_hvp, factors,
+                                     None if passes is None else frozenset(passes)))
         return fn
 
     return decorator
+
+
+# The order in which `release_plan` groups proxies by the passes they read: the HVP's readers
+# first (the backward is built with it), then the backward's and the forward's, then the
+# data-free Synflow pass, then the compact inputs, then the proxies that read none of them. A
+# pass is built when its first reader runs, so the big ones are alive one group at a time.
+PASS_ORDER: Tuple[str, ...] = ("hvp", "backward", "forward", "linear_output_sums", "synflow",
+                               "inputs_backward", "inputs_forward", "inputs_weights")
+
+
+def release_plan(proxies: Mapping[str, Proxy], names: List[str]) -> List[Tuple[str, Tuple[str, ...]]]:
+    """[(proxy name, passes to release after it)] for scoring `names` (keys of `proxies`) on one
+    architecture: the HVP's readers first (`needs_hvp`), then grouped by the first pass of
+    PASS_ORDER they read (undeclared ones first, in the given order within a group); a RELEASABLE
+    pass is released after its last declared reader, unless a proxy still to come is undeclared
+    (it may read anything). Values do not depend on the order: each pass is computed once, from
+    the same parameters and batch, whoever reads it first."""
+    def group(name: str) -> int:
+        passes = proxies[name].passes
+        if passes is None:
+            return -1
+        return min((PASS_ORDER.index(p) for p in passes), default=len(PASS_ORDER))
+
+    order = sorted(names, key=lambda n: (not proxies[n].needs_hvp, group(n)))  # stable
+    plan, read, released = [], set(), set()
+    for i, name in enumerate(order):
+        passes = proxies[name].passes
+        read |= RELEASABLE if passes is None else passes  # an undeclared one may read any
+        later = [proxies[n].passes for n in order[i + 1:]]
+        if any(p is None for p in later):
+            plan.append((name, ()))
+            continue
+        still = set().union(*later)
+        now = tuple(sorted(read - still - released))
+        released.update(now)
+        plan.append((name, now))
+    return plan
 
 
 # A derived proxy is computed after every architecture has been scored, from other proxies'
@@ -153,6 +217,8 @@ class ArchContext:
         """The shared pass `name`, built once; its seconds exclude the passes built inside it."""
         self._used.add(name)
         if name not in self._cache:
+            if name in RELEASABLE:  # freed heap handed back first: a big pass then adds its own
+                runtime.release_host_memory(growth=1.0)  # tensors to what is live, not to freed pages
             nested_before = sum(self.pass_seconds.values())
             t = time.perf_counter()
             value = build()
@@ -174,6 +240,12 @@ class ArchContext:
         built = sum(v for k, v in self.pass_seconds.items() if k not in before)
         self.own_seconds = max(elapsed - built, 0.0)
         return value, elapsed + reused
+
+    def release(self, names) -> None:
+        """Drops these shared passes' values (a later use builds them again, with the same values);
+        their recorded seconds stay."""
+        for name in names:
+            self._cache.pop(name, None)
 
     def cached(self, name: str, build: Callable[[], object]):
         """A proxy-defined shared pass: `build()` once per architecture, timed and shared like the others."""
@@ -217,6 +289,12 @@ class ArchContext:
         fn = _compiled_forward(self.family, self.model_config)
         return self._shared("forward", lambda: fn(params, batch)[1])
 
+    def keep_residual_bytes(self) -> Optional[int]:
+        """How many bytes of layer VJP residuals the staged gradient passes keep before they
+        recompute layers (`config.rank.keep_residuals_gb`; None or absent: all kept)."""
+        gb = (self.config.get("rank") or {}).get("keep_residuals_gb")
+        return None if gb is None else int(float(gb) * 2 ** 30)
+
     def _layerwise(self):
         """The model's stages when the zoo's gradient passes run on the engine
         (`engine.passes`: compiled once per distinct stage), else None."""
@@ -233,8 +311,8 @@ class ArchContext:
         params, batch = self.params, self.device_batch()
         staged_model = self._layerwise()
         if staged_model is not None:
-            return self._shared("backward", lambda: passes.backward(self.family, staged_model,
-                                                                   params, batch))
+            return self._shared("backward", lambda: passes.backward(
+                self.family, staged_model, params, batch, self.keep_residual_bytes()))
         if self.fuse_hvp:
             paths = tuple(self.linear_paths())
             fn = whole_model.compiled_backward_hvp(self.family, self.model_config, paths)
@@ -260,7 +338,7 @@ class ArchContext:
         staged_model = passes.synflow_stages_for(self.family, self._layerwise())
         if staged_model is not None:
             return self._shared("synflow", lambda: passes.synflow_grads(
-                self.family, staged_model, params, batch))
+                self.family, staged_model, params, batch, self.keep_residual_bytes()))
         fn = whole_model.compiled_synflow(self.family, self.model_config)
         return self._shared("synflow", lambda: fn(params, batch))
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.linalg
 from scipy.special import expit
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import host_sum, pick, role_selector
 
 
@@ -49,7 +49,7 @@ def host_eznas_term(grad: np.ndarray, layout: str = "out_in") -> float:
     return float(expit(logabsdet))
 
 
-@register_proxy("eznas")
+@register_proxy("eznas", passes=GRADIENTS)
 def eznas(ctx: ArchContext) -> float:
     roles = ctx.family.eznas_roles
     paths = ctx.linear_paths(None if roles is None else role_selector(ctx.family, *roles))

@@ -12,10 +12,10 @@ layer, which is Turner et al.'s saliency.
 
 import numpy as np
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import host_sum
 
 
-@register_proxy("fisher")
+@register_proxy("fisher", passes=GRADIENTS)
 def fisher(ctx: ArchContext) -> float:
     return host_sum(np.sum, list(ctx.linear_fisher().values()))

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from lpzero_jax.expression import PUBLISHED, compile_genome, parse_genome
 from lpzero_jax.inputs import stack_inputs
-from lpzero_jax.proxies.base import FACTORS, WEIGHTS_ONLY, ArchContext, ProxyFn, register_proxy
+from lpzero_jax.proxies.base import (
+    COMPACT_INPUTS,
+    FACTORS,
+    WEIGHTS_ONLY,
+    ArchContext,
+    ProxyFn,
+    register_proxy,
+)
 
 
 def genome_proxy(text: str) -> ProxyFn:
@@ -31,4 +38,4 @@ def genome_factors(genome) -> frozenset:
 
 
 for _name, _text in PUBLISHED.items():
-    register_proxy(_name, factors=genome_factors(parse_genome(_text)))(genome_proxy(_text))
+    register_proxy(_name, factors=genome_factors(parse_genome(_text)), passes=COMPACT_INPUTS)(genome_proxy(_text))

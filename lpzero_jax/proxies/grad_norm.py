@@ -7,10 +7,10 @@ reference BERT run kept only the first layer's entry; we sum all layers.
 
 import numpy as np
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import host_sum, pick
 
 
-@register_proxy("grad_norm")
+@register_proxy("grad_norm", passes=GRADIENTS)
 def grad_norm(ctx: ArchContext) -> float:
     return host_sum(np.linalg.norm, pick(ctx.grads(), ctx.linear_paths()))

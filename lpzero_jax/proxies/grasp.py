@@ -10,11 +10,11 @@ the first layer's entry; we sum all layers.
 
 import numpy as np
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import HESSIAN, ArchContext, register_proxy
 from lpzero_jax.proxies.common import flat_params, host_sum
 
 
-@register_proxy("grasp", needs_hvp=True)
+@register_proxy("grasp", needs_hvp=True, passes=HESSIAN)
 def grasp(ctx: ArchContext) -> float:
     return grasp_score(ctx.hessian_gradient_product(), ctx.params)
 

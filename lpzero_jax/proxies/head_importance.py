@@ -6,10 +6,10 @@ the weights `family.is_head_projection` accepts. (Michel et al.'s importance is 
 outputs; the authors' weight-saliency version is what their and LPZero's numbers measure.)
 """
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import weight_saliency
 
 
-@register_proxy("head_importance")
+@register_proxy("head_importance", passes=GRADIENTS)
 def head_importance(ctx: ArchContext) -> float:
     return weight_saliency(ctx, ctx.family.is_head_projection)

@@ -12,7 +12,7 @@ only rescales the score. We compute the intended per-input version.
 
 import jax.numpy as jnp
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 
 
 def jacobian_cosine_score(jacobians: jnp.ndarray) -> float:
@@ -28,6 +28,6 @@ def jacobian_cosine_score(jacobians: jnp.ndarray) -> float:
     return float(1.0 - off_diagonal / (n * n - n))
 
 
-@register_proxy("jacobian_cosine")
+@register_proxy("jacobian_cosine", passes=GRADIENTS)
 def jacobian_cosine(ctx: ArchContext) -> float:
     return jacobian_cosine_score(ctx.backward()[3])

@@ -10,12 +10,12 @@ to measure what the published figures measured.
 
 import jax.numpy as jnp
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import flat_params
 from lpzero_jax.proxies.jacobian_cosine import jacobian_cosine_score
 
 
-@register_proxy("jacobian_cosine_reference")
+@register_proxy("jacobian_cosine_reference", passes=GRADIENTS)
 def jacobian_cosine_reference(ctx: ArchContext) -> float:
     path = ctx.family.position_table_path
     if path is None or path not in flat_params(ctx.params):

@@ -8,7 +8,7 @@ whose gradient is exactly zero carry no signal and contribute 0 (the reference w
 
 import numpy as np
 
-from lpzero_jax.proxies.base import ArchContext, data_free_pass_factors, register_proxy
+from lpzero_jax.proxies.base import SYNFLOW, ArchContext, data_free_pass_factors, register_proxy
 from lpzero_jax.proxies.common import finite_or_nan, host_sum, pick
 
 
@@ -19,7 +19,7 @@ def _log_saliency(w: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.sum(np.where(mag > 0, np.abs(w) * np.abs(np.log(safe)), np.float32(0.0)))
 
 
-@register_proxy("logsynflow", factors=data_free_pass_factors)
+@register_proxy("logsynflow", factors=data_free_pass_factors, passes=SYNFLOW)
 def logsynflow(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
     return finite_or_nan(host_sum(_log_saliency, pick(ctx.params, paths),

@@ -13,7 +13,7 @@ with softmax over the reference layout's first axis (Conv1D [in, out]: the input
 import numpy as np
 from scipy.special import softmax
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import host_sum, pick
 
 
@@ -23,7 +23,7 @@ def reference_genotype_term(weight: np.ndarray, grad: np.ndarray, layout: str) -
     return np.mean(np.abs(weight ** 2)) + np.mean(softmax(grad, axis=axis) ** 2)
 
 
-@register_proxy("lpzero_gpt2_reference")
+@register_proxy("lpzero_gpt2_reference", passes=GRADIENTS)
 def lpzero_gpt2_reference(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
     if not paths:

@@ -11,7 +11,7 @@ give NaN: rank mode leaves the architecture out of the correlation instead of st
 (e.g. with --config.proxies=all).
 """
 
-from lpzero_jax.proxies.base import SHAPES_ONLY, ArchContext, register_proxy
+from lpzero_jax.proxies.base import NO_PASS, SHAPES_ONLY, ArchContext, register_proxy
 
 GROUP_PROXIES = {"params_nonembedding": "nonembedding", "params_attn": "Attn", "params_ffn": "FFN"}
 
@@ -37,4 +37,4 @@ def _group_proxy(group: str):
 
 
 for _name, _group in GROUP_PROXIES.items():
-    register_proxy(_name, factors=SHAPES_ONLY)(_group_proxy(_group))
+    register_proxy(_name, factors=SHAPES_ONLY, passes=NO_PASS)(_group_proxy(_group))

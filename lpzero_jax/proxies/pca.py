@@ -22,7 +22,7 @@ import numpy as np
 
 from lpzero_jax.inputs import group_by_layer
 from lpzero_jax.models.init import count_params
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import ACTIVATIONS, ArchContext, register_proxy
 
 ETA = 0.99
 
@@ -73,11 +73,11 @@ def pca_score(ctx: ArchContext) -> float:
     return ctx.cached("ffn_pca", build)
 
 
-@register_proxy("vanilla_pca")
+@register_proxy("vanilla_pca", passes=ACTIVATIONS)
 def vanilla_pca(ctx: ArchContext) -> float:
     return pca_score(ctx)
 
 
-@register_proxy("wpca")
+@register_proxy("wpca", passes=ACTIVATIONS)
 def wpca(ctx: ArchContext) -> float:
     return float(count_params(ctx.param_shapes)) * pca_score(ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Dict
 
 from lpzero_jax.expression.genome import looks_like_genome
-from lpzero_jax.proxies.base import PROXIES, Proxy
+from lpzero_jax.proxies.base import COMPACT_INPUTS, PROXIES, Proxy
 from lpzero_jax.proxies.genome import genome_factors, genome_proxy
 
 
@@ -39,7 +39,8 @@ def resolve_proxies(spec: str) -> Dict[str, Proxy]:
     for name in names:
         if looks_like_genome(name):
             fn = genome_proxy(name)
-            out[str(fn.genome)] = Proxy(fn, factors=genome_factors(fn.genome))
+            out[str(fn.genome)] = Proxy(fn, factors=genome_factors(fn.genome),
+                                       passes=COMPACT_INPUTS)
         else:
             out[name] = PROXIES.get(name)
     return out

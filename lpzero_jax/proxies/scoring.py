@@ -27,7 +27,7 @@ from lpzero_jax.errors import (
     is_environment_error,
 )
 from lpzero_jax.input_store import eta_text
-from lpzero_jax.proxies.base import ArchContext
+from lpzero_jax.proxies.base import ArchContext, release_plan
 from lpzero_jax.results import numbered_records, open_log
 
 # A proxy that fails with the same error on this many architectures in a row, from the start of
@@ -100,7 +100,8 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
     """Scores every (arch, proxy) of `archs` x `proxies` not in `done`, one ArchContext per
     architecture (params from config.seed, the proxies' passes on `batch`, compact inputs from
     `inputs_loader`; proxies that need the HVP first: the backward pass they build also serves
-    the forward intermediates), appending each value (or failure) to `values_path` as it is produced and
+    the forward intermediates; the others grouped by the passes they read, each big pass released
+    after its last reader: `release_plan`), appending each value (or failure) to `values_path` as it is produced and
     updating `done` / `failed` (the maps of `load_log`). Raises RepeatedFailureError when a proxy
     fails alike on its first REPEATED_FAILURES architectures."""
     names = list(proxies)
@@ -110,8 +111,8 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
     with open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
         for i, arch in enumerate(archs):
             arch_key = str(arch.arch_id)
-            todo = sorted((n for n in names if (arch_key, n) not in done),
-                          key=lambda n: not proxies[n].needs_hvp)  # stable: given order otherwise
+            plan = release_plan(proxies, [n for n in names if (arch_key, n) not in done])
+            todo = [n for n, _ in plan]
             if not todo:
                 continue
             fuse = bool((config.get("rank") or {}).get("fuse_hvp", True)) and \
@@ -121,8 +122,9 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
             parts, lines, outcomes, own = [], [], [], {}
             arch_started = time.perf_counter()
             try:
-                for name in todo:
+                for name, release in plan:
                     value, seconds, failure = _score(ctx, name, proxies[name])
+                    ctx.release(release)  # no proxy still to come reads these passes
                     own[name] = ctx.own_seconds if failure is None else seconds
                     record = {"arch_id": arch_key, "proxy": name, "value": value,
                               "seconds": seconds, "own_seconds": round(own[name], 4)}

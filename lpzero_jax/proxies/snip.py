@@ -9,10 +9,10 @@ the per-layer list (`zc = zc[0]`, the embedding projection) before summing; we s
 the measure is defined.
 """
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import weight_saliency
 
 
-@register_proxy("snip")
+@register_proxy("snip", passes=GRADIENTS)
 def snip(ctx: ArchContext) -> float:
     return weight_saliency(ctx)

@@ -13,10 +13,10 @@ last axis. A model without softmax outputs gets NaN (not applicable).
 import jax.numpy as jnp
 
 from lpzero_jax.inputs import group_by_layer
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import ACTIVATIONS, ArchContext, register_proxy
 
 
-@register_proxy("softmax_confidence")
+@register_proxy("softmax_confidence", passes=ACTIVATIONS)
 def softmax_confidence(ctx: ArchContext) -> float:
     probs = [t for layer in group_by_layer(ctx.intermediates(), name="S") for t in layer]
     if not probs:

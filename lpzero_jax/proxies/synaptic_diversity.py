@@ -5,11 +5,11 @@ S = sum over the token mixer's linear weights (its projections and its output pr
 ||W||_nuc * ||dL/dW||_nuc. Nuclear norms come from the singular values (float32 eigenvalues of the Gram matrix).
 """
 
-from lpzero_jax.proxies.base import ArchContext, register_proxy
+from lpzero_jax.proxies.base import GRADIENTS, ArchContext, register_proxy
 from lpzero_jax.proxies.common import nuclear_norm, pick, role_selector
 
 
-@register_proxy("synaptic_diversity")
+@register_proxy("synaptic_diversity", passes=GRADIENTS)
 def synaptic_diversity(ctx: ArchContext) -> float:
     paths = ctx.linear_paths(role_selector(ctx.family, "attention", "attention_output"))
     if not paths:

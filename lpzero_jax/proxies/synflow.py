@@ -8,11 +8,11 @@ Computed in float32 (the reference switches to float64): the models here are pos
 activations stay bounded; a non-finite value would be reported as NaN.
 """
 
-from lpzero_jax.proxies.base import ArchContext, data_free_pass_factors, register_proxy
+from lpzero_jax.proxies.base import SYNFLOW, ArchContext, data_free_pass_factors, register_proxy
 from lpzero_jax.proxies.common import abs_product_sum, finite_or_nan, host_sum, pick
 
 
-@register_proxy("synflow", factors=data_free_pass_factors)
+@register_proxy("synflow", factors=data_free_pass_factors, passes=SYNFLOW)
 def synflow(ctx: ArchContext) -> float:
     paths = ctx.linear_paths()
     return finite_or_nan(host_sum(abs_product_sum, pick(ctx.params, paths),

@@ -35,7 +35,13 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 from lpzero_jax import evaluation
-from lpzero_jax.proxies.base import WEIGHTS_ONLY, ArchContext, register_derived, register_proxy
+from lpzero_jax.proxies.base import (
+    NO_PASS,
+    WEIGHTS_ONLY,
+    ArchContext,
+    register_derived,
+    register_proxy,
+)
 from lpzero_jax.proxies.common import nuclear_norm, pick, role_selector
 
 DEFAULT_ALPHA = 0.5
@@ -64,17 +70,17 @@ def combine(log_attn, log_ffn, alpha: float):
     return alpha * np.asarray(log_attn, np.float64) + (1.0 - alpha) * np.asarray(log_ffn, np.float64)
 
 
-@register_proxy("zerolm_attention", factors=WEIGHTS_ONLY)
+@register_proxy("zerolm_attention", factors=WEIGHTS_ONLY, passes=NO_PASS)
 def zerolm_attention(ctx: ArchContext) -> float:
     return log_capacities(ctx)["attention"]
 
 
-@register_proxy("zerolm_ffn", factors=WEIGHTS_ONLY)
+@register_proxy("zerolm_ffn", factors=WEIGHTS_ONLY, passes=NO_PASS)
 def zerolm_ffn(ctx: ArchContext) -> float:
     return log_capacities(ctx)["ffn"]
 
 
-@register_proxy("zerolm", factors=WEIGHTS_ONLY)
+@register_proxy("zerolm", factors=WEIGHTS_ONLY, passes=NO_PASS)
 def zerolm(ctx: ArchContext) -> float:
     alpha = float((ctx.config.get("zerolm") or {}).get("alpha", DEFAULT_ALPHA))
     parts = log_capacities(ctx)

@@ -149,3 +149,37 @@ def test_gpt2_reference_activation_distance_runs_no_program_of_its_own(data_root
     assert engine.intermediates() is engine.backward()[1] and "forward" not in engine.pass_seconds
     assert_trees_close(jax.tree_util.tree_leaves(engine.intermediates()),
                        jax.tree_util.tree_leaves(whole.intermediates()), rtol=RTOL)
+
+
+def test_bounded_residuals_recompute_layers_with_the_same_values(pair):
+    """keep_bytes: layers past the bound run their forward program again in the backward step
+    instead of keeping its residuals; every output is bit-for-bit the kept-residuals one."""
+    from lpzero_jax.engine import passes, sweep
+
+    _, engine = pair
+    stages, params, batch = engine._layerwise(), engine.params, engine.device_batch()
+    calls = []
+
+    def counted(module):
+        fwd = sweep.plain_layer_forward(module)
+        return lambda p, x: calls.append(1) or fwd(p, x)
+
+    outs = {}
+    for keep in (None, 0, 1 << 40):  # all kept; none kept (recomputed); a bound never reached
+        calls.clear()
+        outs[keep] = sweep.backward_sweep(stages, params, batch, counted,
+                                          sweep.plain_layer_backward, keep_bytes=keep)[:4]
+        n = len(stages.layers)
+        assert len(calls) == (2 * n if keep == 0 else n)
+    for keep in (0, 1 << 40):
+        for a, b in zip(jax.tree_util.tree_leaves(outs[None]), jax.tree_util.tree_leaves(outs[keep])):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the zoo's passes pass the bound through (Fisher's backward and Synflow)
+    full = passes.backward(engine.family, stages, params, batch)
+    bounded = passes.backward(engine.family, stages, params, batch, keep_bytes=0)
+    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(bounded)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree_util.tree_leaves(passes.synflow_grads(engine.family, stages, params, batch)),
+                    jax.tree_util.tree_leaves(passes.synflow_grads(engine.family, stages, params,
+                                                                   batch, keep_bytes=0))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
