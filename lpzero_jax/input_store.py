@@ -35,7 +35,7 @@ from lpzero_jax.paths import resolve_data_file
 # either here or an output (OUTPUT_PATH_FIELDS).
 DATA_FILE_FIELDS = ("benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "tokenizer_path",
                     "gguf_path", "subnet_search.checkpoint", "subnet_search.adapter_path")
-OUTPUT_PATH_FIELDS = ("workdir", "compilation_cache_dir", "inputs.cache_dir")
+OUTPUT_PATH_FIELDS = ("workdir", "compilation_cache_dir", "inputs.cache_dir", "adapter.cache_dir")
 
 
 def data_paths(config) -> Dict[str, tuple]:

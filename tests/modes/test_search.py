@@ -26,9 +26,12 @@ def test_search_writes_results_and_resumes(tmp_path):
     assert set(saved["seconds"]) >= {"input_extraction_sample", "compilation", "evaluation", "total"}
     assert saved["peak_rss_mb"] > 0
     assert "random" in saved["baselines"]
-    # the answer (search/answer.py): the default returns the genome; every method is reported
-    assert saved["answer"]["method"] == "genome"
-    assert saved["answer"]["held_out"]["spearman_rho"] == pytest.approx(saved["held_out"]["spearman_rho"])
+    # the answer (search/answer.py): the flexibert config returns the ranker; every method reported
+    assert saved["answer"]["method"] == "ranker"
+    assert saved["answer"]["methods"]["genome"]["held_out"]["spearman_rho"] == \
+        pytest.approx(saved["held_out"]["spearman_rho"])
+    assert saved["answer"]["choice"]["features"][-2:] == ["genome", "params"]
+    assert (tmp_path / "ranker.json").is_file()
     assert set(saved["answer"]["methods"]) == {"genome", "best_zoo_on_S", "params", "ranker"}
     ranking = (tmp_path / "answer_ranking.csv").read_text().splitlines()
     assert ranking[0] == "rank,arch_id,score,labelled,label" and len(ranking) == 1 + 8
