@@ -133,6 +133,7 @@ def test_two_processes_equal_one_byte_for_byte(single):
     assert sorted(p.name for p in workdir.glob("config_*.json")) == ["config_search.json"]
 
 
+@pytest.mark.slow  # a kill -9 of a 2-process job (~40 s alone)
 def test_killed_process_resumes_from_the_shared_cache(single):
     root, reference = single
     workdir = root / "killed"

@@ -76,7 +76,7 @@ def test_rank_mode_on_inherited_weights(supernet, tmp_path):
     from lpzero_jax.modes import rank
 
     config = supernet[0]
-    ranking = rank.run(run_config(supernet, proxies="params,lpzero_llama"), tmp_path)
+    ranking = rank.run(run_config(supernet, proxies="params,lpzero_llama"), tmp_path).ranking
     rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
     assert [r["arch_id"] for r in rows] == list(FFN)
     for r in rows:

@@ -3,11 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from lpzero_jax.modes import bench
 from tests.conftest import tiny_config
 
 
+@pytest.mark.slow  # ~60 s alone; the bench mode's other tests stay in the default suite
 def test_bench_measures_extraction_candidates_and_the_naive_path(tmp_path, capsys):
     c = tiny_config(num_archs=6)
     c.search.sample_archs = 4

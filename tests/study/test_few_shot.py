@@ -34,7 +34,7 @@ def choices_and_predictions(tab, seed, size, searches):
     return out, {m: (e["choice"], e["scores"]) for m, e in out.items() if m != fs.ORACLE}
 
 
-@pytest.mark.parametrize("size", [20, 40])
+@pytest.mark.parametrize("size", [20, pytest.param(40, marks=pytest.mark.slow)])
 def test_no_held_out_label_reaches_any_choice_fit_or_prediction(size):
     tab = table()
     out, before = choices_and_predictions(tab, 3, size, fake_searches(tab))
