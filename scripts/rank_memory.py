@@ -4,13 +4,17 @@ of the process-wide caches after each architecture of the zoo.
     PYTHONPATH=. python scripts/rank_memory.py --family=gpt2 --archs=5 --stride=20 \
         --proxies=all --out=/tmp/rank_memory.json [--cache_dir=/path/to/input/cache] \
         [--arch_ids=config_4_j9,config_12_j5]
+    PYTHONPATH=. python scripts/rank_memory.py --family=gpt2 --arch_ids=config_4_j9 \
+        --keep_residuals_gb=none,1.0 --rounds=2 --out=/tmp/rank_speed.json
 
 Scores the proxies on every `stride`-th benchmark architecture (or the named ones; rank's scoring
 loop, one ArchContext per architecture, the values written to a throw-away log) and records after
 each one: RSS and its peak, the live jax arrays (count, bytes), and the entries of the engine's
 bounded caches and of the whole-model program caches (functools.lru_cache). Growth of RSS with
 flat live arrays points at compiled programs or allocator fragmentation; growing live arrays at a
-leak. Per architecture it also lists each shared pass and each proxy with the RSS before, the
+leak. With several --keep_residuals_gb settings the architectures are scored once per setting in
+each of --rounds rounds (A B A B ...), in one process, so the settings' seconds are a same-run
+ratio (round 1 also compiles). Per architecture it also lists each shared pass and each proxy with the RSS before, the
 highest RSS sampled while it ran (every 20 ms) and the live jax bytes after it: where the peak is.
 """
 
@@ -112,6 +116,9 @@ def main(argv=None) -> int:
     p.add_argument("--proxies", default="all")
     p.add_argument("--cache_dir", default=None, help="proxy-input cache (rank's inputs.cache_dir)")
     p.add_argument("--arch_ids", default="", help="comma-separated ids (instead of --stride)")
+    p.add_argument("--keep_residuals_gb", default="",
+                   help="comma list of rank.keep_residuals_gb settings to alternate ('none': keep all)")
+    p.add_argument("--rounds", type=int, default=1, help="rounds over the settings (A B A B ...)")
     p.add_argument("--out", default="rank_memory.json")
     args = p.parse_args(argv)
 
@@ -145,15 +152,24 @@ def main(argv=None) -> int:
     batch = family.make_batch(config)
     proxies = resolve_proxies(args.proxies)
     store = InputStore(config, work)
+    settings = [None if x.strip().lower() == "none" else float(x)
+                for x in args.keep_residuals_gb.split(",") if x.strip()] or [config.rank.keep_residuals_gb]
+    runs = [(r, g, arch) for r in range(1, args.rounds + 1) for g in settings for arch in archs]
     rows = []
     t = time.perf_counter()
-    for arch in archs:
+    for n, (round_, gb, arch) in enumerate(runs):
         events.clear()
-        score_into_log(family, [arch], config, batch, proxies, store, work / "values.jsonl", {}, {})
+        config.rank.keep_residuals_gb = gb
+        log = work / f"values{n}.jsonl"  # a fresh log: nothing is skipped as already scored
+        cpu, start = time.process_time(), time.perf_counter()
+        score_into_log(family, [arch], config, batch, proxies, store, log, {}, {})
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         gc.collect()
         runtime.release_host_memory()
         live = jax.live_arrays()
-        rows.append({"arch_id": arch.arch_id, "seconds": round(time.perf_counter() - t, 1),
+        rows.append({"arch_id": arch.arch_id, "round": round_, "keep_residuals_gb": gb,
+                     "arch_seconds": round(seconds, 1), "arch_cpu_seconds": round(cpu, 1),
+                     "seconds": round(time.perf_counter() - t, 1),
                      "rss_mb": round(rss_mb()),
                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                      "live_arrays": len(live),

@@ -23,6 +23,7 @@ def test_readme_api_example_is_the_docs_first():
     assert python_blocks("README.md") == python_blocks("docs/api.md")[:1]
 
 
+@pytest.mark.slow  # runs every docs/api.md example end to end (~1 min); the README block's parse test stays
 def test_docs_api_examples_run(monkeypatch, tmp_path):
     blocks = python_blocks("docs/api.md")
     assert len(blocks) == 3

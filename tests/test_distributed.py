@@ -118,6 +118,7 @@ def single(tmp_path_factory):
     return root, _result(workdir)
 
 
+@pytest.mark.slow  # two interpreters compile the whole job: ~2 min on 2 shared cores; the failing-share test stays
 def test_two_processes_equal_one_byte_for_byte(single):
     root, reference = single
     workdir = root / "two"

@@ -139,6 +139,7 @@ def test_hosts_of_a_distributed_job_share_the_workdir():
     assert _shares_workdir(c)
 
 
+@pytest.mark.slow  # three runs of the rank mode (~40 s shared)
 def test_a_rerun_that_narrows_the_outputs_is_refused_and_widening_is_allowed(tmp_path, data_root):
     """Fewer architectures or dropped proxies would rewrite table.md, scores.csv, ranking.json for
     less without a word; more architectures and added proxies extend the run."""

@@ -51,7 +51,8 @@ def test_gpt2_layers_run_bucketed(data_root):
         assert pad.run.d_inner != module.d_inner
 
 
-@pytest.mark.parametrize("stage", ["grads", "linear_fisher", "synflow_grads",
+@pytest.mark.parametrize("stage", ["grads", "linear_fisher",
+                                   pytest.param("synflow_grads", marks=pytest.mark.slow),
                                    "hessian_gradient_product", "intermediates"])
 def test_engine_equals_whole_model(pair, stage):
     whole, engine = pair

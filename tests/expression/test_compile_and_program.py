@@ -30,7 +30,7 @@ def fake_archs(n=6, k=32, seed=0):
     return inputs.stack_inputs(fake_items(n, k, seed))
 
 
-@pytest.mark.parametrize("aggregate", ["sum", "mean"])
+@pytest.mark.parametrize("aggregate", ["mean", pytest.param("sum", marks=pytest.mark.slow)])
 def test_program_equals_compiled_on_random_genomes(aggregate):
     stacked = fake_archs()
     program = GenomeProgram(stacked, n_unary=2, aggregate=aggregate)

@@ -61,6 +61,7 @@ def test_an_adaptive_embedding_is_no_decoder_setting():
         lts_gpt2_fields(own)
 
 
+@pytest.mark.slow  # builds a LoNAS subnet as a decoder (~25 s shared); the LTS case stays
 def test_a_lonas_llama_subnet_is_a_decoder_setting():
     llama = get_family("llama")
     mc_l = LlamaConfig(vocab_size=512, hidden_size=16, layers=(

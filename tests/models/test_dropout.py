@@ -38,6 +38,7 @@ def _gpt2_loss(config):
                              method=model.proxy_loss))
 
 
+@pytest.mark.slow  # ~25 s shared; the FlexiBERT dropout test stays
 def test_gpt2_train_mode_changes_values_and_zero_rates_reproduce_eval():
     c = CONFIGS["div2"]
     eval_loss = _gpt2_loss(c)

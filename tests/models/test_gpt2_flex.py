@@ -239,7 +239,7 @@ def test_config_from_lts_fields():
     assert hash(c) == hash(dataclasses.replace(c))
 
 
-@pytest.mark.parametrize("div_val", [1, 2])
+@pytest.mark.parametrize("div_val", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_tail_rows_give_the_dense_adaptive_softmax(div_val):
     """The head stage's sparse tails (only the rows whose target is in a tail cluster, host-computed
     and padded) give the dense form's per-token NLL and gradient."""
@@ -315,7 +315,9 @@ def test_mixed_heads_block_equals_the_real_block(n_head):
         head_mix(32, 3, 8)
 
 
-@pytest.mark.parametrize("name", ["div2", "div1_plain_untied", "div4_untied_projs",
+@pytest.mark.parametrize("name", ["div4_untied_projs",  # the most general head; the others slow
+                                  pytest.param("div2", marks=pytest.mark.slow),
+                                  pytest.param("div1_plain_untied", marks=pytest.mark.slow),
                                   pytest.param("div1_projected", marks=pytest.mark.slow),
                                   pytest.param("no_clusters", marks=pytest.mark.slow)])
 def test_shared_head_equals_the_real_head(name):

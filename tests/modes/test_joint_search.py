@@ -11,6 +11,7 @@ from lpzero_jax.study.transfer import genome_correlations
 from tests.modes.conftest import study_config
 
 
+@pytest.mark.slow  # two pools' extraction (~20 s shared)
 def test_joint_search_fitness_is_the_minimum_sample_rho(tmp_path, two_pools):
     config, genomes = study_config(tmp_path, "joint_search")
     out = joint_search.run_joint(config, tmp_path / "run")

@@ -113,6 +113,7 @@ def test_bad_study_settings_are_refused_by_name():
     assert study.study_seeds(c) == [0, 1, 2, 3, 4] and study.study_aggregates(c) == ["sum"]
 
 
+@pytest.mark.slow  # two aggregations x seeds over a pool (~30 s shared)
 def test_a_study_of_two_aggregations_over_a_pool(tmp_path, monkeypatch):
     """Per aggregation and seed: each search's budget is evolution's; the references are scored on
     the seed's held-out archs; mean/sd and Wilcoxon are those of the per-seed values."""

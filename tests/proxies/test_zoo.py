@@ -140,7 +140,7 @@ def test_genome_proxies_follow_the_runs_aggregation(ctx):
     assert abs(summed - averaged) > 1e-6 * abs(summed)
 
 
-@pytest.mark.parametrize("family_name", ["flexibert", "gpt2"])
+@pytest.mark.parametrize("family_name", ["flexibert", pytest.param("gpt2", marks=pytest.mark.slow)])
 def test_fused_backward_hvp_equals_separate_passes(family_name, data_root):
     """ArchContext(fuse_hvp=True) (one linearized program) gives the separate passes' values."""
     separate, fused = _context(family_name, data_root), _context(family_name, data_root)

@@ -109,6 +109,7 @@ def rank_values(config, init_seed, batch_seed, workdir, monkeypatch):
     return {n: [done[(f"t{i}", n)][0] for i in range(1, 5)] for n in ZOO}
 
 
+@pytest.mark.slow  # four rank runs (~20 s shared)
 def test_zoo_proxies_per_setting_are_the_rank_mode_at_those_seeds(tmp_path, monkeypatch):
     from lpzero_jax.modes import sensitivity as sensitivity_mode
 
