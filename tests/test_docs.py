@@ -162,3 +162,12 @@ def test_every_package_module_and_name_the_docs_cite_exists():
             if not found:
                 missing.append(f"{page.relative_to(ROOT)}: {module}{suffix}{'.' + name if name else ''}")
     assert not missing, missing
+
+
+def test_ci_runs_the_readme_install_and_test_lines():
+    """.ci/run installs with the README's install line and calls the README's test command."""
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    test_block = re.search(r"## Test\s+```bash\n(.*?)\n```", readme, re.DOTALL).group(1).strip()
+    assert ci[-1].strip() == test_block
+    assert 'pip install ".[test]"' in readme and 'pip install ".[test]"' in ci
