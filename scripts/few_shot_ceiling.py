@@ -23,13 +23,12 @@ METHODS = ("ridge", "ridge+arch", "ridge_arch", "best_zoo_on_S")
 
 
 def in_sample_rho(x: np.ndarray, truth: np.ndarray, alpha: float) -> float:
-    """Spearman rho of a ridge on rank-normalised x fitted to the ranks of every label (ORACLE)."""
+    """Spearman rho of the protocol's ridge (search/ranker.py) fitted on every label (ORACLE)."""
     from lpzero_jax.search import ranker
 
-    z = ranker.rank_normalise(x, ranker.normaliser_state(x))
-    a = np.c_[z, np.ones(len(z))]
-    w = np.linalg.solve(a.T @ a + alpha * np.eye(a.shape[1]), a.T @ ranker.target_ranks(truth))
-    return float(spearmanr(a @ w, truth)[0])
+    names = [f"f{j}" for j in range(x.shape[1])]
+    fitted = ranker.fit_model("ridge", {"alpha": alpha}, x, truth, names)
+    return float(spearmanr(fitted.predict(x), truth)[0])
 
 
 def main(argv=None) -> int:
@@ -44,6 +43,7 @@ def main(argv=None) -> int:
     from lpzero_jax.checks import load_archs
     from lpzero_jax.configs import shipped_config
     from lpzero_jax.families import get_family
+    from lpzero_jax.search import ranker
     from lpzero_jax.study import few_shot as fs
 
     config = shipped_config(args.family)
@@ -66,7 +66,8 @@ def main(argv=None) -> int:
               flush=True)
     both = np.concatenate([table.values, table.arch_values], axis=1)
     for name, x in (("zoo", table.values), ("zoo+arch", both)):
-        out["oracle_in_sample"][name] = {str(a): in_sample_rho(x, table.truth, a) for a in (0.1, 1.0, 10.0)}
+        out["oracle_in_sample"][name] = {str(a): in_sample_rho(x, table.truth, a)
+                                         for a in ranker.RIDGE_ALPHAS}
         print("ORACLE in-sample ridge", name, out["oracle_in_sample"][name], flush=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
     return 0
