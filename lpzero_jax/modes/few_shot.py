@@ -14,13 +14,15 @@ few_shot:    the protocol of lpzero_jax/study/few_shot.py over a feature table
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 from absl import logging
 
 from lpzero_jax import files
-from lpzero_jax.errors import ConfigError
+from lpzero_jax.errors import ConfigError, DataFileError
 from lpzero_jax.modes.base import register_mode
 from lpzero_jax.results import load_json
 from lpzero_jax.search import ranker as ranker_lib
@@ -88,6 +90,36 @@ def with_descriptors(config, table: fs.FeatureTable) -> fs.FeatureTable:
     return table.with_descriptors([by_id[a].config for a in table.arch_ids])
 
 
+def _search_key(table: fs.FeatureTable, sample: np.ndarray) -> dict:
+    """What a checkpointed search was computed from: the table's architectures in order, the
+    sample's and their labels (digests), so that an edited feature table is never reused."""
+    def digest(value) -> str:
+        return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+    idx = [int(i) for i in sample]
+    return {"arch_ids": digest(list(table.arch_ids)),
+            "sample": digest([table.arch_ids[i] for i in idx]),
+            "sample_labels": digest([round(float(table.truth[i]), 12) for i in idx])}
+
+
+def _saved_searches(path: Path, saved: dict, key: dict, n_archs: int) -> dict:
+    """The searches of a checkpoint, after checking it was computed from this table and sample
+    (files of stop 29 and before carry no key: then only the number of values is checked)."""
+    found = saved.get("searches", saved)
+    if "searches" in saved and saved.get("key") != key:
+        changed = [k for k in key if saved.get("key", {}).get(k) != key[k]]
+        raise DataFileError(
+            f"{path} was computed from another feature table or sample ({', '.join(changed)} "
+            "differ): the table's architectures, order or labels changed since. Use a new "
+            "--config.workdir, or delete DIR/searches/ to search again")
+    for name, entry in found.items():
+        if len(entry.get("values", ())) != n_archs:
+            raise DataFileError(
+                f"{path}: {name} has {len(entry.get('values', ()))} values for a table of "
+                f"{n_archs} architectures; it belongs to another table. Use a new "
+                "--config.workdir, or delete DIR/searches/ to search again")
+    return {k: dict(v, values=np.asarray(v["values"], np.float64)) for k, v in found.items()}
+
+
 def _search_provider(config, table: fs.FeatureTable, workdir: Path):
     """(seed, size, sample) -> the genome searches on that sample (search/few_shot.py), over the
     study.pool inputs aligned to the table's rows; each checkpointed in DIR/searches/."""
@@ -110,16 +142,17 @@ def _search_provider(config, table: fs.FeatureTable, workdir: Path):
 
     def provider(seed: int, size: int, sample: np.ndarray) -> dict:
         path = Path(workdir) / "searches" / f"seed{seed}_S{size}.json"
+        key = _search_key(table, sample)
         saved = load_json(path)
         if saved is not None:
-            return {k: dict(v, values=np.asarray(v["values"], np.float64)) for k, v in saved.items()}
+            return _saved_searches(path, saved, key, len(table.arch_ids))
         cfg = evolution_config(config)
         cfg = type(cfg)(**dict(vars(cfg), seed=int(seed)))
         settings = SampleSearchSettings(cfg, aggregate=s.aggregate, backend=s.evaluator,
                                         rps=bool(s.rps), variants=variants)
         out = search_on_sample(inputs, table.truth, sample, settings)
-        files.write_json(path, {k: dict(v, values=np.asarray(v["values"]).tolist())
-                                for k, v in out.items()})
+        files.write_json(path, {"key": key, "searches": {
+            k: dict(v, values=np.asarray(v["values"]).tolist()) for k, v in out.items()}})
         logging.info("seed %d, S=%d: searches %s", seed, size,
                      ", ".join(f"{k} {v['fitness_on_sample']:.3f}" for k, v in out.items()))
         return out

@@ -135,3 +135,25 @@ def test_a_ranker_with_architecture_descriptors_predicts_unscored_candidates(tmp
     out = predict.run(config, tmp_path / "predict")
     assert sorted(r["arch_id"] for r in out["predictions"]) == ["new128", "new256"]
     assert all(np.isfinite(r["predicted"]) for r in out["predictions"])
+
+
+def test_a_search_checkpoint_of_another_feature_table_is_refused_not_reused(tmp_path):
+    from lpzero_jax.errors import DataFileError
+    from lpzero_jax.study.few_shot import FeatureTable
+
+    ids = [f"a{i}" for i in range(6)]
+    table = FeatureTable("b", ids, np.arange(6.0), ["p"], np.ones((6, 1)))
+    sample = np.array([0, 2, 4])
+    key = few_shot._search_key(table, sample)
+    saved = {"key": key, "searches": {"evolution": {"values": [1.0] * 6, "fitness_on_sample": 0.5}}}
+    out = few_shot._saved_searches(tmp_path / "s.json", saved, key, 6)
+    assert out["evolution"]["values"].tolist() == [1.0] * 6
+    relabelled = FeatureTable("b", ids, np.arange(6.0)[::-1].copy(), ["p"], np.ones((6, 1)))
+    with pytest.raises(DataFileError, match="sample_labels differ"):
+        few_shot._saved_searches(tmp_path / "s.json", saved, few_shot._search_key(relabelled, sample), 6)
+    reordered = FeatureTable("b", ids[::-1], np.arange(6.0), ["p"], np.ones((6, 1)))
+    with pytest.raises(DataFileError, match="arch_ids, sample differ"):
+        few_shot._saved_searches(tmp_path / "s.json", saved, few_shot._search_key(reordered, sample), 6)
+    legacy = {"evolution": {"values": [1.0] * 5}}  # an old file without its key: the count is checked
+    with pytest.raises(DataFileError, match="5 values for a table of 6"):
+        few_shot._saved_searches(tmp_path / "s.json", legacy, key, 6)
