@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 from absl import logging
@@ -35,7 +35,7 @@ class Pool:
     arch_ids: List[str]
     truth: np.ndarray
     inputs: List[CompactInputs]
-    references: Dict[str, np.ndarray]
+    references: Mapping[str, np.ndarray]  # LazyReferences from load_pool
     fingerprint: str
     positions: np.ndarray
     benchmark_size: int
@@ -63,6 +63,29 @@ class Pool:
                               "use study.pool=all")
         sample = np.asarray(sorted(where[int(p)] for p in sample_pos))
         return sample, np.setdiff1d(np.arange(self.size), sample)
+
+
+class LazyReferences(Mapping):
+    """The references, counted on first use: counting GPT-2's 200 shapes takes minutes (one
+    model trace each) and most modes over a pool (few_shot) never read them."""
+
+    def __init__(self, count: Callable[[], Dict[str, np.ndarray]]):
+        self._count = count
+        self._values: Optional[Dict[str, np.ndarray]] = None
+
+    def _get(self) -> Dict[str, np.ndarray]:
+        if self._values is None:
+            self._values = self._count()
+        return self._values
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._get()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def reference_values(family, config, archs) -> Dict[str, np.ndarray]:
@@ -124,6 +147,7 @@ def load_pool(config, workdir: Path, spec: str, min_size: int = 3) -> Pool:
     position = {str(a.arch_id): i for i, a in enumerate(archs)}
     return Pool(family=config.family, arch_ids=[str(a.arch_id) for a in chosen],
                 truth=np.asarray([a.score for a in chosen], np.float64), inputs=inputs,
-                references=reference_values(family, config, chosen), fingerprint=store.fingerprint,
+                references=LazyReferences(lambda: reference_values(family, config, chosen)),
+                fingerprint=store.fingerprint,
                 positions=np.asarray([position[str(a.arch_id)] for a in chosen]),
                 benchmark_size=len(archs))

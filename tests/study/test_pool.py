@@ -1,5 +1,6 @@
 """Which architectures a study's pool holds: all, the cached ones, or those of an id file."""
 
+import numpy as np
 import pytest
 
 from lpzero_jax.benchmarks.base import Arch
@@ -34,3 +35,18 @@ def test_unknown_ids_and_missing_files_are_named(tmp_path):
         choose_archs(archs(), Store([]), str(ids))
     with pytest.raises(ConfigError, match="no such file; give 'all', 'cached'"):
         choose_archs(archs(), Store([]), str(tmp_path / "none.txt"))
+
+
+def test_references_are_counted_once_and_only_when_read():
+    from lpzero_jax.study.pool import LazyReferences
+
+    calls = []
+
+    def count():
+        calls.append(1)
+        return {"params": np.array([3.0, 1.0])}
+
+    refs = LazyReferences(count)
+    assert calls == []  # loading a pool counts nothing
+    assert refs["params"].tolist() == [3.0, 1.0] and list(refs) == ["params"] and len(refs) == 1
+    assert dict(refs.items())["params"].tolist() == [3.0, 1.0] and calls == [1]
