@@ -14,6 +14,20 @@ def test_host_memory_is_trimmed_only_past_the_bound():
     assert runtime.release_host_memory(growth=1e9, floor_bytes=1 << 50) is False
 
 
+
+def test_growth_zero_trims_past_the_floor_whatever_the_last_trim_left(monkeypatch):
+    """The last trim's resident size is the growth bound's baseline; one taken while a large
+    architecture's tensors were live must not stop the between-architecture trim of rank."""
+    trims = []
+    monkeypatch.setattr(runtime, "_LIBC", type("Libc", (), {"malloc_trim": lambda self, n: trims.append(n)})())
+    monkeypatch.setattr(runtime, "_TRIMMED_AT", 6 << 30)
+    monkeypatch.setattr(runtime, "resident_bytes", lambda: 5 << 30)
+    assert runtime.release_host_memory(growth=1.0, floor_bytes=2 << 30) is False and trims == []
+    assert runtime.release_host_memory(growth=0.0, floor_bytes=2 << 30) is True and trims == [0]
+    assert runtime._TRIMMED_AT == 5 << 30  # the new baseline
+    monkeypatch.setattr(runtime, "resident_bytes", lambda: 1 << 30)
+    assert runtime.release_host_memory(growth=0.0, floor_bytes=2 << 30) is False  # below the floor
+
 def test_the_user_cache_folder_is_lpzero_cache_then_xdg_then_home(tmp_path, monkeypatch):
     """One helper places both caches (compiled programs, proxy inputs)."""
     monkeypatch.setenv("LPZERO_CACHE", str(tmp_path / "mine"))
