@@ -32,7 +32,7 @@ RESUMABLE_CHANGES = ("workdir", "proxies", "num_archs", "compilation_cache_dir",
                      "parallel", "distributed", "search.baselines", "search.checkpoint_every",
                      "search.evaluate_all", "search.generations", "bench", "data_root",
                      "benchmark_file", "benchmark_dir", "corpus_file", "vocab_path", "rank.fuse_hvp",
-                     "rank.arch_ids", "rank.keep_residuals_gb", "rank_shard", "study.proxies", "search.answer", "search.zoo",
+                     "rank.arch_ids", "rank.keep_residuals_gb", "rank.keep_programs_gb", "rank_shard", "study.proxies", "search.answer", "search.zoo",
                      "search.ranker_features", "search.ranker_kinds", "memory_limit_gb",
                      "adapter.eval_archs", "adapter.checkpoint_every", "adapter.log_every",
                      "adapter.stop_at", "adapter.max_seconds", "adapter.cache_dir")

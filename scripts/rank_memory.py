@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     p.add_argument("--keep_residuals_gb", default="",
                    help="comma list of rank.keep_residuals_gb settings to alternate ('none': keep all)")
     p.add_argument("--rounds", type=int, default=1, help="rounds over the settings (A B A B ...)")
+    p.add_argument("--clear_programs", action="store_true",
+                   help="drop every compiled program (the engine's caches, jax.clear_caches) after each arch")
     p.add_argument("--out", default="rank_memory.json")
     args = p.parse_args(argv)
 
@@ -165,12 +167,17 @@ def main(argv=None) -> int:
         score_into_log(family, [arch], config, batch, proxies, store, log, {}, {})
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         gc.collect()
-        runtime.release_host_memory()
+        runtime.release_host_memory(growth=0.0)
+        rss_kept = rss_mb()
+        if args.clear_programs:
+            staging.clear_programs()
+            gc.collect()
+            runtime.release_host_memory(growth=0.0)
         live = jax.live_arrays()
         rows.append({"arch_id": arch.arch_id, "round": round_, "keep_residuals_gb": gb,
                      "arch_seconds": round(seconds, 1), "arch_cpu_seconds": round(cpu, 1),
                      "seconds": round(time.perf_counter() - t, 1),
-                     "rss_mb": round(rss_mb()),
+                     "rss_mb": round(rss_mb()), "rss_before_clearing_mb": round(rss_kept),
                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                      "live_arrays": len(live),
                      "live_mb": round(sum(x.nbytes for x in live) / 2 ** 20, 1),

@@ -147,6 +147,14 @@ def cached_jit(key: Hashable, build):
     return bounded(_COMPILED, key, build)
 
 
+def clear_programs() -> None:
+    """Drops every compiled program of this process: the stage functions kept here and JAX's own
+    caches (`jax.clear_caches`). Programs compiled again come from the persistent compilation
+    cache when it holds them."""
+    _COMPILED.clear()
+    jax.clear_caches()
+
+
 def compiled_programs() -> int:
     """Distinct XLA programs compiled so far by the stage functions of this module (each jitted
     function counts once per distinct argument structure it has run on)."""

@@ -10,6 +10,7 @@ REPEATED_FAILURES architectures stops the loop (a setting problem).
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
@@ -19,6 +20,7 @@ from typing import Dict, Optional, Tuple
 from absl import logging
 
 from lpzero_jax import files, runtime
+from lpzero_jax.engine import staging
 from lpzero_jax.errors import (
     DataFileError,
     RepeatedFailureError,
@@ -95,6 +97,35 @@ class _FailureWatch:
                 "it and rerun (the failures are retried)")
 
 
+class ProgramBound:
+    """Bounds what compiled programs hold between architectures: past `keep_gb` of resident
+    memory above the loop's start (after the freed heap is trimmed), every compiled program is
+    dropped (`staging.clear_programs`). GPT-2's 200 architectures with the whole zoo kept ~0.2 GB
+    more per architecture (programs of new shapes), 8.7 GB at the peak; dropping them after each
+    of 10 costs 7-12 % more time (recompiling), hence a bound rather than every time."""
+
+    def __init__(self, keep_gb: Optional[float]):
+        self.keep_bytes = None if keep_gb is None else int(float(keep_gb) * (1 << 30))
+        self.start = runtime.resident_bytes()
+        self.clears = 0
+
+    def check(self, arch_id) -> bool:
+        """Drops the programs if past the bound; returns whether it did."""
+        if self.keep_bytes is None or not self.start:
+            return False
+        if runtime.resident_bytes() - self.start <= self.keep_bytes:
+            return False
+        before = runtime.resident_bytes()
+        staging.clear_programs()
+        gc.collect()
+        runtime.release_host_memory(growth=0.0)
+        self.clears += 1
+        logging.info("after arch %s: compiled programs dropped (resident %.1f -> %.1f GB, past "
+                     "rank.keep_programs_gb = %.1f above the start)", arch_id, before / 2 ** 30,
+                     runtime.resident_bytes() / 2 ** 30, self.keep_bytes / 2 ** 30)
+        return True
+
+
 def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inputs_loader,
                    values_path: Path, done: dict, failed: dict) -> None:
     """Scores every (arch, proxy) of `archs` x `proxies` not in `done`, one ArchContext per
@@ -106,6 +137,7 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
     fails alike on its first REPEATED_FAILURES architectures."""
     names = list(proxies)
     started = time.perf_counter()
+    programs = ProgramBound((config.get("rank") or {}).get("keep_programs_gb"))
     watch = _FailureWatch()
     took = []  # seconds per scored architecture (the ETA of the progress lines)
     with open_log(values_path) as log:  # appends (O_APPEND): shards may share the file
@@ -157,6 +189,7 @@ def score_into_log(family, archs, config, batch, proxies: Dict[str, object], inp
             # live, left it at 4 GB) and the 200 GPT-2 archs kept 5.5-6.7 GB of freed pages between
             # architectures, 8.7 GB at the peak; a trim per architecture costs little beside its passes
             runtime.release_host_memory(growth=0.0)
+            programs.check(arch.arch_id)
             for name, failure in outcomes:
                 watch.record(name, arch.arch_id, failure)
 
