@@ -38,9 +38,9 @@ def base_config() -> ConfigDict:
     #   VJP residuals, then recompute the layers beyond (same values; None keeps all: faster on the
     #   largest architectures, about twice the peak memory; docs/throughput_accelerator.md#memory)
     c.rank.keep_programs_gb = 1.0  # when resident memory after an architecture is this many GB
-    #   above what it was before the first, every compiled program is dropped (compiled again, or
-    #   read from the persistent compilation cache, when needed); None keeps all (GPT-2's 200 grew
-    #   ~0.2 GB per architecture, to 8.7 GB peak)
+    #   above its floor (before the first; then what the last drop left), every compiled program
+    #   is dropped (compiled again, or read from the persistent compilation cache, when needed);
+    #   None keeps all (GPT-2's 200 grew ~0.2 GB per architecture, to 8.7 GB peak)
     c.zerolm = ConfigDict()  # the ZeroLM proxies (lpzero_jax/proxies/zerolm.py)
     c.zerolm.alpha = 0.5  # attention/FFN balance of the 'zerolm' proxy
     c.zerolm.sample_size = 50  # archs the two fitted-alpha ZeroLM variants are fitted on

@@ -99,8 +99,8 @@ class _FailureWatch:
 
 class ProgramBound:
     """Bounds what compiled programs hold between architectures: past `keep_gb` of resident
-    memory above the loop's start (after the freed heap is trimmed), every compiled program is
-    dropped (`staging.clear_programs`). GPT-2's 200 architectures with the whole zoo kept ~0.2 GB
+    memory above the floor (the loop's start, then what the last drop left; the freed heap
+    trimmed), every compiled program is dropped (`staging.clear_programs`). GPT-2's 200 architectures with the whole zoo kept ~0.2 GB
     more per architecture (programs of new shapes), 8.7 GB at the peak; dropping them after each
     of 10 costs 7-12 % more time (recompiling), hence a bound rather than every time."""
 
@@ -120,8 +120,9 @@ class ProgramBound:
         gc.collect()
         runtime.release_host_memory(growth=0.0)
         self.clears += 1
+        self.start = runtime.resident_bytes()  # what is left without programs: the next floor
         logging.info("after arch %s: compiled programs dropped (resident %.1f -> %.1f GB, past "
-                     "rank.keep_programs_gb = %.1f above the start)", arch_id, before / 2 ** 30,
+                     "rank.keep_programs_gb = %.1f above the floor)", arch_id, before / 2 ** 30,
                      runtime.resident_bytes() / 2 ** 30, self.keep_bytes / 2 ** 30)
         return True
 

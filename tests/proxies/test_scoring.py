@@ -18,7 +18,10 @@ def test_programs_are_dropped_only_past_the_bound(monkeypatch):
     assert bound.check("a") is False and dropped == []  # 0.5 GB above the start
     rss["now"] = 3 << 30
     assert bound.check("b") is True and dropped == [1] and bound.clears == 1
-    assert scoring.ProgramBound(None).check("c") is False and dropped == [1]  # None keeps all
+    assert bound.check("b2") is False  # the floor is now what the drop left (3 GB here)
+    rss["now"] = (4 << 30) + 1
+    assert bound.check("b3") is True and dropped == [1, 1]
+    assert scoring.ProgramBound(None).check("c") is False and dropped == [1, 1]  # None keeps all
 
 
 def test_clear_programs_empties_the_stage_cache():
