@@ -83,3 +83,16 @@ def test_feature_table_reads_the_rank_modes_scores_csv_and_refuses_a_missing_sco
     path.write_text("arch_id,score,params\na,,10\n")
     with pytest.raises(fs.DataFileError, match="line 2: not a number"):
         fs.read_feature_table(path)
+
+
+def test_the_learning_curve_draws_the_references_and_the_best_methods_only():
+    from lpzero_jax.study.few_shot import ORACLE, plotted_methods
+
+    names = ["random", "best_zoo_on_S", "evolution", ORACLE] + [f"m{i}" for i in range(12)]
+    rho = {"random": 0.5, "best_zoo_on_S": 0.4, "evolution": 0.45, ORACLE: 0.99}
+    rho.update({f"m{i}": 0.1 + 0.05 * i for i in range(12)})  # m11 best
+    summary = {"20": {m: {"rho_mean": rho[m], "rho_sd": 0.0} for m in names},
+               "50": {m: {"rho_mean": rho[m], "rho_sd": 0.0} for m in names if m != "m11"}}
+    summary["50"]["m0"]["rho_mean"] = 0.9  # worst at S = 20, best at S = 50: drawn
+    chosen = plotted_methods({"sizes": [20, 50], "summary": summary}, most=6)
+    assert chosen == ["random", "best_zoo_on_S", "evolution", "m11", "m0", "m10", ORACLE]
