@@ -100,9 +100,10 @@ class _FailureWatch:
 class ProgramBound:
     """Bounds what compiled programs hold between architectures: past `keep_gb` of resident
     memory above the floor (the loop's start, then what the last drop left; the freed heap
-    trimmed), every compiled program is dropped (`staging.clear_programs`). GPT-2's 200 architectures with the whole zoo kept ~0.2 GB
-    more per architecture (programs of new shapes), 8.7 GB at the peak; dropping them after each
-    of 10 costs 7-12 % more time (recompiling), hence a bound rather than every time."""
+    trimmed), every compiled program is dropped (`staging.clear_programs`). GPT-2's 200
+    architectures with the whole zoo kept ~0.2 GB more per architecture (programs of new shapes),
+    8.7 GB at the peak; dropping them after each of 9 cost 6-9 % more time (compiling again),
+    hence a bound rather than every time (docs/throughput_accelerator.md)."""
 
     def __init__(self, keep_gb: Optional[float]):
         self.keep_bytes = None if keep_gb is None else int(float(keep_gb) * (1 << 30))
