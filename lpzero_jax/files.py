@@ -162,6 +162,12 @@ def safe_name(arch_id) -> str:
     return name
 
 
+def value_digest(value) -> str:
+    """sha256 (hex, 16 chars) of a JSON-able value (keys sorted): names what a result was computed
+    from."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def file_digest(path: Union[str, Path]) -> str:
     """sha256 (hex, 16 chars) of a file's bytes, or of a directory's files (relative names and
     bytes, sorted). Memoised on (path, size, mtime, inode) so a run hashes a large corpus once."""

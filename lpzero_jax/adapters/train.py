@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -64,9 +62,8 @@ class TrainSettings:
 def settings_digest(spec: AdapterSpec, settings: TrainSettings, data: dict) -> str:
     """sha256 (16 hex) of the spec, the settings and `data` (e.g. the base file's and the training
     text's digests): the trained adapter's name."""
-    blob = json.dumps({"spec": spec.describe(), "settings": dataclasses.asdict(settings), "data": data},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return files.value_digest({"spec": spec.describe(), "settings": dataclasses.asdict(settings),
+                               "data": data})
 
 
 def step_kind(step: int, period: int) -> str:

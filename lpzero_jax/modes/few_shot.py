@@ -14,8 +14,6 @@ few_shot:    the protocol of lpzero_jax/study/few_shot.py over a feature table
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -93,17 +91,15 @@ def with_descriptors(config, table: fs.FeatureTable) -> fs.FeatureTable:
 def _search_key(table: fs.FeatureTable, sample: np.ndarray) -> dict:
     """What a checkpointed search was computed from: the table's architectures in order, the
     sample's and their labels (digests), so that an edited feature table is never reused."""
-    def digest(value) -> str:
-        return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
     idx = [int(i) for i in sample]
-    return {"arch_ids": digest(list(table.arch_ids)),
-            "sample": digest([table.arch_ids[i] for i in idx]),
-            "sample_labels": digest([round(float(table.truth[i]), 12) for i in idx])}
+    return {"arch_ids": files.value_digest(list(table.arch_ids)),
+            "sample": files.value_digest([table.arch_ids[i] for i in idx]),
+            "sample_labels": files.value_digest([round(float(table.truth[i]), 12) for i in idx])}
 
 
 def _saved_searches(path: Path, saved: dict, key: dict, n_archs: int) -> dict:
     """The searches of a checkpoint, after checking it was computed from this table and sample
-    (files of stop 29 and before carry no key: then only the number of values is checked)."""
+    (older files carry no key: then only the number of values is checked)."""
     found = saved.get("searches", saved)
     if "searches" in saved and saved.get("key") != key:
         changed = [k for k in key if saved.get("key", {}).get(k) != key[k]]

@@ -114,9 +114,9 @@ class ProgramBound:
         """Drops the programs if past the bound; returns whether it did."""
         if self.keep_bytes is None or not self.start:
             return False
-        if runtime.resident_bytes() - self.start <= self.keep_bytes:
-            return False
         before = runtime.resident_bytes()
+        if before - self.start <= self.keep_bytes:
+            return False
         staging.clear_programs()
         gc.collect()
         runtime.release_host_memory(growth=0.0)

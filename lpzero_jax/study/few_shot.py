@@ -365,7 +365,8 @@ def plotted_methods(result: dict, most: int = 8) -> List[str]:
         return float(v) if v is not None and np.isfinite(v) else -np.inf
 
     others = [m for m in methods if m != ORACLE]
-    place = {m: min(sorted(others, key=lambda o: -rho(o, s)).index(m) for s in sizes) for m in others}
+    order = [sorted(others, key=lambda o: -rho(o, s)) for s in sizes]  # best first, per S
+    place = {m: min(ranked.index(m) for ranked in order) for m in others}
     chosen = [m for m in REFERENCES + ("evolution",) if m in methods]  # LPZero's own too
     rest = sorted((m for m in others if m not in chosen),
                   key=lambda m: (place[m], -np.mean([rho(m, s) for s in sizes
@@ -381,14 +382,12 @@ def plot_learning_curve(result: dict, path: Path) -> None:
     plt = report._pyplot()
     fig, ax = plt.subplots(figsize=(7.6, 4.2))
     sizes = result["sizes"]
-    styles = ("-", "-.", ":")
-    for i, m in enumerate(plotted_methods(result)):
+    for i, m in enumerate(plotted_methods(result)):  # at most 9 lines: one colour each
         mean = np.asarray([result["summary"][str(s)].get(m, {}).get("rho_mean", np.nan) for s in sizes],
                           np.float64)
         sd = np.asarray([result["summary"][str(s)].get(m, {}).get("rho_sd", np.nan) for s in sizes],
                         np.float64)
-        style = dict(linestyle="--", color="grey") if m == ORACLE else \
-            dict(linestyle=styles[(i // 10) % len(styles)], color=f"C{i % 10}")
+        style = dict(linestyle="--", color="grey") if m == ORACLE else dict(color=f"C{i}")
         line, = ax.plot(sizes, mean, marker="o", markersize=3, label=label(m), **style)
         ax.fill_between(sizes, mean - sd, mean + sd, alpha=0.12, color=line.get_color())
     ax.set_xlabel("S (labelled architectures)")
