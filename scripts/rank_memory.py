@@ -133,10 +133,11 @@ def main(argv=None) -> int:
     from lpzero_jax.input_store import InputStore
     from lpzero_jax.proxies.base import ArchContext
     from lpzero_jax.proxies.resolve import resolve_proxies
-    from lpzero_jax.proxies.scoring import score_into_log
+    from lpzero_jax.proxies.scoring import drop_programs, score_into_log
 
     config = shipped_config(args.family)
     config.proxies = args.proxies
+    config.rank.keep_programs_gb = None  # dropping is this script's choice (--clear_programs)
     work = Path(tempfile.mkdtemp(prefix="rank_memory_"))
     config.workdir = str(work)
     if args.cache_dir:
@@ -170,9 +171,7 @@ def main(argv=None) -> int:
         runtime.release_host_memory(growth=0.0)
         rss_kept = rss_mb()
         if args.clear_programs:
-            staging.clear_programs()
-            gc.collect()
-            runtime.release_host_memory(growth=0.0)
+            drop_programs()
         live = jax.live_arrays()
         rows.append({"arch_id": arch.arch_id, "round": round_, "keep_residuals_gb": gb,
                      "arch_seconds": round(seconds, 1), "arch_cpu_seconds": round(cpu, 1),

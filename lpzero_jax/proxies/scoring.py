@@ -97,6 +97,13 @@ class _FailureWatch:
                 "it and rerun (the failures are retried)")
 
 
+def drop_programs() -> None:
+    """Every compiled program dropped and the heap it held handed back to the OS."""
+    staging.clear_programs()
+    gc.collect()
+    runtime.release_host_memory(growth=0.0)
+
+
 class ProgramBound:
     """Bounds what compiled programs hold between architectures: past `keep_gb` of resident
     memory above the floor (the loop's start, then what the last drop left; the freed heap
@@ -117,9 +124,7 @@ class ProgramBound:
         before = runtime.resident_bytes()
         if before - self.start <= self.keep_bytes:
             return False
-        staging.clear_programs()
-        gc.collect()
-        runtime.release_host_memory(growth=0.0)
+        drop_programs()
         self.clears += 1
         self.start = runtime.resident_bytes()  # what is left without programs: the next floor
         logging.info("after arch %s: compiled programs dropped (resident %.1f -> %.1f GB, past "
